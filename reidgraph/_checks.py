@@ -1,0 +1,74 @@
+"""Input checks shared by every public function.
+
+Each check raises a one-line ``ValueError`` that names the offending input and
+says how to fix it, so users never see a traceback from deep inside torch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def as_features(x: Any, name: str, ndim: int = 2) -> Tensor:
+    """Return ``x`` as a floating tensor of ``ndim`` dims, non-empty and finite.
+
+    Args:
+        x: array-like features, ``[N, D]`` (``ndim=2``) or ``[B, n, D]`` (``ndim=3``).
+        name: how the caller calls this input, used in error messages.
+    """
+    if not isinstance(x, Tensor):
+        try:
+            x = torch.as_tensor(np.asarray(x))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name}: cannot be read as a numeric array ({err}); pass a tensor or numpy array") from None
+    if x.dim() != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(x.shape)}; "
+                         f"pass {'[N, D]' if ndim == 2 else '[B, n, D]'} features")
+    if x.shape[-1] == 0:
+        raise ValueError(f"{name}: features have dimension 0; pass at least one feature channel")
+    if x.numel() == 0:
+        raise ValueError(f"{name}: is empty (shape {tuple(x.shape)}); pass at least one feature vector")
+    if not x.is_floating_point():
+        x = x.float()
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).any(dim=-1).sum())
+        raise ValueError(f"{name}: {bad} feature vector(s) contain NaN or Inf; drop or repair them before ranking")
+    return x
+
+
+def same_dim(query: Tensor, gallery: Tensor, qname: str = "query", gname: str = "gallery") -> None:
+    """Raise unless query and gallery features have the same dimension."""
+    if query.shape[-1] != gallery.shape[-1]:
+        raise ValueError(f"{qname} has {query.shape[-1]}-d features but {gname} has {gallery.shape[-1]}-d; "
+                         "extract both with the same model")
+
+
+def in_unit_interval(name: str, value: float) -> float:
+    """Raise unless ``0 <= value <= 1``."""
+    if not (isinstance(value, (int, float)) and 0.0 <= float(value) <= 1.0):
+        raise ValueError(f"{name}={value!r} is outside [0, 1]; pass a value between 0 and 1")
+    return float(value)
+
+
+def int_in_range(name: str, value: int, low: int, high: int, why: str = "") -> int:
+    """Raise unless ``value`` is an integer with ``low <= value <= high``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}={value!r} must be an integer in [{low}, {high}]")
+    if not low <= int(value) <= high:
+        hint = f" ({why})" if why else ""
+        raise ValueError(f"{name}={value} is outside [{low}, {high}]{hint}; pass a value in that range")
+    return int(value)
+
+
+def as_labels(labels: Any, n: int, name: str, features: str) -> Tensor:
+    """Return ``labels`` as an int64 tensor of length ``n`` (one per feature vector)."""
+    t = labels if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels))
+    if t.dim() != 1 or t.shape[0] != n:
+        raise ValueError(f"{name} has shape {tuple(t.shape)} but {features} has {n} vectors; "
+                         f"pass one {name.split('_')[-1].rstrip('s')} per vector")
+    if t.is_floating_point() or t.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integers, got {t.dtype}")
+    return t.long()

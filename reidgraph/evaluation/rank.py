@@ -1,0 +1,251 @@
+"""CMC, mAP and mINP under the Market-1501 single-query protocol.
+
+For each query, gallery items that share its pid *and* its camera are junk (the
+same person seen by the same camera is trivially easy), and so are gallery items
+with pid ``-1``; junk is dropped from the ranking before any position is counted.
+Distractors with pid ``0`` stay in as ordinary negatives. Queries left without a
+true match are skipped. This matches ``eval_market1501`` in torchreid and
+fast-reid.
+
+Rankings are consumed chunk by chunk of queries, so a whole ``Q x G`` matrix of
+intermediate values never exists at once.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._checks import as_labels
+
+__all__ = ["RankMetrics", "evaluate_order", "evaluate_rank"]
+
+DEFAULT_CHUNK_SIZE = 1024
+
+
+@dataclass
+class RankMetrics:
+    """Retrieval metrics over the valid queries (those with a true match left).
+
+    Attributes:
+        cmc: ``[min(max_rank, G)]`` float64; ``cmc[r]`` is the fraction of valid
+            queries whose first true match is at position ``<= r`` (0-based).
+        mAP: mean average precision, in ``[0, 1]``.
+        mINP: mean inverse negative penalty, in ``[0, 1]``.
+        num_valid_queries: number of queries that were counted.
+    """
+
+    cmc: np.ndarray
+    mAP: float
+    mINP: float
+    num_valid_queries: int
+
+
+def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any,
+                  max_rank: int = 50, return_minp: bool = False,
+                  chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple:
+    """Rank the gallery by distance for every query and score the rankings.
+
+    Each chunk of ``chunk_size`` query rows is argsorted with a stable sort (ties
+    go to the lower gallery index) and handed to :func:`evaluate_order`, so
+    memory is bounded by ``chunk_size x G``.
+
+    Args:
+        distmat: ``[Q, G]`` distances, torch or numpy, any real dtype, on any
+            device; smaller means more similar.
+        q_pids, q_camids: ``[Q]`` integer person and camera ids of the queries.
+        g_pids, g_camids: ``[G]`` integer person and camera ids of the gallery.
+        max_rank: length of the CMC curve, capped at ``G``. Default 50.
+        return_minp: also return mINP. Default False.
+        chunk_size: query rows sorted at once. Default 1024.
+
+    Returns:
+        ``(cmc, mAP)`` or ``(cmc, mAP, mINP)``: ``cmc`` is a float64 numpy array
+        ``[min(max_rank, G)]`` of fractions, ``mAP`` and ``mINP`` floats in ``[0, 1]``.
+    """
+    if not isinstance(distmat, Tensor):
+        distmat = np.asarray(distmat)
+    if distmat.ndim != 2:
+        raise ValueError(f"distmat: expected 2 dimensions [Q, G], got shape {tuple(distmat.shape)}; "
+                         "pass one row of gallery distances per query")
+    if not _is_real(distmat):
+        raise ValueError(f"distmat must hold real distances, got dtype {distmat.dtype}; pass a float array")
+    num_q, num_g = distmat.shape
+    _check_not_empty(num_q, num_g, "distmat")
+    # Checked against distmat here so the message names the matrix the caller passed.
+    q_pids = as_labels(q_pids, num_q, "q_pids", "distmat (query rows)")
+    q_camids = as_labels(q_camids, num_q, "q_camids", "distmat (query rows)")
+    g_pids = as_labels(g_pids, num_g, "g_pids", "distmat (gallery columns)")
+    g_camids = as_labels(g_camids, num_g, "g_camids", "distmat (gallery columns)")
+    _positive_int("chunk_size", chunk_size)
+
+    metrics = evaluate_order(_argsort_chunks(distmat, chunk_size), q_pids, g_pids, q_camids, g_camids, max_rank)
+    if return_minp:
+        return metrics.cmc, metrics.mAP, metrics.mINP
+    return metrics.cmc, metrics.mAP
+
+
+def evaluate_order(order: Tensor | np.ndarray | Iterable[Tensor | np.ndarray], q_pids: Any, g_pids: Any,
+                   q_camids: Any, g_camids: Any, max_rank: int = 50) -> RankMetrics:
+    r"""Score ranked gallery lists with CMC, mAP and mINP.
+
+    After junk removal, let query :math:`q` have true matches at 1-based
+    positions :math:`p_1 < \dots < p_m` (:math:`m \ge 1`, else it is skipped):
+
+    .. math::
+        \mathrm{AP}_q = \frac{1}{m}\sum_{k=1}^{m} \frac{k}{p_k}, \qquad
+        \mathrm{INP}_q = \frac{m}{p_m}, \qquad
+        \mathrm{CMC}[r] = \frac{|\{q : p_1 \le r + 1\}|}{|\{q\}|}
+
+    and mAP, mINP are the means over the valid queries.
+
+    Args:
+        order: ``[Q, G]`` integer gallery indices, each row a permutation of
+            ``range(G)``, best first (torch or numpy); or an iterable of such
+            chunks ``[q_i, G]`` that cover the queries in order, so rankings for
+            huge galleries can be streamed. Rows are not checked for duplicates.
+        q_pids, q_camids: ``[Q]`` integer person and camera ids of the queries.
+        g_pids, g_camids: ``[G]`` integer person and camera ids of the gallery.
+        max_rank: length of the CMC curve, capped at ``G``. Default 50.
+
+    Returns:
+        :class:`RankMetrics`.
+    """
+    _positive_int("max_rank", max_rank)
+    if isinstance(order, (Tensor, np.ndarray)):
+        order = _as_order(order, "order")
+        num_q, num_g = order.shape
+        # Split even a single matrix, so per-chunk intermediates stay bounded.
+        chunks = order.split(DEFAULT_CHUNK_SIZE)
+    else:
+        # A stream does not know its length up front; the labels define Q and G.
+        num_q, num_g = _numel(q_pids), _numel(g_pids)
+        chunks = order
+    _check_not_empty(num_q, num_g, "order")
+    q_pids = as_labels(q_pids, num_q, "q_pids", "the query set")
+    q_camids = as_labels(q_camids, num_q, "q_camids", "the query set")
+    g_pids = as_labels(g_pids, num_g, "g_pids", "the gallery")
+    g_camids = as_labels(g_camids, num_g, "g_camids", "the gallery")
+
+    num_cmc = min(max_rank, num_g)
+    first_hits = torch.zeros(num_cmc, dtype=torch.long)
+    ap_sum = inp_sum = 0.0
+    num_valid = 0
+    start = 0
+    for chunk in chunks:
+        chunk = _as_order(chunk, "order chunk")
+        if chunk.shape[1] != num_g:
+            raise ValueError(f"order rows have length {chunk.shape[1]} but g_pids has {num_g} gallery items; "
+                             "each row must rank every gallery item")
+        stop = start + chunk.shape[0]
+        if stop > num_q:
+            raise ValueError(f"order covers more than {num_q} queries but q_pids has {num_q}; "
+                             "pass one ranking row per query")
+        if chunk.numel() and (int(chunk.min()) < 0 or int(chunk.max()) >= num_g):
+            raise ValueError(f"order holds gallery indices outside [0, {num_g - 1}]; "
+                             f"each row must be a permutation of range({num_g})")
+        if g_pids.device != chunk.device:
+            g_pids, g_camids = g_pids.to(chunk.device), g_camids.to(chunk.device)
+        first, ap, inp = _score_chunk(chunk, q_pids[start:stop].to(chunk.device),
+                                      q_camids[start:stop].to(chunk.device), g_pids, g_camids)
+        first_hits += torch.bincount(first[first <= num_cmc] - 1, minlength=num_cmc).cpu()
+        ap_sum += float(ap.sum())
+        inp_sum += float(inp.sum())
+        num_valid += first.numel()
+        start = stop
+    if start != num_q:
+        raise ValueError(f"order covers {start} queries but q_pids has {num_q}; pass one ranking row per query")
+    if num_valid == 0:
+        raise ValueError("no query has a true match in the gallery once same-camera matches and pid -1 are "
+                         "removed; check q_pids/g_pids and q_camids/g_camids")
+
+    cmc = (first_hits.cumsum(0).double() / num_valid).numpy()
+    return RankMetrics(cmc=cmc, mAP=ap_sum / num_valid, mINP=inp_sum / num_valid, num_valid_queries=num_valid)
+
+
+def _score_chunk(order: Tensor, q_pids: Tensor, q_camids: Tensor, g_pids: Tensor,
+                 g_camids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Score one chunk of rankings.
+
+    Args:
+        order: ``[q, G]`` gallery indices, best first.
+        q_pids, q_camids: ``[q]``; g_pids, g_camids: ``[G]``.
+
+    Returns:
+        For the ``v`` valid queries of the chunk: 1-based position of the first
+        true match ``[v]`` (long), AP ``[v]`` and INP ``[v]`` (float64).
+    """
+    pids = g_pids[order]
+    same_pid = pids == q_pids[:, None]
+    junk = (same_pid & (g_camids[order] == q_camids[:, None])) | (pids == -1)
+    keep = ~junk
+    match = same_pid & keep
+    # Counting only kept items gives each item its position in the junk-free ranking.
+    position = keep.cumsum(1, dtype=torch.int32)
+    found = match.cumsum(1, dtype=torch.int32)
+    # Only the true matches are gathered, a few per query, instead of a dense [q, G] float matrix.
+    rows, cols = match.nonzero(as_tuple=True)
+    pos = position[rows, cols].long()
+    precision = found[rows, cols].double() / pos
+
+    num_q, num_g = order.shape
+    first = torch.full((num_q,), num_g + 1, dtype=torch.long, device=order.device)
+    first = first.scatter_reduce(0, rows, pos, "amin")
+    last = torch.zeros(num_q, dtype=torch.long, device=order.device).scatter_reduce(0, rows, pos, "amax")
+    ap_sum = torch.zeros(num_q, dtype=torch.float64, device=order.device).index_add_(0, rows, precision)
+    num_match = match.sum(1)
+
+    valid = num_match > 0
+    return first[valid], ap_sum[valid] / num_match[valid], num_match[valid] / last[valid].double()
+
+
+def _argsort_chunks(distmat: Tensor | np.ndarray, chunk_size: int) -> Iterator[Tensor]:
+    """Yield ``[chunk_size, G]`` gallery orders (stable argsort) of ``distmat`` row chunks."""
+    for start in range(0, distmat.shape[0], chunk_size):
+        block = distmat[start:start + chunk_size]
+        if isinstance(block, np.ndarray):
+            # torch cannot wrap negative-stride views; only this block is copied.
+            block = torch.from_numpy(np.ascontiguousarray(block))
+        if block.is_floating_point() and bool(block.isnan().any()):
+            row = start + int(block.isnan().any(1).nonzero()[0])
+            raise ValueError(f"distmat contains NaN (first in query row {row}); "
+                             "repair the features or distances before ranking")
+        yield torch.argsort(block, dim=1, stable=True)
+
+
+def _as_order(order: Tensor | np.ndarray, name: str) -> Tensor:
+    if not isinstance(order, Tensor):
+        order = torch.as_tensor(np.asarray(order))
+    if order.dim() != 2:
+        raise ValueError(f"{name}: expected 2 dimensions [queries, G], got shape {tuple(order.shape)}; "
+                         "pass one row of gallery indices per query")
+    if order.is_floating_point() or order.is_complex() or order.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer gallery indices, got {order.dtype}; "
+                         "pass the output of argsort")
+    return order.long()
+
+
+def _is_real(x: Tensor | np.ndarray) -> bool:
+    if isinstance(x, Tensor):
+        return not (x.is_complex() or x.dtype == torch.bool)
+    return x.dtype.kind in "fiu"
+
+
+def _numel(labels: Any) -> int:
+    return labels.numel() if isinstance(labels, Tensor) else int(np.size(labels))
+
+
+def _check_not_empty(num_q: int, num_g: int, name: str) -> None:
+    if num_q == 0:
+        raise ValueError(f"{name}: the query set is empty; pass at least one query")
+    if num_g == 0:
+        raise ValueError(f"{name}: the gallery is empty; pass at least one gallery item")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}={value!r} must be a positive integer; pass {name} >= 1")

@@ -1,0 +1,12 @@
+"""Features to graphs: kNN backends, neighbourhood adjacency, PyG graph builder."""
+from .adjacency import (cosine_similarity, neighborhood_adjacency, normalize_adjacency, row_topk_mask,
+                        soft_jaccard, topk_members)
+from .builder import (GraphSettings, NeighborhoodGraph, block_diagonal, build_graphs, dense_to_edges,
+                      iter_graph_batches)
+from .search import knn
+
+__all__ = [
+    "GraphSettings", "NeighborhoodGraph", "block_diagonal", "build_graphs", "cosine_similarity",
+    "dense_to_edges", "iter_graph_batches", "knn", "neighborhood_adjacency", "normalize_adjacency",
+    "row_topk_mask", "soft_jaccard", "topk_members",
+]

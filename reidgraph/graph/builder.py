@@ -1,0 +1,169 @@
+"""Neighbourhood graphs as PyTorch Geometric data (method.md §2).
+
+For each anchor, its top-K candidates by cosine similarity (the anchor itself
+left out when it belongs to the candidates) and the anchor form one graph of
+``K + 1`` nodes, node 0 the anchor. Its edges are the surviving entries of the
+normalised adjacency ``S``: an edge ``j -> i`` with weight ``s_ij``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterator
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.transforms import BaseTransform
+from tqdm.auto import tqdm
+
+from .._checks import as_features, as_labels, int_in_range, same_dim
+from .adjacency import check_graph_params, neighborhood_adjacency, normalize_adjacency
+from .search import knn
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    """How a neighbourhood graph is built; defaults are the paper's.
+
+    Attributes:
+        K: neighbours per anchor (graph of ``K + 1`` nodes).
+        k: k-reciprocal neighbourhood size inside a graph.
+        lam: weight λ of the soft Jaccard term (eq. 8).
+        tau: edges kept per node by the mask (eqs. 9-10).
+        edges: ``"joint"`` (eq. 8) or ``"cosine"`` (ablation ``ori``).
+        mask: apply the top-τ mask (``False``: ablation ``wo_mask``).
+    """
+
+    K: int = 150
+    k: int = 20
+    lam: float = 0.7
+    tau: int = 20
+    edges: str = "joint"
+    mask: bool = True
+
+    def check(self, num_candidates: int | None = None) -> None:
+        """Raise a ``ValueError`` naming the first setting that cannot work."""
+        if num_candidates is not None:
+            int_in_range("K", self.K, 1, num_candidates,
+                         f"only {num_candidates} candidates per anchor; the maximum is K={num_candidates}")
+        else:
+            int_in_range("K", self.K, 1, 2**31)
+        check_graph_params(self.K + 1, self.k, self.lam, self.tau, self.edges)
+
+    def adjacency(self, x: Tensor) -> Tensor:
+        """Normalised adjacency ``S [B, n, n]`` of graphs ``x [B, n, D]`` under these settings."""
+        return normalize_adjacency(neighborhood_adjacency(
+            x, k=self.k, lam=self.lam, tau=self.tau, edges=self.edges, mask=self.mask))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def dense_to_edges(s: Tensor) -> tuple[Tensor, Tensor]:
+    """Non-zero entries of ``s [n, n]`` as ``(edge_index [2, E], edge_weight [E])``.
+
+    Entry ``s[i, j]`` becomes the edge ``j -> i`` (source ``j``, target ``i``).
+    """
+    target, source = s.nonzero(as_tuple=True)
+    return torch.stack([source, target]), s[target, source]
+
+
+def block_diagonal(s: Tensor) -> Tensor:
+    """Batched dense ``s [B, n, n]`` as one sparse COO ``[B*n, B*n]`` block-diagonal matrix.
+
+    Row ``i`` holds the weights of node ``i``'s incoming edges, which is the
+    ``adj_t`` layout PyG's sparse message passing expects.
+    """
+    B, n, _ = s.shape
+    b, i, j = s.nonzero(as_tuple=True)
+    index = torch.stack([b * n + i, b * n + j])
+    return torch.sparse_coo_tensor(index, s[b, i, j], (B * n, B * n), is_coalesced=True)
+
+
+class NeighborhoodGraph(BaseTransform):
+    """PyG transform: add FFGNN edges to a ``Data`` whose ``x [K+1, D]`` is a neighbourhood.
+
+    Node 0 of ``data.x`` is the anchor. Sets ``edge_index [2, E]`` and
+    ``edge_weight [E]`` from eqs. 2-10 under ``settings``.
+    """
+
+    def __init__(self, settings: GraphSettings | None = None):
+        self.settings = settings or GraphSettings()
+
+    def forward(self, data: Data) -> Data:
+        n = data.x.shape[0]
+        check_graph_params(n, self.settings.k, self.settings.lam, self.settings.tau, self.settings.edges)
+        data.edge_index, data.edge_weight = dense_to_edges(self.settings.adjacency(data.x[None])[0])
+        return data
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.settings})"
+
+
+def iter_graph_batches(anchors: Tensor, candidates: Tensor, neighbors: Tensor, settings: GraphSettings,
+                       batch_size: int, progress: bool = False) -> Iterator[tuple[slice, Tensor, Tensor]]:
+    """Dense graphs for consecutive batches of anchors.
+
+    Args:
+        anchors: ``[Q, D]``; candidates: ``[G, D]``.
+        neighbors: ``[Q, K]`` candidate indices of each anchor's neighbours.
+
+    Yields:
+        ``(rows, x [b, K+1, D], S [b, K+1, K+1])`` where ``rows`` selects the anchors.
+    """
+    starts = range(0, anchors.shape[0], batch_size)
+    for start in tqdm(starts, desc="graphs", unit="batch", disable=not progress, leave=False):
+        rows = slice(start, start + batch_size)
+        x = torch.cat([anchors[rows, None], candidates[neighbors[rows]]], dim=1)
+        yield rows, x, settings.adjacency(x)
+
+
+def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
+                 anchor_labels=None, candidate_labels=None, anchor_index=None,
+                 backend: str = "auto", batch_size: int = 256, progress: bool = False) -> list[Data]:
+    """One PyG graph per anchor: the anchor and its top-K candidates.
+
+    Args:
+        anchors: ``[Q, D]`` anchor features.
+        candidates: ``[G, D]`` candidate features (the gallery).
+        settings: graph settings (the paper's by default).
+        anchor_labels, candidate_labels: optional ``[Q]`` / ``[G]`` identity labels.
+        anchor_index: optional ``[Q]`` position of each anchor among the
+            candidates when anchors are drawn from them: an anchor is then not
+            its own neighbour, and ``n_id`` indexes the candidates throughout.
+        backend: kNN backend (see :func:`reidgraph.graph.knn`).
+        batch_size: anchors whose dense graphs are built at once (memory bound).
+        progress: show a progress bar.
+
+    Returns:
+        ``Q`` ``Data`` objects with ``x [K+1, D]``, ``edge_index [2, E]``,
+        ``edge_weight [E]``, ``n_id [K+1]`` (node 0: the anchor's index in
+        ``anchors``, or in ``candidates`` with ``anchor_index``; the rest:
+        indices into ``candidates``) and, with labels,
+        ``y [K+1]``. Batch them with ``Batch.from_data_list`` or PyG's ``DataLoader``.
+    """
+    settings = settings or GraphSettings()
+    anchors = as_features(anchors, "anchors")
+    candidates = as_features(candidates, "candidates").to(anchors)
+    same_dim(anchors, candidates, "anchors", "candidates")
+    settings.check(candidates.shape[0] - int(anchor_index is not None))
+    int_in_range("batch_size", batch_size, 1, 2**31)
+    labelled = anchor_labels is not None or candidate_labels is not None
+    if labelled:
+        if anchor_labels is None or candidate_labels is None:
+            raise ValueError("pass both anchor_labels and candidate_labels, or neither")
+        anchor_labels = as_labels(anchor_labels, anchors.shape[0], "anchor_labels", "anchors")
+        candidate_labels = as_labels(candidate_labels, candidates.shape[0], "candidate_labels", "candidates")
+    _, neighbors = knn(anchors, candidates, settings.K, backend=backend, exclude=anchor_index)
+    anchor_ids = torch.arange(anchors.shape[0], device=anchors.device)
+    graphs = []
+    for rows, x, s in iter_graph_batches(anchors, candidates, neighbors, settings, batch_size, progress):
+        for b, q in enumerate(anchor_ids[rows].tolist()):
+            edge_index, edge_weight = dense_to_edges(s[b])
+            own = anchor_ids[q:q + 1] if anchor_index is None else torch.as_tensor(anchor_index)[q:q + 1]
+            data = Data(x=x[b], edge_index=edge_index, edge_weight=edge_weight,
+                        n_id=torch.cat([own.to(neighbors), neighbors[q]]))
+            if labelled:
+                data.y = torch.cat([anchor_labels[q:q + 1], candidate_labels[neighbors[q]]])
+            graphs.append(data)
+    return graphs

@@ -1,0 +1,56 @@
+"""The FFGNN network: stacked FFGNNConv layers with BatchNorm and ReLU (method.md §3)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch_geometric.typing import Adj, OptTensor
+
+from .._checks import int_in_range
+from .ffgnn_conv import FFGNNConv
+
+
+class FFGNN(torch.nn.Module):
+    r"""Feature-Fusing Graph Neural Network.
+
+    .. math::
+        \mathbf{X}^{(l+1)} = \mathrm{ReLU}\big(\mathrm{BN}(\mathrm{FFGNNConv}_l(\mathbf{X}^{(l)}, S))\big),
+        \quad l = 0, \dots, L-1
+
+    The normalised adjacency :math:`S` is computed once from the input
+    features (by the graph builder) and shared by all layers.
+
+    Args:
+        channels (int): feature dimension ``D`` (input and output).
+        num_layers (int, optional): number of layers ``L``. (default: ``3``)
+        alpha (float, optional): each layer's :math:`\alpha`. (default: ``0.3``)
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, D)` and the graph as
+          ``edge_index`` :math:`(2, |\mathcal{E}|)` + ``edge_weight``
+          :math:`(|\mathcal{E}|)`, or a sparse ``adj_t``.
+        - **output:** fused node features :math:`(|\mathcal{V}|, D)`.
+    """
+
+    def __init__(self, channels: int, num_layers: int = 3, alpha: float = 0.3):
+        super().__init__()
+        int_in_range("num_layers", num_layers, 1, 1024)
+        self.channels, self.num_layers, self.alpha = channels, num_layers, alpha
+        self.convs = torch.nn.ModuleList(FFGNNConv(channels, alpha) for _ in range(num_layers))
+        self.norms = torch.nn.ModuleList(torch.nn.BatchNorm1d(channels) for _ in range(num_layers))
+
+    def reset_parameters(self):
+        for conv, norm in zip(self.convs, self.norms):
+            conv.reset_parameters()
+            norm.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None) -> Tensor:
+        for conv, norm in zip(self.convs, self.norms):
+            x = norm(conv(x, edge_index, edge_weight)).relu()
+        return x
+
+    def config(self) -> dict:
+        """Constructor arguments, stored in checkpoints to rebuild the model."""
+        return {"channels": self.channels, "num_layers": self.num_layers, "alpha": self.alpha}
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.channels}, num_layers={self.num_layers}, alpha={self.alpha})"

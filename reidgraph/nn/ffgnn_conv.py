@@ -1,0 +1,70 @@
+"""The FFGNN graph-convolution layer (method.md §3, paper eqs. 11-12)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch_geometric.nn import MessagePassing
+from torch_geometric.typing import Adj, OptTensor
+from torch_geometric.utils import spmm
+
+from .._checks import in_unit_interval, int_in_range
+
+
+class FFGNNConv(MessagePassing):
+    r"""The feature-fusing graph convolution of FFGNN (Liu et al.):
+
+    .. math::
+        \tilde{\mathbf{x}}_i = (1 - \alpha)\,\mathbf{x}_i
+        + \alpha \sum_{j \in \mathcal{N}(i) \cup \{i\}} s_{ij}\, \mathbf{x}_j^\top \mathbf{W}
+
+    where :math:`s_{ij}` is the normalised edge weight of the edge
+    :math:`j \to i` (:math:`S = \Lambda^{-1/2} A \Lambda^{-1/2}`, see
+    :func:`reidgraph.graph.normalize_adjacency`; its self-loops are part of
+    the graph) and :math:`\mathbf{W}` a bias-free linear map.
+
+    Args:
+        channels (int): size of each input and output sample (the residual
+            term needs both equal).
+        alpha (float, optional): mixing weight :math:`\alpha` of the
+            neighbourhood message, in ``[0, 1]``. (default: ``0.3``)
+        **kwargs (optional): additional arguments of
+            :class:`torch_geometric.nn.conv.MessagePassing`.
+
+    Shapes:
+        - **input:** node features :math:`(|\mathcal{V}|, F)`, edge indices
+          :math:`(2, |\mathcal{E}|)` (source, target) with edge weights
+          :math:`(|\mathcal{E}|)`; or a sparse adjacency ``adj_t`` of shape
+          :math:`(|\mathcal{V}|, |\mathcal{V}|)` whose row :math:`i` holds
+          :math:`s_{ij}` (a ``torch.sparse`` tensor or a
+          ``torch_sparse.SparseTensor``), i.e. :math:`S` itself.
+        - **output:** node features :math:`(|\mathcal{V}|, F)`
+    """
+
+    def __init__(self, channels: int, alpha: float = 0.3, **kwargs):
+        kwargs.setdefault("aggr", "add")
+        super().__init__(**kwargs)
+        self.channels = int_in_range("channels", channels, 1, 2**31)
+        self.alpha = in_unit_interval("alpha", alpha)
+        self.lin = torch.nn.Linear(channels, channels, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        self.lin.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None) -> Tensor:
+        if x.shape[-1] != self.channels:
+            raise ValueError(f"x has {x.shape[-1]} channels but this FFGNNConv expects {self.channels}; "
+                             "build the layer with channels equal to the feature dimension")
+        # (S X) W and S (X W) are equal; W first keeps the sparse product on F columns either way.
+        message = self.propagate(edge_index, x=self.lin(x), edge_weight=edge_weight)
+        return (1 - self.alpha) * x + self.alpha * message
+
+    def message(self, x_j: Tensor, edge_weight: OptTensor) -> Tensor:
+        return x_j if edge_weight is None else edge_weight.view(-1, 1) * x_j
+
+    def message_and_aggregate(self, adj_t: Adj, x: Tensor) -> Tensor:
+        return spmm(adj_t, x, reduce=self.aggr)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.channels}, alpha={self.alpha})"

@@ -1,0 +1,101 @@
+"""Test-time use of a trained FFGNN (method.md §6).
+
+For each query: its top-K gallery neighbours by FEN features form a graph of
+``K + 1`` nodes; the FFGNN fuses them; the K neighbours are re-ordered by the
+cosine distance between the query's fused feature and theirs. The gallery
+beyond the top-K keeps its FEN order after them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .._checks import as_features, int_in_range, same_dim
+from ..graph import GraphSettings, block_diagonal, iter_graph_batches, knn
+
+
+@dataclass
+class Reranked:
+    """The re-ranked head of each query's gallery list.
+
+    Attributes:
+        index: ``[Q, K]`` gallery indices, best first after fusion.
+        distance: ``[Q, K]`` fused cosine distance of each, ascending.
+    """
+
+    index: Tensor
+    distance: Tensor
+
+    def orders(self, query: Tensor, gallery: Tensor, chunk_size: int = 256) -> Iterator[Tensor]:
+        """Full gallery orders: this head, then the rest in FEN order (see :func:`ranked_orders`)."""
+        return ranked_orders(query, gallery, head=self.index, chunk_size=chunk_size)
+
+
+def ranked_orders(query: Tensor, gallery: Tensor, head: Tensor | None = None,
+                  chunk_size: int = 256) -> Iterator[Tensor]:
+    """Each query's whole gallery ranked by cosine similarity, optionally led by a given head.
+
+    Args:
+        query: ``[Q, D]``; gallery: ``[G, D]``.
+        head: optional ``[Q, K]`` gallery indices placed first, in their order;
+            the remaining items follow by decreasing cosine similarity.
+        chunk_size: queries per yielded chunk (memory ``chunk_size × G``).
+
+    Yields:
+        ``[q, G]`` int64 gallery orders for consecutive chunks of queries.
+    """
+    query = F.normalize(as_features(query, "query"), dim=1)
+    gallery = F.normalize(as_features(gallery, "gallery"), dim=1).to(query)
+    same_dim(query, gallery)
+    for start in range(0, query.shape[0], chunk_size):
+        key = query[start:start + chunk_size] @ gallery.T
+        if head is not None:
+            h = head[start:start + chunk_size].to(key.device)
+            # Cosine similarity is at most 1, so keys above 1 rank the head first, in its order.
+            rank_key = torch.arange(h.shape[1], 0, -1, device=key.device, dtype=key.dtype) + 1
+            key.scatter_(1, h, rank_key.expand_as(h).contiguous())
+        yield key.sort(dim=1, descending=True, stable=True).indices
+
+
+@torch.no_grad()
+def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings | None = None, *,
+                 backend: str = "auto", batch_size: int = 64, progress: bool = False) -> Reranked:
+    """Re-rank each query's top-K gallery neighbours with a trained FFGNN.
+
+    Args:
+        model: a trained :class:`~reidgraph.nn.FFGNN` (run in eval mode here).
+        query: ``[Q, D]`` FEN features; gallery: ``[G, D]`` FEN features.
+        settings: graph settings, the same as in training (paper's by default).
+        backend: kNN backend.
+        batch_size: query graphs fused at once (memory ``batch_size (K+1)^2``).
+        progress: show a progress bar.
+
+    Returns:
+        :class:`Reranked` with ``index`` / ``distance`` ``[Q, K]``.
+    """
+    settings = settings or GraphSettings()
+    query = as_features(query, "query")
+    gallery = as_features(gallery, "gallery").to(query)
+    same_dim(query, gallery)
+    settings.check(gallery.shape[0])
+    int_in_range("batch_size", batch_size, 1, 2**31)
+    _, neighbors = knn(query, gallery, settings.K, backend=backend)
+    was_training = model.training
+    model.eval()
+    index, distance = [], []
+    try:
+        for rows, x, s in iter_graph_batches(query, gallery, neighbors, settings, batch_size, progress):
+            B, n, D = x.shape
+            z = F.normalize(model(x.reshape(B * n, D), block_diagonal(s)).view(B, n, -1), dim=-1)
+            dist = 1 - (z[:, 1:] @ z[:, :1].transpose(1, 2)).squeeze(2)
+            # Stable: equal fused distances keep their FEN order.
+            dist, order = dist.sort(dim=1, stable=True)
+            index.append(neighbors[rows].gather(1, order))
+            distance.append(dist)
+    finally:
+        model.train(was_training)
+    return Reranked(torch.cat(index), torch.cat(distance))

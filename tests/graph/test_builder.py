@@ -1,0 +1,94 @@
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+from torch_geometric.loader import DataLoader
+
+from reidgraph.graph import (GraphSettings, NeighborhoodGraph, build_graphs, dense_to_edges, knn,
+                             neighborhood_adjacency, normalize_adjacency)
+
+SMALL = GraphSettings(K=12, k=4, tau=5)
+
+
+@pytest.fixture
+def feats():
+    torch.manual_seed(0)
+    return torch.randn(10, 8), torch.randn(40, 8)
+
+
+def test_graph_holds_anchor_and_its_top_K(feats):
+    q, g = feats
+    graphs = build_graphs(q, g, SMALL)
+    _, idx = knn(q, g, 12)
+    for i, data in enumerate(graphs):
+        assert data.n_id[0].item() == i and data.n_id[1:].tolist() == idx[i].tolist()
+        assert torch.equal(data.x, torch.cat([q[i:i + 1], g[idx[i]]]))
+
+
+def test_edges_are_the_surviving_normalised_weights(feats):
+    q, g = feats
+    data = build_graphs(q, g, SMALL)[3]
+    S = normalize_adjacency(neighborhood_adjacency(data.x, k=4, tau=5))
+    dense = torch.zeros(13, 13)
+    src, dst = data.edge_index
+    dense[dst, src] = data.edge_weight  # edge j -> i carries s_ij
+    assert torch.allclose(dense, S)
+    assert (data.edge_weight > 0).all()
+    assert set(zip(*data.edge_index.tolist())) >= {(i, i) for i in range(13)}  # self-loops survive
+
+
+def test_batched_build_equals_one_by_one(feats):
+    q, g = feats
+    together = build_graphs(q, g, SMALL, batch_size=64)
+    for i in range(len(q)):
+        alone = build_graphs(q[i:i + 1], g, SMALL, batch_size=1)[0]
+        for key in ("x", "edge_index", "edge_weight"):
+            assert torch.allclose(together[i][key].float(), alone[key].float(), atol=1e-6)
+
+
+def test_labels_and_anchor_index(feats):
+    _, g = feats
+    pids = torch.arange(40) // 4
+    anchors = torch.tensor([0, 5, 17])
+    graphs = build_graphs(g[anchors], g, SMALL, anchor_labels=pids[anchors], candidate_labels=pids,
+                          anchor_index=anchors)
+    for a, data in zip(anchors.tolist(), graphs):
+        assert data.n_id[0].item() == a and a not in data.n_id[1:].tolist()
+        assert data.y.tolist() == pids[data.n_id].tolist()
+
+
+def test_batches_through_pyg_loader(feats):
+    q, g = feats
+    graphs = build_graphs(q, g, SMALL)
+    batch = next(iter(DataLoader(graphs, batch_size=4)))
+    assert isinstance(batch, Batch) and batch.num_graphs == 4
+    assert batch.ptr.tolist() == [0, 13, 26, 39, 52]
+    assert batch.edge_index.max().item() < 52 and batch.edge_index[:, -1].min().item() >= 39
+    assert torch.equal(batch.n_id[13:26], graphs[1].n_id)  # global ids are not shifted by batching
+
+
+def test_transform_equals_builder(feats):
+    q, g = feats
+    built = build_graphs(q, g, SMALL)[2]
+    data = NeighborhoodGraph(SMALL)(Data(x=built.x.clone()))
+    assert torch.equal(data.edge_index, built.edge_index)
+    assert torch.allclose(data.edge_weight, built.edge_weight)
+
+
+def test_dense_to_edges_direction():
+    s = torch.tensor([[0.0, 2.0], [0.0, 1.0]])  # s_01 = 2: edge 1 -> 0
+    edge_index, weight = dense_to_edges(s)
+    assert edge_index.tolist() == [[1, 1], [0, 1]] and weight.tolist() == [2.0, 1.0]
+
+
+def test_bad_input(feats):
+    q, g = feats
+    with pytest.raises(ValueError, match=r"K=41 is outside .*the maximum is K=40"):
+        build_graphs(q, g, GraphSettings(K=41))
+    with pytest.raises(ValueError, match=r"tau=14 is outside \[1, 13\]"):
+        build_graphs(q, g, GraphSettings(K=12, k=4, tau=14))
+    with pytest.raises(ValueError, match="anchor_labels has shape"):
+        build_graphs(q, g, SMALL, anchor_labels=torch.arange(9), candidate_labels=torch.arange(40))
+    with pytest.raises(ValueError, match="both"):
+        build_graphs(q, g, SMALL, anchor_labels=torch.arange(10))
+    with pytest.raises(ValueError, match="anchors has 8-d features but candidates has 7-d"):
+        build_graphs(q, g[:, :7], SMALL)

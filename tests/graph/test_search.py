@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from reidgraph.graph import knn
+from reidgraph.graph.search import keops_available
+
+
+def brute_force(q, g, k):
+    """Every pair's cosine, one at a time, then a full sort."""
+    out = []
+    for qi in q:
+        sims = [float(qi @ gj / (qi.norm() * gj.norm())) for gj in g]
+        out.append(sorted(range(len(g)), key=lambda j: -sims[j])[:k])
+    return torch.tensor(out)
+
+
+def test_torch_backend_matches_brute_force_and_chunks_agree():
+    g = torch.randn(60, 7, dtype=torch.float64)
+    q = torch.randn(13, 7, dtype=torch.float64)
+    sim, idx = knn(q, g, 9, backend="torch")
+    assert idx.tolist() == brute_force(q, g, 9).tolist()
+    assert torch.allclose(sim, torch.nn.functional.cosine_similarity(q[:, None], g[idx], dim=-1))
+    for chunk in (1, 4, 100):
+        assert torch.equal(knn(q, g, 9, backend="torch", chunk_size=chunk)[1], idx)
+
+
+def test_exclude_self_and_exclude_index():
+    g = torch.randn(30, 5)
+    _, idx = knn(g, g, 4, exclude_self=True, backend="torch")
+    assert not (idx == torch.arange(30)[:, None]).any()
+    assert idx.tolist() == [row[1:5] for row in brute_force(g, g, 5).tolist()]
+    anchors = torch.tensor([3, 7, -1])
+    _, idx2 = knn(g[[3, 7, 0]], g, 4, exclude=anchors, backend="torch")
+    assert idx2[0].tolist() == idx[3].tolist() and idx2[1].tolist() == idx[7].tolist()
+    assert idx2[2, 0].item() == 0  # nothing excluded for the third query: it finds itself
+
+
+@pytest.mark.skipif(not keops_available(), reason="pykeops is not installed")
+def test_keops_matches_torch():
+    g = torch.randn(200, 16)
+    q = torch.randn(20, 16)
+    s_t, i_t = knn(q, g, 10, backend="torch")
+    s_k, i_k = knn(q, g, 10, backend="keops")
+    assert torch.equal(i_t, i_k)
+    assert torch.allclose(s_t, s_k, atol=1e-5)
+    _, i_self = knn(g[:20], g, 10, exclude=torch.arange(20), backend="keops")
+    assert torch.equal(i_self, knn(g[:20], g, 10, exclude=torch.arange(20), backend="torch")[1])
+
+
+def test_auto_is_torch_on_cpu():
+    from reidgraph.graph.search import resolve_backend
+    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+
+
+@pytest.mark.parametrize("args,kwargs,match", [
+    ((torch.randn(3, 4), torch.randn(5, 4), 6), {}, r"k=6 is outside \[1, 5\].*5 neighbours"),
+    ((torch.randn(5, 4), torch.randn(5, 4), 5), {"exclude_self": True}, r"outside \[1, 4\]"),
+    ((torch.randn(3, 4), torch.randn(5, 3), 2), {}, "query has 4-d features but gallery has 3-d"),
+    ((torch.randn(0, 4), torch.randn(5, 4), 2), {}, "query: is empty"),
+    ((torch.randn(3, 4), torch.randn(0, 4), 2), {}, "gallery: is empty"),
+    ((torch.full((3, 4), float("inf")), torch.randn(5, 4), 2), {}, "query: 3 feature vector"),
+    ((torch.randn(3, 4), torch.randn(5, 4), 2), {"backend": "faiss"}, "backend='faiss' is unknown"),
+    ((torch.randn(3, 4), torch.randn(5, 4), 2), {"exclude_self": True}, "same set"),
+])
+def test_bad_input(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        knn(*args, **kwargs)
+
+
+def test_missing_keops_is_explained(monkeypatch):
+    import reidgraph.graph.search as knn_module
+    monkeypatch.setattr(knn_module, "keops_available", lambda: False)
+    with pytest.raises(ValueError, match="pip install pykeops"):
+        knn(torch.randn(3, 4), torch.randn(5, 4), 2, backend="keops")
