@@ -7,10 +7,12 @@ normalised adjacency ``S``: an edge ``j -> i`` with weight ``s_ij``.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
@@ -69,15 +71,19 @@ def dense_to_edges(s: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def block_diagonal(s: Tensor) -> Tensor:
-    """Batched dense ``s [B, n, n]`` as one sparse COO ``[B*n, B*n]`` block-diagonal matrix.
+    """Batched dense ``s [B, n, n]`` as one sparse CSR ``[B*n, B*n]`` block-diagonal matrix.
 
     Row ``i`` holds the weights of node ``i``'s incoming edges, which is the
-    ``adj_t`` layout PyG's sparse message passing expects.
+    ``adj_t`` layout PyG's sparse message passing expects. CSR, so that the
+    layers sharing it do not each convert it.
     """
     B, n, _ = s.shape
     b, i, j = s.nonzero(as_tuple=True)
     index = torch.stack([b * n + i, b * n + j])
-    return torch.sparse_coo_tensor(index, s[b, i, j], (B * n, B * n), is_coalesced=True)
+    coo = torch.sparse_coo_tensor(index, s[b, i, j], (B * n, B * n), is_coalesced=True, check_invariants=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return coo.to_sparse_csr()
 
 
 class NeighborhoodGraph(BaseTransform):
@@ -105,7 +111,7 @@ def iter_graph_batches(anchors: Tensor, candidates: Tensor, neighbors: Tensor, s
     """Dense graphs for consecutive batches of anchors.
 
     Args:
-        anchors: ``[Q, D]``; candidates: ``[G, D]``.
+        anchors: ``[Q, D]``; candidates: ``[G, D]``; both L2-normalised by the caller.
         neighbors: ``[Q, K]`` candidate indices of each anchor's neighbours.
 
     Yields:
@@ -136,15 +142,16 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
         progress: show a progress bar.
 
     Returns:
-        ``Q`` ``Data`` objects with ``x [K+1, D]``, ``edge_index [2, E]``,
+        ``Q`` ``Data`` objects with ``x [K+1, D]`` (L2-normalised features, so
+        a model sees the same scale whatever network made them), ``edge_index [2, E]``,
         ``edge_weight [E]``, ``n_id [K+1]`` (node 0: the anchor's index in
         ``anchors``, or in ``candidates`` with ``anchor_index``; the rest:
         indices into ``candidates``) and, with labels,
         ``y [K+1]``. Batch them with ``Batch.from_data_list`` or PyG's ``DataLoader``.
     """
     settings = settings or GraphSettings()
-    anchors = as_features(anchors, "anchors")
-    candidates = as_features(candidates, "candidates").to(anchors)
+    anchors = F.normalize(as_features(anchors, "anchors"), dim=1)
+    candidates = F.normalize(as_features(candidates, "candidates"), dim=1).to(anchors)
     same_dim(anchors, candidates, "anchors", "candidates")
     settings.check(candidates.shape[0] - int(anchor_index is not None))
     int_in_range("batch_size", batch_size, 1, 2**31)

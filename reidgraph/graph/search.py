@@ -11,6 +11,11 @@ of largest cosine similarity, best first. Two backends:
 """
 from __future__ import annotations
 
+import functools
+import subprocess
+import sys
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -29,12 +34,35 @@ def keops_available() -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=None)
+def keops_runs(device_type: str) -> bool:
+    """Whether a tiny KeOps kNN runs on ``device_type``, tried once in a subprocess.
+
+    A broken KeOps/CUDA toolchain can crash the interpreter (a segfault while
+    linking its kernels, seen with pykeops 2.3 and CUDA 13), which no
+    ``try`` catches; the subprocess keeps that crash out of the caller.
+    """
+    if not keops_available():
+        return False
+    probe = ("import torch; from pykeops.torch import LazyTensor as L; "
+             f"x = torch.randn(64, 8, device='{device_type}'); "
+             "(-(L(x[:, None]) | L(x[None]))).Kmin_argKmin(3, dim=1)")
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        return False
+    if done.returncode != 0:
+        warnings.warn(f"KeOps failed a self-test on {device_type} (exit code {done.returncode}); "
+                      "backend='auto' uses the torch kNN instead", RuntimeWarning, stacklevel=3)
+    return done.returncode == 0
+
+
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """Map ``"auto"`` to ``"keops"`` on CUDA (when installed) and ``"torch"`` elsewhere."""
+    """Map ``"auto"`` to ``"keops"`` on CUDA (when it installs and runs) and ``"torch"`` elsewhere."""
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is unknown; choose one of {', '.join(BACKENDS)}")
     if backend == "auto":
-        return "keops" if device.type == "cuda" and keops_available() else "torch"
+        return "keops" if device.type == "cuda" and keops_runs("cuda") else "torch"
     if backend == "keops" and not keops_available():
         raise ValueError("backend='keops' needs pykeops, which is not installed; "
                          "run `pip install pykeops` or use backend='torch'")

@@ -68,7 +68,8 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
 
     Args:
         model: a trained :class:`~reidgraph.nn.FFGNN` (run in eval mode here).
-        query: ``[Q, D]`` FEN features; gallery: ``[G, D]`` FEN features.
+        query: ``[Q, D]`` FEN features; gallery: ``[G, D]`` FEN features
+            (L2-normalised here, as in :func:`~reidgraph.graph.build_graphs`).
         settings: graph settings, the same as in training (paper's by default).
         backend: kNN backend.
         batch_size: query graphs fused at once (memory ``batch_size (K+1)^2``).
@@ -78,8 +79,8 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
         :class:`Reranked` with ``index`` / ``distance`` ``[Q, K]``.
     """
     settings = settings or GraphSettings()
-    query = as_features(query, "query")
-    gallery = as_features(gallery, "gallery").to(query)
+    query = F.normalize(as_features(query, "query"), dim=1)
+    gallery = F.normalize(as_features(gallery, "gallery"), dim=1).to(query)
     same_dim(query, gallery)
     settings.check(gallery.shape[0])
     int_in_range("batch_size", batch_size, 1, 2**31)

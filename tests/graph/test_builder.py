@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
@@ -21,7 +22,7 @@ def test_graph_holds_anchor_and_its_top_K(feats):
     _, idx = knn(q, g, 12)
     for i, data in enumerate(graphs):
         assert data.n_id[0].item() == i and data.n_id[1:].tolist() == idx[i].tolist()
-        assert torch.equal(data.x, torch.cat([q[i:i + 1], g[idx[i]]]))
+        assert torch.allclose(data.x, F.normalize(torch.cat([q[i:i + 1], g[idx[i]]]), dim=1))
 
 
 def test_edges_are_the_surviving_normalised_weights(feats):

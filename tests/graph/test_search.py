@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from reidgraph.graph import knn
-from reidgraph.graph.search import keops_available
+from reidgraph.graph.search import keops_available, keops_runs
 
 
 def brute_force(q, g, k):
@@ -35,16 +35,23 @@ def test_exclude_self_and_exclude_index():
     assert idx2[2, 0].item() == 0  # nothing excluded for the third query: it finds itself
 
 
-@pytest.mark.skipif(not keops_available(), reason="pykeops is not installed")
-def test_keops_matches_torch():
-    g = torch.randn(200, 16)
-    q = torch.randn(20, 16)
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_keops_matches_torch(device):
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    if not keops_available():
+        pytest.skip("pykeops is not installed")
+    if not keops_runs(device):
+        pytest.skip(f"KeOps fails its self-test on {device} (see keops_runs)")
+    g = torch.randn(200, 16, device=device)
+    q = torch.randn(20, 16, device=device)
     s_t, i_t = knn(q, g, 10, backend="torch")
     s_k, i_k = knn(q, g, 10, backend="keops")
     assert torch.equal(i_t, i_k)
     assert torch.allclose(s_t, s_k, atol=1e-5)
-    _, i_self = knn(g[:20], g, 10, exclude=torch.arange(20), backend="keops")
-    assert torch.equal(i_self, knn(g[:20], g, 10, exclude=torch.arange(20), backend="torch")[1])
+    own = torch.arange(20, device=device)
+    _, i_self = knn(g[:20], g, 10, exclude=own, backend="keops")
+    assert torch.equal(i_self, knn(g[:20], g, 10, exclude=own, backend="torch")[1])
 
 
 def test_auto_is_torch_on_cpu():

@@ -1,0 +1,112 @@
+"""FFGNNConv (eqs. 11-12) against a per-edge loop, across adjacency formats."""
+import pytest
+import torch
+
+from reidgraph.graph import GraphSettings, NeighborhoodGraph, build_graphs
+from reidgraph.nn import FFGNN, FFGNNConv
+from torch_geometric.data import Batch, Data
+
+SMALL = GraphSettings(K=15, k=4, tau=5)
+
+
+def ref_conv(x, edge_index, edge_weight, W, alpha):
+    """x~_i = (1 - a) x_i + a * sum over edges j->i of s_ij * (W x_j), one edge at a time."""
+    out = [(1 - alpha) * x[i].clone() for i in range(x.shape[0])]
+    msgs = [torch.zeros(x.shape[1], dtype=x.dtype) for _ in range(x.shape[0])]
+    for e in range(edge_index.shape[1]):
+        j, i = edge_index[0, e].item(), edge_index[1, e].item()
+        msgs[i] += edge_weight[e] * (W @ x[j])
+    return torch.stack([o + alpha * m for o, m in zip(out, msgs)])
+
+
+@pytest.fixture
+def graph():
+    torch.manual_seed(0)
+    g = torch.randn(60, 6, dtype=torch.float64)
+    return build_graphs(g[:1], g, SMALL, anchor_index=torch.tensor([0]))[0]
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_matches_edge_loop(graph, alpha):
+    conv = FFGNNConv(6, alpha=alpha).double()
+    out = conv(graph.x, graph.edge_index, graph.edge_weight)
+    ref = ref_conv(graph.x, graph.edge_index, graph.edge_weight, conv.lin.weight.detach(), alpha)
+    assert torch.allclose(out, ref, atol=1e-12)
+
+
+def test_sparse_inputs_give_the_same_output(graph):
+    conv = FFGNNConv(6).double()
+    out = conv(graph.x, graph.edge_index, graph.edge_weight)
+    n = graph.num_nodes
+    # adj_t holds s_ij in row i: target i, source j.
+    adj_t = torch.sparse_coo_tensor(graph.edge_index.flip(0), graph.edge_weight, (n, n))
+    assert torch.allclose(conv(graph.x, adj_t), out, atol=1e-12)
+    assert torch.allclose(conv(graph.x, adj_t.to_sparse_csr()), out, atol=1e-12)
+
+
+def test_sparse_tensor_input(graph):
+    torch_sparse = pytest.importorskip("torch_sparse", reason="torch-sparse is not installed (extra 'sparse')")
+    conv = FFGNNConv(6).double()
+    n = graph.num_nodes
+    adj_t = torch_sparse.SparseTensor(row=graph.edge_index[1], col=graph.edge_index[0],
+                                      value=graph.edge_weight, sparse_sizes=(n, n))
+    assert torch.allclose(conv(graph.x, adj_t), conv(graph.x, graph.edge_index, graph.edge_weight), atol=1e-12)
+
+
+def test_gradients_flow_to_W(graph):
+    conv = FFGNNConv(6).double()
+    conv(graph.x, graph.edge_index, graph.edge_weight).pow(2).sum().backward()
+    assert conv.lin.weight.grad is not None and conv.lin.weight.grad.abs().sum() > 0
+    assert conv.lin.bias is None
+
+
+def test_permuting_non_anchor_nodes_permutes_outputs(graph):
+    perm = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(graph.num_nodes - 1)])
+    permuted = NeighborhoodGraph(SMALL)(Data(x=graph.x[perm]))
+    conv = FFGNNConv(6).double()
+    model = FFGNN(6).double().eval()
+    for f in (conv, model):
+        out = f(graph.x, graph.edge_index, graph.edge_weight)
+        assert torch.allclose(f(permuted.x, permuted.edge_index, permuted.edge_weight), out[perm], atol=1e-10)
+
+
+def test_ffgnn_is_conv_bn_relu_three_times(graph):
+    model = FFGNN(6, num_layers=3, alpha=0.3).double()
+    model.train()
+    out = model(graph.x, graph.edge_index, graph.edge_weight)
+    h = graph.x
+    for conv in model.convs:
+        h = conv(h, graph.edge_index, graph.edge_weight)
+        h = ((h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + 1e-5)).relu()  # fresh BN: weight 1, bias 0
+    assert torch.allclose(out, h, atol=1e-8)
+    assert len(model.convs) == 3 and all(c.alpha == 0.3 for c in model.convs)
+
+
+def test_batched_graphs_equal_one_by_one():
+    torch.manual_seed(1)
+    g = torch.randn(80, 6)
+    graphs = build_graphs(g[:5], g, SMALL, anchor_index=torch.arange(5))
+    model = FFGNN(6).eval()
+    batch = Batch.from_data_list(graphs)
+    out = model(batch.x, batch.edge_index, batch.edge_weight)
+    for i, data in enumerate(graphs):
+        assert torch.allclose(out[batch.ptr[i]:batch.ptr[i + 1]], model(data.x, data.edge_index, data.edge_weight),
+                              atol=1e-5)
+
+
+def test_reset_parameters_changes_W():
+    conv = FFGNNConv(4)
+    before = conv.lin.weight.clone()
+    conv.reset_parameters()
+    assert not torch.equal(before, conv.lin.weight)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5])
+def test_bad_alpha(alpha):
+    with pytest.raises(ValueError, match=r"alpha=.* is outside \[0, 1\]"):
+        FFGNNConv(4, alpha=alpha)
+
+
+def test_wrong_channels():
+    with pytest.raises(ValueError, match="x has 5 channels but this FFGNNConv expects 4"):
+        FFGNNConv(4)(torch.randn(3, 5), torch.tensor([[0, 1], [1, 2]]))
