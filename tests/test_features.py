@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-from reidgraph.data import synthetic_features
 from reidgraph.features import FeatureSet
 
 
@@ -32,13 +31,3 @@ def test_bad_files(tmp_path):
     np.savez(tmp_path / "short.npz", feats=np.zeros((2, 3), np.float32), pids=np.zeros(3, int), camids=np.zeros(2, int))
     with pytest.raises(ValueError, match=r"short.npz: pids has shape \(3,\) but feats has 2"):
         FeatureSet.load(tmp_path / "short.npz")
-
-
-def test_synthetic_is_deterministic_and_shares_cameras():
-    a = synthetic_features(20, 5, 3, 16, seed=4)
-    b = synthetic_features(20, 5, 3, 16, seed=4)
-    c = synthetic_features(20, 5, 3, 16, seed=4, first_pid=100)
-    assert torch.equal(a.feats, b.feats) and not torch.equal(a.feats, c.feats)
-    assert a.pids.min().item() == 1 and c.pids.min().item() == 100
-    for pid in a.pids.unique():
-        assert a.camids[a.pids == pid].unique().numel() >= 2  # a cross-camera match exists
