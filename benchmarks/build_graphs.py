@@ -10,14 +10,11 @@ import json
 import platform
 import statistics
 import time
-import warnings
 
-warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+import torch
 
-import torch  # noqa: E402
-
-from reidgraph.graph import GraphSettings, build_graphs, knn  # noqa: E402
-from reidgraph.graph.search import keops_runs  # noqa: E402
+from reidgraph.graph import GraphSettings, build_graphs, knn
+from reidgraph.graph.search import keops_runs
 
 
 def timed(fn, repeats: int, device: torch.device) -> list[float]:

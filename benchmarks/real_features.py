@@ -10,19 +10,16 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
-warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+import torch
 
-import torch  # noqa: E402
-
-from reidgraph.cli import metrics_row, print_table  # noqa: E402
-from reidgraph.engine import GNNTrainConfig, train_ffgnn  # noqa: E402
-from reidgraph.engine.train_gnn import config_dict  # noqa: E402
-from reidgraph.features import FeatureSet  # noqa: E402
-from reidgraph.graph import GraphSettings  # noqa: E402
-from reidgraph.nn import ffgnn_rerank, ranked_orders  # noqa: E402
+from reidgraph.cli import metrics_row, print_table
+from reidgraph.engine import GNNTrainConfig, train_ffgnn
+from reidgraph.engine.train_gnn import config_dict
+from reidgraph.features import FeatureSet
+from reidgraph.graph import GraphSettings
+from reidgraph.nn import ffgnn_rerank, ranked_orders
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "features" / "osnet_x0_25_msmt17"
 

@@ -6,21 +6,17 @@ import json
 import pickle
 import sys
 import time
-import warnings
 from pathlib import Path
 
-# torch_geometric still calls torch.jit.script on import; that is not the user's concern.
-warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+import torch
 
-import torch  # noqa: E402
-
-from .data import synthetic_features  # noqa: E402
-from .engine import GNNTrainConfig, train_ffgnn  # noqa: E402
-from .engine.train_gnn import config_dict  # noqa: E402
-from .evaluation import evaluate_order  # noqa: E402
-from .features import FeatureSet  # noqa: E402
-from .graph import GraphSettings  # noqa: E402
-from .nn import FFGNN, ffgnn_rerank, ranked_orders  # noqa: E402
+from .data import synthetic_features
+from .engine import GNNTrainConfig, train_ffgnn
+from .engine.train_gnn import config_dict
+from .evaluation import evaluate_order
+from .features import FeatureSet
+from .graph import GraphSettings
+from .nn import FFGNN, ffgnn_rerank, ranked_orders
 
 
 def metrics_row(name: str, order_chunks, query: FeatureSet, gallery: FeatureSet, seconds: float) -> dict:

@@ -162,14 +162,14 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
         anchor_labels = as_labels(anchor_labels, anchors.shape[0], "anchor_labels", "anchors")
         candidate_labels = as_labels(candidate_labels, candidates.shape[0], "candidate_labels", "candidates")
     _, neighbors = knn(anchors, candidates, settings.K, backend=backend, exclude=anchor_index)
-    anchor_ids = torch.arange(anchors.shape[0], device=anchors.device)
+    positions = torch.arange(anchors.shape[0], device=neighbors.device)
+    anchor_ids = positions if anchor_index is None else torch.as_tensor(anchor_index).to(neighbors)
     graphs = []
     for rows, x, s in iter_graph_batches(anchors, candidates, neighbors, settings, batch_size, progress):
-        for b, q in enumerate(anchor_ids[rows].tolist()):
+        for b, q in enumerate(positions[rows].tolist()):
             edge_index, edge_weight = dense_to_edges(s[b])
-            own = anchor_ids[q:q + 1] if anchor_index is None else torch.as_tensor(anchor_index)[q:q + 1]
             data = Data(x=x[b], edge_index=edge_index, edge_weight=edge_weight,
-                        n_id=torch.cat([own.to(neighbors), neighbors[q]]))
+                        n_id=torch.cat([anchor_ids[q:q + 1], neighbors[q]]))
             if labelled:
                 data.y = torch.cat([anchor_labels[q:q + 1], candidate_labels[neighbors[q]]])
             graphs.append(data)
