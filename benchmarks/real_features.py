@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from reidgraph.cli import metrics_row, print_table
 from reidgraph.engine import GNNTrainConfig, train_ffgnn
+from reidgraph.engine.pipeline import print_table, score
 from reidgraph.engine.train_gnn import config_dict
 from reidgraph.features import FeatureSet
 from reidgraph.graph import GraphSettings
@@ -40,14 +40,14 @@ def main() -> int:
     query, gallery = val.query_gallery()
     settings, config = GraphSettings(), GNNTrainConfig(epochs=args.epochs, graphs_per_batch=4, seed=args.seed)
     start = time.perf_counter()
-    rows = [metrics_row("FEN features", ranked_orders(query.feats, gallery.feats), query, gallery,
+    rows = [score("FEN features", ranked_orders(query.feats, gallery.feats), query, gallery,
                         time.perf_counter() - start)]
     start = time.perf_counter()
     model = train_ffgnn(train, settings, config)
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
     result = ffgnn_rerank(model, query.feats, gallery.feats, settings)
-    rows.append(metrics_row(f"+ FFGNN ({args.epochs} ep)", result.orders(query.feats, gallery.feats), query,
+    rows.append(score(f"+ FFGNN ({args.epochs} ep)", result.orders(query.feats, gallery.feats), query,
                             gallery, time.perf_counter() - start))
     print(f"{args.features}: train {len(train)} images, val {len(query)} queries / {len(gallery)} gallery; "
           f"{torch.get_num_threads()} threads")

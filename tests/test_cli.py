@@ -1,22 +1,43 @@
 import json
 
+import pytest
+
 from reidgraph.cli import main
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--epochs", "1", "--K", "30", "--quiet"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--ids", "6", "--epochs", "1", "--K", "20", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "FEN features" in out and "+ FFGNN" in out
-    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
-    assert [r["method"] for r in rows] == ["FEN features", "+ FFGNN"]
-    assert all(0 <= r["mAP"] <= 1 for r in rows)
-    assert (tmp_path / "ffgnn.pt").is_file() and not (tmp_path / "ffgnn.pt.tmp").exists()
+    assert "FEN" in out and "+ FFGNN" in out and "ranked_lists.png" in out
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [r["method"] for r in results["rows"]] == ["FEN", "+ FFGNN"]
+    assert all(0 <= r["mAP"] <= 1 for r in results["rows"])
+    assert (tmp_path / "run" / "ranked_lists.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "run" / "ffgnn.pt").is_file() and not list((tmp_path / "run").glob(".*.tmp"))
+
+
+def test_train_extract_evaluate(tiny_market, tmp_path, capsys):
+    from conftest import TINY_TRAIN
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "market1501", "--root", str(tiny_market), "--out", str(out),
+                 "--epochs-fen", "1", "--epochs-gnn", "1", "--epochs-joint", "1", "--joint-graphs", "2",
+                 *TINY_TRAIN]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["FEN", "+ FFGNN", "FEN (joint)", "+ FFGNN (joint)"]
+    assert main(["extract", "--dataset", "market1501", "--root", str(tiny_market), "--weights", str(out / "fen.pt"),
+                 "--out", str(tmp_path / "feats.npz"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--features", str(tmp_path / "feats.npz"), "--model", str(out / "ffgnn.pt"),
+                 "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    # The same FEN and FFGNN evaluated twice: through train's pipeline and through extract + evaluate.
+    assert result["mAP"] == pytest.approx(rows[1]["mAP"], abs=1e-6)
 
 
 def test_bad_setting_is_one_line(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--K", "5000", "--quiet"]) == 2
+    assert main(["evaluate", "--features", str(tmp_path / "missing.npz")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("reidgraph demo: error: K=5000 is outside") and "\n" not in err
+    assert err.startswith("reidgraph evaluate: error: features file") and "\n" not in err
 
 
 def test_train_gnn_then_evaluate_json(tmp_path, capsys):
@@ -40,8 +61,10 @@ def test_evaluate_rejects_foreign_model_and_wrong_dimension(tmp_path, capsys):
     synthetic_features(20, 6, 3, 16, seed=0).save(tmp_path / "test.npz")
     (tmp_path / "notes.pt").write_text("not a checkpoint")
     assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--model", str(tmp_path / "notes.pt")]) == 2
-    assert "is not an FFGNN checkpoint" in capsys.readouterr().err
-    assert main(["demo", "--out", str(tmp_path), "--epochs", "1", "--K", "20", "--quiet"]) == 0
+    assert "is not a readable reidgraph checkpoint" in capsys.readouterr().err
+    synthetic_features(40, 6, 3, 8, seed=0).save(tmp_path / "train8.npz")
+    assert main(["train-gnn", "--features", str(tmp_path / "train8.npz"), "--out", str(tmp_path / "g.pt"),
+                 "--K", "20", "--k", "5", "--tau", "5", "--epochs", "1", "--quiet"]) == 0
     capsys.readouterr()
-    assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--model", str(tmp_path / "ffgnn.pt")]) == 2
-    assert "expects 128-d features but" in capsys.readouterr().err
+    assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--model", str(tmp_path / "g.pt")]) == 2
+    assert "expects 8-d features but" in capsys.readouterr().err

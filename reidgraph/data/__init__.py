@@ -1,4 +1,11 @@
-"""Data: generated features for demos and tests."""
+"""Data: datasets by name, image loading, transforms, samplers, generated data."""
+from .datasets import DATASETS, ImageRecord, ReIDDataset, load_dataset, register_dataset
+from .image_dataset import ImageDataset
+from .samplers import PKSampler, neighbourhood_split, random_graph_neighbors
 from .synthetic_features import synthetic_features
+from .transforms import build_transforms
 
-__all__ = ["synthetic_features"]
+__all__ = [
+    "DATASETS", "ImageDataset", "ImageRecord", "PKSampler", "ReIDDataset", "build_transforms", "load_dataset",
+    "neighbourhood_split", "random_graph_neighbors", "register_dataset", "synthetic_features",
+]

@@ -1,4 +1,5 @@
-"""Training stages. Stage 2 (the FFGNN on fixed features) lives in :mod:`.train_gnn`."""
-from .train_gnn import GNNTrainConfig, train_ffgnn
+"""Training stages: the FEN (stage 1), the FFGNN on fixed features (stage 2), both jointly (stage 3)."""
+from .checkpoint import load_checkpoint, save_checkpoint
+from .train_gnn import GNNTrainConfig, load_ffgnn, train_ffgnn
 
-__all__ = ["GNNTrainConfig", "train_ffgnn"]
+__all__ = ["GNNTrainConfig", "load_checkpoint", "load_ffgnn", "save_checkpoint", "train_ffgnn"]

@@ -1,0 +1,103 @@
+"""Stage 1 of method.md §5: train the FEN with softmax + batch-hard triplet on P×K batches."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .._checks import int_in_range
+from ..data.datasets import ImageRecord
+from ..data.image_dataset import ImageDataset
+from ..data.samplers import PKSampler
+from ..data.transforms import build_transforms
+from ..losses import batch_hard_triplet_loss, softmax_loss
+from ..models import FEN
+from .checkpoint import load_checkpoint
+from .distributed import Dist, wrap
+from .loop import OptimConfig, optimise, run_epochs
+
+
+@dataclass
+class FENTrainConfig(OptimConfig):
+    """Stage-1 settings: backbone, image size and augmentation, P×K batches (method.md §1, §5)."""
+
+    epochs: int = 60
+    lr_step: int = 20
+    arch: str = "resnet50"
+    weights: str | None = None
+    height: int = 256
+    width: int = 128
+    P: int = 16
+    K: int = 4
+    pad: int = 10
+    erasing: float = 0.5
+    num_workers: int = 2
+
+    def check(self) -> None:
+        super().check()
+        int_in_range("num_workers", self.num_workers, 0, 1024)
+
+
+def train_fen(train: Sequence[ImageRecord], config: FENTrainConfig | None = None, *,
+              checkpoint: str | Path | None = None, log_path: str | Path | None = None, resume: bool = True,
+              dist: Dist = Dist(), progress: bool = True) -> FEN:
+    """Train a FEN on labelled training images.
+
+    Args:
+        train: the training split's records (path, pid, camid).
+        config: stage-1 settings.
+        checkpoint: file for the state after each epoch; resumed from when it
+            exists and ``resume``.
+        log_path: JSON-lines log, one record per epoch.
+        dist: the distributed job (from :func:`~reidgraph.engine.distributed.init_distributed`);
+            each process trains on its share of every epoch's P×K batches.
+        progress: show progress bars (main process only).
+
+    Returns:
+        The trained :class:`~reidgraph.models.FEN` (unwrapped, eval mode).
+    """
+    config = config or FENTrainConfig()
+    config.check()
+    data = ImageDataset(train, build_transforms(config.height, config.width, train=True, pad=config.pad,
+                                                 erasing=config.erasing))
+    classes, targets = data.pids.unique(return_inverse=True)
+    sampler = PKSampler(data.pids, P=config.P, K=config.K, seed=config.seed, rank=dist.rank,
+                        world_size=dist.world_size)
+    loader = DataLoader(data, batch_sampler=sampler, num_workers=config.num_workers,
+                        persistent_workers=config.num_workers > 0)
+    torch.manual_seed(config.seed)
+    fen = FEN(config.arch, num_classes=len(classes), weights=config.weights).to(dist.device)
+    model = wrap(fen, dist)
+    optimizer, schedule = config.optimizer(fen.parameters())
+
+    def train_epoch(epoch: int) -> dict:
+        sampler.set_epoch(epoch)
+        model.train()
+        totals: dict[str, float] = {}
+        bar = tqdm(loader, desc=f"fen epoch {epoch + 1}/{config.epochs}", leave=False,
+                   disable=not (progress and dist.is_main))
+        for images, _, _, index in bar:
+            y = targets[index].to(dist.device)
+            out = model(images.to(dist.device))
+            parts = {"softmax": softmax_loss(out.logits, y, config.label_smoothing),
+                     "triplet": batch_hard_triplet_loss(out.feat, y, config.margin)}
+            optimise(optimizer, parts, totals, len(loader), bar)
+        return {**totals, "processes": dist.world_size, "batches_per_process": len(loader)}
+
+    run_epochs(kind="fen", epochs=config.epochs, modules={"fen": fen}, optimizer=optimizer, scheduler=schedule,
+               config={**asdict(config), "fen": fen.config(), "classes": classes.tolist()},
+               train_epoch=train_epoch, checkpoint=Path(checkpoint) if checkpoint else None,
+               log_path=Path(log_path) if log_path else None, resume=resume, dist=dist)
+    return fen.eval()
+
+
+def load_fen(path: str | Path) -> tuple[FEN, dict]:
+    """A trained FEN (eval mode, no classifier needed for retrieval) and its stage-1 settings."""
+    state = load_checkpoint(path, "fen")
+    fen = FEN.from_config(state["config"]["fen"])
+    fen.load_state_dict(state["modules"]["fen"])
+    return fen.eval(), state["config"]
