@@ -93,7 +93,7 @@ def train_gnn(args: argparse.Namespace) -> int:
     if train.split is not None and "train" in train.split:
         train = train.part("train")
     config = GNNTrainConfig(epochs=args.epochs, lr=args.lr, graphs_per_batch=args.graphs_per_batch,
-                            alpha=args.alpha, seed=args.seed)
+                            alpha=args.alpha, graphs=args.graphs, seed=args.seed)
     out = Path(args.out)
     start = time.perf_counter()
     train_ffgnn(train, graph_settings(args), config, device=args.device, log_path=out.with_suffix(".log.jsonl"),
@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model file to write (.pt); resumed from when present")
     p.add_argument("--epochs", type=int, default=GNNTrainConfig().epochs)
     p.add_argument("--lr", type=float, default=GNNTrainConfig().lr, help="Adam learning rate")
+    p.add_argument("--graphs", choices=("knn", "random"), default="knn",
+                   help="training graphs: top-K neighbours (the method) or K random images (ablation rdm)")
     p.add_argument("--restart", action="store_true", help="start afresh instead of resuming from --out")
     add_graph_options(p)
     add_run_options(p)

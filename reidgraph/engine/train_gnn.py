@@ -15,7 +15,7 @@ from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 from .._checks import in_unit_interval, int_in_range
-from ..data.samplers import neighbourhood_split
+from ..data.samplers import neighbourhood_split, random_graph_neighbors
 from ..features import FeatureSet
 from ..graph import GraphSettings, build_graphs
 from ..losses import batch_hard_triplet_loss, softmax_loss, verification_loss
@@ -32,12 +32,15 @@ class GNNTrainConfig(OptimConfig):
     anchor_fraction: float = 0.2
     num_layers: int = 3
     alpha: float = 0.3
+    graphs: str = "knn"  # "random": the paper's rdm ablation, K random images per anchor
 
     def check(self) -> None:
         super().check()
         int_in_range("graphs_per_batch", self.graphs_per_batch, 1, 10**6)
         in_unit_interval("anchor_fraction", self.anchor_fraction)
         in_unit_interval("alpha", self.alpha)
+        if self.graphs not in ("knn", "random"):
+            raise ValueError(f"graphs={self.graphs!r} is unknown; choose 'knn' (the method) or 'random' (ablation rdm)")
 
 
 def graph_losses(z: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, config: GNNTrainConfig) -> dict:
@@ -77,7 +80,9 @@ def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config
 
     def train_epoch(epoch: int) -> dict:
         anchors, rest = neighbourhood_split(len(train), config.anchor_fraction, seed=config.seed, epoch=epoch)
-        graphs = build_graphs(train.feats[anchors], train.feats[rest], settings,
+        chosen = (random_graph_neighbors(len(anchors), len(rest), settings.K, seed=config.seed * 7919 + epoch)
+                  if config.graphs == "random" else None)
+        graphs = build_graphs(train.feats[anchors], train.feats[rest], settings, neighbors=chosen,
                               anchor_labels=targets[anchors], candidate_labels=targets[rest], progress=progress)
         loader = DataLoader(graphs, batch_size=config.graphs_per_batch, shuffle=True,
                             generator=torch.Generator().manual_seed(config.seed + epoch))

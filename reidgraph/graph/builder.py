@@ -125,7 +125,7 @@ def iter_graph_batches(anchors: Tensor, candidates: Tensor, neighbors: Tensor, s
 
 
 def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
-                 anchor_labels=None, candidate_labels=None, anchor_index=None,
+                 anchor_labels=None, candidate_labels=None, anchor_index=None, neighbors=None,
                  backend: str = "auto", batch_size: int = 256, progress: bool = False) -> list[Data]:
     """One PyG graph per anchor: the anchor and its top-K candidates.
 
@@ -137,6 +137,9 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
         anchor_index: optional ``[Q]`` position of each anchor among the
             candidates when anchors are drawn from them: an anchor is then not
             its own neighbour, and ``n_id`` indexes the candidates throughout.
+        neighbors: optional ``[Q, K]`` candidate indices to use as each
+            anchor's nodes instead of its top-K (e.g. the paper's random-graph
+            ablation ``rdm``).
         backend: kNN backend (see :func:`reidgraph.graph.knn`).
         batch_size: anchors whose dense graphs are built at once (memory bound).
         progress: show a progress bar.
@@ -161,7 +164,14 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
             raise ValueError("pass both anchor_labels and candidate_labels, or neither")
         anchor_labels = as_labels(anchor_labels, anchors.shape[0], "anchor_labels", "anchors")
         candidate_labels = as_labels(candidate_labels, candidates.shape[0], "candidate_labels", "candidates")
-    _, neighbors = knn(anchors, candidates, settings.K, backend=backend, exclude=anchor_index)
+    if neighbors is None:
+        _, neighbors = knn(anchors, candidates, settings.K, backend=backend, exclude=anchor_index)
+    else:
+        neighbors = torch.as_tensor(neighbors, device=anchors.device).long()
+        if neighbors.shape != (anchors.shape[0], settings.K) or not bool(
+                ((neighbors >= 0) & (neighbors < candidates.shape[0])).all()):
+            raise ValueError(f"neighbors must be [{anchors.shape[0]}, K={settings.K}] candidate indices in "
+                             f"[0, {candidates.shape[0] - 1}], got shape {tuple(neighbors.shape)}")
     positions = torch.arange(anchors.shape[0], device=neighbors.device)
     anchor_ids = positions if anchor_index is None else torch.as_tensor(anchor_index).to(neighbors)
     graphs = []

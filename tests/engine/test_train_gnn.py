@@ -20,3 +20,11 @@ def test_training_lowers_the_loss_and_is_seeded(tmp_path):
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
     assert not model.training
+
+
+def test_random_graph_ablation_trains_on_other_graphs():
+    train = synthetic_features(30, 6, 3, 16, seed=0)
+    settings = GraphSettings(K=20, k=5, tau=5)
+    knn_model = train_ffgnn(train, settings, GNNTrainConfig(epochs=1), progress=False)
+    rdm_model = train_ffgnn(train, settings, GNNTrainConfig(epochs=1, graphs="random"), progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(knn_model.state_dict().values(), rdm_model.state_dict().values()))

@@ -93,3 +93,12 @@ def test_bad_input(feats):
         build_graphs(q, g, SMALL, anchor_labels=torch.arange(10))
     with pytest.raises(ValueError, match="anchors has 8-d features but candidates has 7-d"):
         build_graphs(q, g[:, :7], SMALL)
+
+
+def test_given_neighbors_replace_the_knn(feats):
+    q, g = feats
+    chosen = torch.arange(12).repeat(10, 1) + torch.arange(10)[:, None]
+    graphs = build_graphs(q, g, SMALL, neighbors=chosen)
+    assert all(data.n_id[1:].tolist() == chosen[i].tolist() for i, data in enumerate(graphs))
+    with pytest.raises(ValueError, match=r"neighbors must be \[10, K=12\]"):
+        build_graphs(q, g, SMALL, neighbors=chosen[:, :5])
