@@ -13,6 +13,15 @@ from ._checks import as_features, as_labels
 SPLITS = ("train", "query", "gallery")
 
 
+def first_of_each_pid_camid(pairs) -> list[bool]:
+    """The CUHK03-NP query rule: ``True`` for the first of each (pid, camid) pair, in order."""
+    seen, first = set(), []
+    for key in pairs:
+        first.append(key not in seen)
+        seen.add(key)
+    return first
+
+
 @dataclass
 class FeatureSet:
     """Features ``[N, D]`` with their person ids, camera ids and optional paths/splits.
@@ -73,11 +82,7 @@ class FeatureSet:
         """
         if self.split is not None:
             return self.part("query"), self.part("gallery")
-        seen, is_query = set(), []
-        for key in zip(self.pids.tolist(), self.camids.tolist()):
-            is_query.append(key not in seen)
-            seen.add(key)
-        is_query = torch.tensor(is_query)
+        is_query = torch.tensor(first_of_each_pid_camid(zip(self.pids.tolist(), self.camids.tolist())))
         return self.subset(is_query), self.subset(~is_query)
 
     def save(self, path: str | Path) -> None:

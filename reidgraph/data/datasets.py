@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from ..features import SPLITS
+from ..features import SPLITS, first_of_each_pid_camid
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 LABELS_FILE = "labels.csv"
@@ -193,12 +193,8 @@ def _read_labels(base: Path, splits: tuple[str, ...]) -> dict[str, list[ImageRec
 
 def _first_per_pid_cam(records: list[ImageRecord]) -> tuple[list[ImageRecord], list[ImageRecord]]:
     """The CUHK03-NP rule: the first image of each (pid, camid) is a query, the rest the gallery."""
-    query, gallery, seen = [], [], set()
-    for record in records:
-        key = (record.pid, record.camid)
-        (gallery if key in seen else query).append(record)
-        seen.add(key)
-    return query, gallery
+    first = first_of_each_pid_camid((r.pid, r.camid) for r in records)
+    return [r for r, q in zip(records, first) if q], [r for r, q in zip(records, first) if not q]
 
 
 def _market_style(name: str, base: Path, num_cams: int, drop_from_train: frozenset[int] = frozenset()) -> ReIDDataset:
