@@ -52,7 +52,7 @@ def demo(args: argparse.Namespace) -> int:
 def train(args: argparse.Namespace) -> int:
     """All three stages on a dataset, then evaluation."""
     dist = init_distributed(args.device)
-    dataset = load_dataset(args.dataset, args.root)
+    dataset = load_dataset(args.dataset, args.root, **dataset_options(args.dataset_option))
     if dist.is_main:
         print(dataset.stats_table())
     fen_config = FENTrainConfig(arch=args.arch, weights=args.weights, height=args.height, width=args.width,
@@ -73,7 +73,7 @@ def train(args: argparse.Namespace) -> int:
 
 def extract(args: argparse.Namespace) -> int:
     """Features of every split of a dataset from a trained FEN, as one .npz."""
-    dataset = load_dataset(args.dataset, args.root)
+    dataset = load_dataset(args.dataset, args.root, **dataset_options(args.dataset_option))
     fen, config = load_fen(args.weights)
     parts = [extract_features(fen, records, config["height"], config["width"], split=name, device=args.device,
                               progress=not args.quiet)
@@ -125,6 +125,17 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def dataset_options(pairs: list[str] | None) -> dict[str, str]:
+    """``--dataset-option KEY=VALUE`` pairs as keyword arguments of the dataset loader."""
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--dataset-option {pair!r} is not KEY=VALUE; e.g. --dataset-option variant=detected")
+        options[key] = value
+    return options
+
+
 def graph_settings(args: argparse.Namespace) -> GraphSettings:
     return GraphSettings(K=args.K, k=args.k, lam=args.lam, tau=args.tau)
 
@@ -137,6 +148,13 @@ def add_graph_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lam", type=float, default=graph.lam, help=f"Jaccard weight (default: {graph.lam})")
     p.add_argument("--alpha", type=float, default=gnn.alpha, help=f"layer mixing (default: {gnn.alpha})")
     p.add_argument("--graphs-per-batch", type=int, default=4, help="graphs per optimiser step (default: 4)")
+
+
+def add_dataset_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="dataset layout")
+    p.add_argument("--root", required=True, help="dataset folder")
+    p.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
+                   help="loader option, e.g. variant=detected (cuhk03) or pattern=REGEX (folder); repeatable")
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -162,8 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fen = FENTrainConfig()
     p = sub.add_parser("train", help="stages 1-3 on a dataset, then CMC/mAP (use torchrun for several processes)")
-    p.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="dataset layout")
-    p.add_argument("--root", required=True, help="dataset folder")
+    add_dataset_options(p)
     p.add_argument("--out", required=True, help="folder for checkpoints, features, results (resumed from)")
     p.add_argument("--arch", default=fen.arch, help=f"FEN backbone (default: {fen.arch})")
     p.add_argument("--weights", help="local torchvision state dict to initialise the backbone")
@@ -184,8 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=train)
 
     p = sub.add_parser("extract", help="features of a dataset from a trained FEN checkpoint")
-    p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
-    p.add_argument("--root", required=True)
+    add_dataset_options(p)
     p.add_argument("--weights", required=True, help="FEN checkpoint (fen.pt from `reidgraph train`)")
     p.add_argument("--out", required=True, help="features .npz to write")
     add_run_options(p)

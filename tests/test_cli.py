@@ -68,3 +68,12 @@ def test_evaluate_rejects_foreign_model_and_wrong_dimension(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--model", str(tmp_path / "g.pt")]) == 2
     assert "expects 8-d features but" in capsys.readouterr().err
+
+
+def test_dataset_options_reach_the_loader(tmp_path, capsys):
+    assert main(["extract", "--dataset", "cuhk03", "--root", str(tmp_path), "--weights", "x.pt",
+                 "--out", "f.npz", "--dataset-option", "colour=blue"]) == 2
+    assert "colour" in capsys.readouterr().err
+    assert main(["extract", "--dataset", "cuhk03", "--root", str(tmp_path), "--weights", "x.pt",
+                 "--out", "f.npz", "--dataset-option", "variant"]) == 2
+    assert "is not KEY=VALUE" in capsys.readouterr().err
