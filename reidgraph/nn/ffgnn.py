@@ -48,6 +48,20 @@ class FFGNN(torch.nn.Module):
             x = norm(conv(x, edge_index, edge_weight)).relu()
         return x
 
+    def forward_dense(self, x: Tensor, s: Tensor, first_xw: Tensor | None = None) -> Tensor:
+        """:meth:`forward` on a batch of dense graphs ``x [B, n, D]``, ``s [B, n, n]``.
+
+        Equal to the sparse path on the block-diagonal graph (BatchNorm sees all
+        ``B * n`` nodes either way); dense products are faster for the small,
+        dense-ish neighbourhood graphs of re-ranking. ``first_xw [B, n, D]`` is
+        the first layer's precomputed ``x W`` (see :meth:`FFGNNConv.forward_dense`).
+        """
+        B, n, D = x.shape
+        for layer, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            x = conv.forward_dense(x, s, first_xw if layer == 0 else None)
+            x = norm(x.reshape(B * n, -1)).relu().view(B, n, -1)
+        return x
+
     def config(self) -> dict:
         """Constructor arguments, stored in checkpoints to rebuild the model."""
         return {"channels": self.channels, "num_layers": self.num_layers, "alpha": self.alpha}

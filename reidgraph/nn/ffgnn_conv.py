@@ -60,6 +60,21 @@ class FFGNNConv(MessagePassing):
         message = self.propagate(edge_index, x=self.lin(x), edge_weight=edge_weight)
         return (1 - self.alpha) * x + self.alpha * message
 
+    def forward_dense(self, x: Tensor, s: Tensor, xw: Tensor | None = None) -> Tensor:
+        r"""The same update on a batch of dense graphs: :math:`(1-\alpha) X + \alpha\, S (X W)`.
+
+        Args:
+            x: ``[B, n, F]`` node features.
+            s: ``[B, n, n]`` normalised adjacency, row ``i`` holding :math:`s_{ij}`.
+            xw: optional ``[B, n, F]`` precomputed :math:`X W`. At test time the
+                first layer's input is the FEN feature, so :math:`x_j W` can be
+                computed once per gallery image instead of once per graph.
+
+        Returns:
+            ``[B, n, F]``.
+        """
+        return (1 - self.alpha) * x + self.alpha * torch.bmm(s, self.lin(x) if xw is None else xw)
+
     def message(self, x_j: Tensor, edge_weight: OptTensor) -> Tensor:
         return x_j if edge_weight is None else edge_weight.view(-1, 1) * x_j
 

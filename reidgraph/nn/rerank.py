@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._checks import as_features, int_in_range, same_dim
-from ..graph import GraphSettings, block_diagonal, iter_graph_batches, knn
+from ..graph import GraphSettings, iter_graph_batches, knn
 
 
 @dataclass
@@ -87,11 +87,15 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
     _, neighbors = knn(query, gallery, settings.K, backend=backend)
     was_training = model.training
     model.eval()
+    # The first layer's x_j W depends only on the image, and a gallery image
+    # recurs in many graphs: project every image once, not once per graph.
+    first = model.convs[0].lin
+    query_xw, gallery_xw = first(query), first(gallery)
     index, distance = [], []
     try:
         for rows, x, s in iter_graph_batches(query, gallery, neighbors, settings, batch_size, progress):
-            B, n, D = x.shape
-            z = F.normalize(model(x.reshape(B * n, D), block_diagonal(s)).view(B, n, -1), dim=-1)
+            xw = torch.cat([query_xw[rows, None], gallery_xw[neighbors[rows]]], dim=1)
+            z = F.normalize(model.forward_dense(x, s, first_xw=xw), dim=-1)
             dist = 1 - (z[:, 1:] @ z[:, :1].transpose(1, 2)).squeeze(2)
             # Stable: equal fused distances keep their FEN order.
             dist, order = dist.sort(dim=1, stable=True)

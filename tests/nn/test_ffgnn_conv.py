@@ -110,3 +110,17 @@ def test_bad_alpha(alpha):
 def test_wrong_channels():
     with pytest.raises(ValueError, match="x has 5 channels but this FFGNNConv expects 4"):
         FFGNNConv(4)(torch.randn(3, 5), torch.tensor([[0, 1], [1, 2]]))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_dense_forward_equals_sparse_path(training):
+    from reidgraph.graph import block_diagonal
+    torch.manual_seed(2)
+    g = torch.randn(80, 6, dtype=torch.float64)
+    x = torch.stack([data.x for data in build_graphs(g[:4], g, SMALL, anchor_index=torch.arange(4))])
+    s = SMALL.adjacency(x)
+    model = FFGNN(6).double().train(training)
+    sparse = model(x.reshape(-1, 6), block_diagonal(s)).view(4, 16, 6)
+    assert torch.allclose(model.forward_dense(x, s), sparse, atol=1e-10)
+    xw = model.convs[0].lin(x)
+    assert torch.allclose(model.forward_dense(x, s, first_xw=xw), sparse, atol=1e-10)
