@@ -1,0 +1,143 @@
+"""Side-by-side comparison of FFGNN and the re-ranking methods people use, on the same features.
+
+Accuracy section: on a features file (default: the real CUHK03-labeled val
+features in ../shared/features), the FEN ranking, each peer re-ranking method
+and FFGNN (trained on the matching train features, or --model), in one table:
+rank-1, rank-5, mAP, mINP, time (ranking plus evaluation) and peak resident
+memory. Each method runs in
+its own fresh process, so its peak memory is its own.
+
+Examples:
+    python benchmarks/run.py --out benchmarks/results/accuracy.json
+    python benchmarks/run.py --quick          # tiny generated features, seconds
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "features" / "osnet_x0_25_msmt17"
+PEERS = {  # name -> (function name in reidgraph.rerank, the paper's default parameters)
+    "k-reciprocal": ("k_reciprocal", {"k1": 20, "k2": 6, "lam": 0.3}),
+    "ECN": ("ecn", {"k": 25, "t": 3, "q": 8}),
+    "AQE": ("average_query_expansion", {"n": 5}),
+    "GNN re-ranking": ("gnn_rerank", {"k1": 26, "k2": 7}),
+}
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident memory in GiB.
+
+    Linux's ``VmHWM`` belongs to the process image and starts afresh at exec;
+    ``ru_maxrss`` would carry over the parent's peak into a spawned child.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 2**20
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def run_method(name: str, features: str, model: str | None, params: dict) -> dict:
+    """Rank the query set of ``features`` with one method; runs in a fresh process."""
+    import torch  # noqa: F401 - imported before the baseline reading, so it is not charged to the method
+
+    from reidgraph.evaluation import evaluate_order
+    from reidgraph.features import FeatureSet
+    from reidgraph.nn import ffgnn_rerank, ranked_orders
+
+    query, gallery = FeatureSet.load(features).query_gallery()
+    baseline = peak_rss_gib()
+    start = time.perf_counter()
+    if name == "FEN features":
+        orders = ranked_orders(query.feats, gallery.feats)
+    elif name == "FFGNN":
+        from reidgraph.engine import load_ffgnn
+        ffgnn, settings = load_ffgnn(model)
+        orders = ffgnn_rerank(ffgnn, query.feats, gallery.feats, settings).orders(query.feats, gallery.feats)
+    else:
+        from reidgraph import rerank
+        function, _ = PEERS[name]
+        result = getattr(rerank, function)(query.feats, gallery.feats, **params)
+        orders = (chunk.argsort(dim=1, stable=True) for chunk in result.distance_chunks())
+    m = evaluate_order(orders, query.pids, gallery.pids, query.camids, gallery.camids)
+    seconds = time.perf_counter() - start
+    return {"method": name, "params": params, "rank1": float(m.cmc[0]), "rank5": float(m.cmc[min(4, len(m.cmc) - 1)]),
+            "mAP": m.mAP, "mINP": m.mINP, "seconds": seconds, "peak_rss_gib": peak_rss_gib(),
+            "baseline_rss_gib": baseline}
+
+
+def isolated(*args) -> dict:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(run_method, *args).result()
+
+
+def prepare(args, work: Path) -> tuple[Path, Path | None, str]:
+    """The features to rank, the FFGNN model to use (trained here if needed) and a description."""
+    from reidgraph.engine import GNNTrainConfig, train_ffgnn
+    from reidgraph.features import FeatureSet
+    from reidgraph.graph import GraphSettings
+
+    if args.quick:
+        from reidgraph.data import synthetic_features
+        train = synthetic_features(40, 6, 3, 16, seed=0)
+        test = synthetic_features(20, 6, 3, 16, seed=0, first_pid=1000)
+        test.save(work / "test.npz")
+        train_ffgnn(train, GraphSettings(K=20, k=5, tau=5), GNNTrainConfig(epochs=1, graphs_per_batch=4),
+                    checkpoint=work / "ffgnn.pt", progress=False)
+        return work / "test.npz", work / "ffgnn.pt", "generated features (quick: 20 ids, 16-d)"
+    features = Path(args.features)
+    for path in [features] + ([] if args.model else [Path(args.train)]):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found; pass --features/--train, or --quick")
+    model = Path(args.model) if args.model else work / "ffgnn.pt"
+    if not args.model:
+        print(f"training FFGNN on {args.train} (paper's graph, {args.epochs} epochs)...", flush=True)
+        train_ffgnn(FeatureSet.load(args.train), GraphSettings(),
+                    GNNTrainConfig(epochs=args.epochs, graphs_per_batch=4), checkpoint=model, progress=False)
+    return features, model, str(features)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--features", default=str(DEFAULT / "cuhk03_labeled_val.npz"), help="features to rank")
+    parser.add_argument("--train", default=str(DEFAULT / "cuhk03_labeled_train.npz"),
+                        help="train features for the FFGNN (when no --model)")
+    parser.add_argument("--model", help="a trained FFGNN (train-gnn output) instead of training one")
+    parser.add_argument("--epochs", type=int, default=3, help="FFGNN epochs when training here")
+    parser.add_argument("--quick", action="store_true", help="tiny generated features: a smoke run in seconds")
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            features, model, described = prepare(args, Path(tmp))
+        except (FileNotFoundError, ValueError) as err:
+            print(f"benchmarks/run.py: {err}", file=sys.stderr)
+            return 2
+        quick = {"k-reciprocal": {"k1": 6, "k2": 3, "lam": 0.3}, "ECN": {"k": 6, "t": 2, "q": 3},
+                 "AQE": {"n": 3}, "GNN re-ranking": {"k1": 6, "k2": 3}}
+        methods = [("FEN features", {}), *((n, quick[n] if args.quick else p) for n, (_, p) in PEERS.items()),
+                   ("FFGNN", {})]
+        rows = [isolated(name, str(features), str(model), params) for name, params in methods]
+    print(f"accuracy on {described}; {platform.machine()}, each method in its own process")
+    print(f"{'method':<16}{'rank-1':>8}{'rank-5':>8}{'mAP':>8}{'mINP':>8}{'time (s)':>10}{'peak RSS (GiB)':>16}"
+          f"{'after imports':>15}")
+    for r in rows:
+        print(f"{r['method']:<16}" + "".join(f"{100 * r[k]:8.1f}" for k in ("rank1", "rank5", "mAP", "mINP"))
+              + f"{r['seconds']:10.2f}{r['peak_rss_gib']:16.2f}{r['baseline_rss_gib']:15.2f}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"features": described, "machine": platform.machine(),
+                                              "accuracy": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

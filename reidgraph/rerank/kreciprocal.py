@@ -1,0 +1,297 @@
+r"""k-reciprocal re-ranking (Zhong et al., CVPR 2017).
+
+.. math::
+    d^*(p, g) = (1 - \lambda)\, d_J(p, g) + \lambda\, d(p, g), \qquad
+    d_J(p, g) = 1 - \frac{\sum_j \min(\mathcal{V}_{pj}, \mathcal{V}_{gj})}
+                         {\sum_j \max(\mathcal{V}_{pj}, \mathcal{V}_{gj})}
+
+Every query and gallery item is a probe (``N = Q + G`` items), and
+``d(p, g) = 2 - 2 \cos(p, g)``, the squared Euclidean distance between the
+L2-normalised features (this method's own distance, not ``1 - \cos``).
+
+1. ``N(p, k)``: the ``k + 1`` nearest items of ``p`` (``p`` itself first).
+   The k-reciprocal set ``R(p, k) = {q in N(p, k) : p in N(q, k)}``.
+2. Expansion: ``R*(p) = R(p, k1)`` plus ``R(q, k1/2)`` of every ``q`` in
+   ``R(p, k1)`` with ``|R(p, k1) ∩ R(q, k1/2)| > 2/3 |R(q, k1/2)|``.
+3. ``V_pg = exp(-d(p, g))`` for ``g`` in ``R*(p)``, 0 elsewhere, each row
+   normalised to sum 1.
+4. Local query expansion: ``V_p`` becomes the mean of ``V_q`` over the ``k2``
+   nearest items ``q`` of ``p`` (``p`` included).
+5. As each row sums to 1, ``sum max = 2 - m`` with ``m = sum min``, so
+   ``d_J = 1 - m / (2 - m)``; ``d_J = 1`` wherever the supports do not meet.
+
+:func:`k_reciprocal` is the library's version: memory ``O(N k)``, every step a
+few vectorised torch operations on neighbour lists and sparse rows.
+:func:`k_reciprocal_dense` follows the authors' reference code (``N x N``
+matrices, per-row loops) and exists to check the former and to benchmark it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .._checks import as_features, in_unit_interval, int_in_range, same_dim
+from ..graph import knn
+
+# Feature values gathered at once when measuring the distance of listed pairs (16 MiB in float32).
+_GATHER_BUDGET = 2**22
+# (query, column, gallery) triples formed at once when summing the Jaccard overlaps.
+_TRIPLE_BUDGET = 2**21
+
+
+@dataclass
+class KReciprocal:
+    """k-reciprocal distances of ``Q`` queries to ``G`` gallery items, produced chunk by chunk.
+
+    Attributes:
+        query: ``[Q, D]`` L2-normalised query features.
+        gallery: ``[G, D]`` L2-normalised gallery features.
+        crow: ``[Q + 1]`` row pointers (CSR) into ``col`` and ``overlap``.
+        col: ``[E]`` gallery index of each pair whose encodings' supports meet.
+        overlap: ``[E]`` ``m = sum_j min(V_pj, V_gj)`` of each such pair
+            (``d_J = 1`` on all other pairs).
+        lam: weight ``lambda`` of the original distance.
+    """
+
+    query: Tensor
+    gallery: Tensor
+    crow: Tensor
+    col: Tensor
+    overlap: Tensor
+    lam: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.query.shape[0], self.gallery.shape[0]
+
+    def distance_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
+        """Yield ``d*`` for consecutive chunks of ``chunk_size`` queries, each ``[q, G]``."""
+        int_in_range("chunk_size", chunk_size, 1, 2**31)
+        crow, col, m = self.crow, self.col, self.overlap
+        for start in range(0, self.query.shape[0], chunk_size):
+            stop = min(start + chunk_size, self.query.shape[0])
+            # d* = lam d + (1 - lam) on pairs that do not meet, less (1 - lam) m / (2 - m) on those
+            # that do; built in place so a chunk costs one [q, G] buffer.
+            out = self.query[start:stop] @ self.gallery.T
+            out.mul_(-2).add_(2).clamp_(min=0).mul_(self.lam).add_(1 - self.lam)
+            lo, hi = int(crow[start]), int(crow[stop])
+            rows = torch.repeat_interleave(torch.arange(stop - start, device=crow.device),
+                                           crow[start + 1:stop + 1] - crow[start:stop])
+            out.index_put_((rows, col[lo:hi]), -(1 - self.lam) * m[lo:hi] / (2 - m[lo:hi]), accumulate=True)
+            yield out
+
+    def dense(self) -> Tensor:
+        """All of ``d*`` at once, ``[Q, G]``; for small inputs only."""
+        return torch.cat(list(self.distance_chunks()))
+
+
+def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam: float = 0.3,
+                 chunk_size: int = 1024) -> KReciprocal:
+    r"""k-reciprocal re-ranking with sparse encodings, memory ``O(N k)`` (see the module docstring).
+
+    Args:
+        query: ``[Q, D]`` features.
+        gallery: ``[G, D]`` features.
+        k1: size of the k-reciprocal neighbourhood, ``1 <= k1 < Q + G``. Default 20.
+        k2: neighbours averaged by local query expansion, ``1 <= k2 <= k1``. Default 6.
+        lam: weight ``lambda`` of the original distance, in ``[0, 1]``. Default 0.3.
+        chunk_size: rows processed at once by the kNN and the Jaccard overlap. Default 1024.
+
+    Returns:
+        :class:`KReciprocal`, whose ``distance_chunks()`` yields ``[q, G]`` blocks of ``d*``.
+    """
+    x, Q, k1, k2, lam = _check(query, gallery, k1, k2, lam)
+    int_in_range("chunk_size", chunk_size, 1, 2**31)
+    N = x.shape[0]
+    _, nbrs = knn(x, x, k1 + 1, backend="torch", chunk_size=chunk_size)
+    half = round(k1 / 2)
+    recip = _reciprocal(nbrs)
+    recip_half = torch.where(_reciprocal(nbrs[:, :half + 1]), nbrs[:, :half + 1], -1)
+    members = torch.where(recip, nbrs, -1)
+    member_keys = _row_keys(members, N)
+
+    rows, cols = [], []
+    for start in range(0, N, chunk_size):
+        block = members[start:start + chunk_size]
+        anchor = torch.arange(start, start + block.shape[0], device=x.device)
+        candidate = recip_half[block.clamp_min(0)]                          # [c, k1+1, half+1]
+        inside = (candidate >= 0) & _contains(member_keys, anchor[:, None, None] * N + candidate)
+        size = (candidate >= 0).sum(-1)
+        accepted = (block >= 0) & (3 * inside.sum(-1) > 2 * size)
+        candidate = torch.where(accepted[..., None], candidate, -1).flatten(1)
+        expanded = torch.cat([block, candidate], dim=1).sort(dim=1).values
+        keep = expanded >= 0
+        keep[:, 1:] &= expanded[:, 1:] != expanded[:, :-1]
+        rows.append(anchor[:, None].expand_as(expanded)[keep])
+        cols.append(expanded[keep])
+    rows, cols = torch.cat(rows), torch.cat(cols)
+
+    weight = torch.exp(-_pair_distance(x, rows, cols))
+    weight = weight / torch.zeros(N, dtype=x.dtype, device=x.device).index_add_(0, rows, weight)[rows]
+    rows, cols, weight = _query_expansion(rows, cols, weight, nbrs[:, :k2], N)
+    crow, col, overlap = _overlap(rows, cols, weight, Q, N, chunk_size)
+    return KReciprocal(query=x[:Q], gallery=x[Q:], crow=crow, col=col, overlap=overlap, lam=lam)
+
+
+def k_reciprocal_dense(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6,
+                       lam: float = 0.3) -> Tensor:
+    """k-reciprocal re-ranking the way the authors' reference code does it.
+
+    Builds the full ``N x N`` distance, ranking and encoding ``V`` and loops
+    over rows in Python; memory ``O(N^2)``. A reference for tests and benchmarks.
+
+    Args:
+        query, gallery, k1, k2, lam: as in :func:`k_reciprocal`.
+
+    Returns:
+        ``[Q, G]`` re-ranked distances ``d*``.
+    """
+    x, Q, k1, k2, lam = _check(query, gallery, k1, k2, lam)
+    N = x.shape[0]
+    dist = _original_distance(x, x)
+    rank = dist.argsort(dim=1, stable=True)
+    half = round(k1 / 2)
+
+    def reciprocal(i: int, k: int) -> Tensor:
+        forward = rank[i, :k + 1]
+        backward = rank[forward, :k + 1]
+        return forward[(backward == i).any(dim=1)]
+
+    V = torch.zeros(N, N, dtype=x.dtype, device=x.device)
+    for i in range(N):
+        R = reciprocal(i, k1)
+        expanded = R
+        for q in R.tolist():
+            Rq = reciprocal(q, half)
+            if torch.isin(Rq, R).sum() > 2 / 3 * len(Rq):
+                expanded = torch.cat([expanded, Rq])
+        expanded = expanded.unique()
+        weight = torch.exp(-dist[i, expanded])
+        V[i, expanded] = weight / weight.sum()
+    V = torch.stack([V[rank[i, :k2]].mean(dim=0) for i in range(N)])
+
+    inverted = [torch.nonzero(V[Q:, j]).flatten() for j in range(N)]
+    jaccard = torch.empty(Q, N - Q, dtype=x.dtype, device=x.device)
+    for i in range(Q):
+        m = torch.zeros(N - Q, dtype=x.dtype, device=x.device)
+        for j in torch.nonzero(V[i]).flatten().tolist():
+            m[inverted[j]] += torch.minimum(V[i, j], V[Q + inverted[j], j])
+        jaccard[i] = 1 - m / (2 - m)
+    return (1 - lam) * jaccard + lam * dist[:Q, Q:]
+
+
+def _check(query, gallery, k1, k2, lam) -> tuple[Tensor, int, int, int, float]:
+    query = as_features(query, "query")
+    gallery = as_features(gallery, "gallery")
+    same_dim(query, gallery)
+    N = query.shape[0] + gallery.shape[0]
+    k1 = int_in_range("k1", k1, 1, N - 1, f"query + gallery hold {N} items, and k1 must be smaller")
+    k2 = int_in_range("k2", k2, 1, k1, "query expansion averages at most k1 neighbours")
+    lam = in_unit_interval("lam", lam)
+    x = F.normalize(torch.cat([query, gallery.to(query)]), dim=1)
+    return x, query.shape[0], k1, k2, lam
+
+
+def _original_distance(a: Tensor, b: Tensor) -> Tensor:
+    return (2 - 2 * a @ b.T).clamp_min(0)
+
+
+def _pair_distance(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """``d(x_r, x_c)`` for each listed pair, gathering at most ``_GATHER_BUDGET`` feature values at once."""
+    out = torch.empty(rows.shape[0], dtype=x.dtype, device=x.device)
+    step = max(1, _GATHER_BUDGET // x.shape[1])
+    for start in range(0, rows.shape[0], step):
+        r, c = rows[start:start + step], cols[start:start + step]
+        out[start:start + step] = (2 - 2 * (x[r] * x[c]).sum(1)).clamp_min(0)
+    return out
+
+
+def _row_keys(neighbours: Tensor, n: int) -> Tensor:
+    """Sorted ``row * n + column`` of every non-negative entry of ``neighbours``."""
+    rows = torch.arange(neighbours.shape[0], device=neighbours.device)[:, None].expand_as(neighbours)
+    valid = neighbours >= 0
+    return (rows[valid] * n + neighbours[valid]).sort().values
+
+
+def _contains(sorted_keys: Tensor, keys: Tensor) -> Tensor:
+    pos = torch.searchsorted(sorted_keys, keys).clamp_max(sorted_keys.numel() - 1)
+    return sorted_keys[pos] == keys
+
+
+def _reciprocal(neighbours: Tensor) -> Tensor:
+    """``[N, k+1]`` mask: is row ``p`` among the neighbours of its neighbour ``q``."""
+    n = neighbours.shape[0]
+    anchor = torch.arange(n, device=neighbours.device)[:, None]
+    return _contains(_row_keys(neighbours, n), neighbours * n + anchor)
+
+
+def _query_expansion(rows: Tensor, cols: Tensor, weight: Tensor, nearest: Tensor,
+                     n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Sparse rows of ``V_qe = M V`` with ``M_pq = 1/k2`` for the ``k2`` nearest ``q`` of ``p``."""
+    k2 = nearest.shape[1]
+    if k2 == 1 and bool((nearest[:, 0] == torch.arange(n, device=nearest.device)).all()):
+        return rows, cols, weight
+    ptr = _row_pointers(rows, n)
+    source = nearest.flatten()
+    length = ptr[source + 1] - ptr[source]
+    which = torch.repeat_interleave(torch.arange(source.numel(), device=rows.device), length)
+    offset = torch.arange(which.numel(), device=rows.device) - (torch.cumsum(length, 0) - length)[which]
+    entry = ptr[source][which] + offset
+    key, total = _sum_duplicates((which // k2) * n + cols[entry], weight[entry] / k2)
+    return key // n, key % n, total
+
+
+def _sum_duplicates(key: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+    """Sorted unique ``key`` and the sum of ``values`` over each."""
+    unique, inverse = torch.unique(key, return_inverse=True)
+    return unique, torch.zeros(unique.numel(), dtype=values.dtype, device=values.device).index_add_(0, inverse, values)
+
+
+def _row_pointers(rows: Tensor, n: int) -> Tensor:
+    """CSR row pointers of row-sorted ``rows``."""
+    counts = torch.bincount(rows, minlength=n)
+    return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+
+
+def _overlap(rows: Tensor, cols: Tensor, weight: Tensor, Q: int, n: int,
+             chunk_size: int) -> tuple[Tensor, Tensor, Tensor]:
+    """CSR ``(crow, col, m)`` of ``m = sum_j min(V_pj, V_gj)`` on query-gallery pairs that meet.
+
+    Pairs come from the inverted index ``j -> {g : V_gj > 0}``, a chunk of queries at a time.
+    """
+    G = n - Q
+    is_gallery = rows >= Q
+    by_column = torch.argsort(cols[is_gallery], stable=True)
+    g_rows = rows[is_gallery][by_column] - Q
+    g_vals = weight[is_gallery][by_column]
+    col_ptr = _row_pointers(cols[is_gallery][by_column], n)
+    row_ptr = _row_pointers(rows, n)
+
+    # Each query entry V_pj meets every gallery entry of column j: a block of queries ends
+    # after chunk_size rows or once its (p, j, g) triples pass _TRIPLE_BUDGET.
+    is_query = rows < Q
+    meets = (col_ptr[cols + 1] - col_ptr[cols])[is_query]
+    triples = torch.cat([meets.new_zeros(1),
+                         torch.cumsum(torch.zeros(Q, dtype=meets.dtype, device=meets.device)
+                                      .index_add_(0, rows[is_query], meets), 0)])
+    out_rows, out_cols, out_vals = [], [], []
+    start = 0
+    while start < Q:
+        stop = int(torch.searchsorted(triples, triples[start] + _TRIPLE_BUDGET, right=True)) - 1
+        stop = min(max(stop, start + 1), start + chunk_size, Q)
+        lo, hi = int(row_ptr[start]), int(row_ptr[stop])
+        p, j, v = rows[lo:hi], cols[lo:hi], weight[lo:hi]
+        length = col_ptr[j + 1] - col_ptr[j]
+        which = torch.repeat_interleave(torch.arange(j.numel(), device=rows.device), length)
+        offset = torch.arange(which.numel(), device=rows.device) - (torch.cumsum(length, 0) - length)[which]
+        entry = col_ptr[j][which] + offset
+        pair, total = _sum_duplicates(p[which] * G + g_rows[entry], torch.minimum(v[which], g_vals[entry]))
+        out_rows.append(pair // G)
+        out_cols.append(pair % G)
+        out_vals.append(total)
+        start = stop
+    return _row_pointers(torch.cat(out_rows), Q), torch.cat(out_cols), torch.cat(out_vals)

@@ -1,0 +1,24 @@
+"""benchmarks/run.py runs on a tiny size and fails cleanly on a missing file."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+
+
+def test_quick_accuracy_table(tmp_path):
+    done = subprocess.run([sys.executable, str(RUN), "--quick", "--out", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((tmp_path / "r.json").read_text())["accuracy"]
+    assert [r["method"] for r in rows] == ["FEN features", "k-reciprocal", "ECN", "AQE", "GNN re-ranking", "FFGNN"]
+    for r in rows:
+        assert 0 <= r["mAP"] <= 1 and r["seconds"] > 0 and r["peak_rss_gib"] > 0
+    assert "k-reciprocal" in done.stdout and "peak RSS" in done.stdout
+
+
+def test_missing_features_file_exits_non_zero(tmp_path):
+    done = subprocess.run([sys.executable, str(RUN), "--features", str(tmp_path / "nope.npz"), "--model", "m.pt"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "nope.npz not found" in done.stderr
