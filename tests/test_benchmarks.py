@@ -16,6 +16,9 @@ def test_quick_accuracy_table(tmp_path):
     for r in rows:
         assert 0 <= r["mAP"] <= 1 and r["seconds"] > 0 and r["peak_rss_gib"] > 0
     assert "k-reciprocal" in done.stdout and "peak RSS" in done.stdout
+    scale = json.loads((tmp_path / "r.json").read_text())["scale"]
+    assert {r["method"] for r in scale} >= {"FFGNN inference", "k-reciprocal", "dense k-reciprocal (original algorithm)"}
+    assert all(r["seconds"] > 0 and r["peak_rss_gib"] >= r["baseline_rss_gib"] for r in scale)
 
 
 def test_missing_features_file_exits_non_zero(tmp_path):
