@@ -19,6 +19,8 @@ def test_quick_accuracy_table(tmp_path):
     scale = json.loads((tmp_path / "r.json").read_text())["scale"]
     assert {r["method"] for r in scale} >= {"FFGNN inference", "k-reciprocal", "dense k-reciprocal (original algorithm)"}
     assert all(r["seconds"] > 0 and r["peak_rss_gib"] >= r["baseline_rss_gib"] for r in scale)
+    summary = json.loads((tmp_path / "r.json").read_text())["summary"]
+    assert summary["scale"] == "quick" and 0 < summary["ffgnn_roofline_fraction"]
 
 
 def test_missing_features_file_exits_non_zero(tmp_path):
