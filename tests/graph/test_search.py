@@ -1,3 +1,5 @@
+import importlib.util
+
 import pytest
 import torch
 
@@ -54,6 +56,55 @@ def test_keops_matches_torch(device):
     assert torch.equal(i_self, knn(g[:20], g, 10, exclude=own, backend="torch")[1])
 
 
+def exact_topk(q, g, k, exclude=None):
+    """Top-k by float64 cosine, the excluded column (if any) left out."""
+    sim = torch.nn.functional.normalize(q.double(), dim=1) @ torch.nn.functional.normalize(g.double(), dim=1).T
+    if exclude is not None:
+        sim[torch.arange(len(q)), exclude] = float("-inf")
+    return sim.topk(k, dim=1).indices
+
+
+@pytest.mark.parametrize("spread", [1.0, 0.05])
+def test_screened_knn_is_exact(spread, monkeypatch):
+    """A bfloat16 screen + refinement returns the exact top-k, also where the scores are packed so
+    tightly (gaps far below bfloat16's resolution) that rows must be redone. float64 features, so
+    that the refinement and the reference agree to the last bit of the ranking."""
+    from reidgraph.graph import search
+    torch.manual_seed(0)
+    centre = torch.randn(1, 64, dtype=torch.float64)
+    g = centre + spread * torch.randn(2000, 64, dtype=torch.float64)
+    q = centre + spread * torch.randn(40, 64, dtype=torch.float64)
+    redone = []
+    masked = search._masked
+    monkeypatch.setattr(search, "_masked", lambda sim, own: redone.append(sim.shape[0]) or masked(sim, own))
+    sim, idx = knn(q, g, 7, backend="torch", screen=True, chunk_size=16)
+    assert torch.equal(idx, exact_topk(q, g, 7))
+    assert torch.allclose(sim, torch.nn.functional.cosine_similarity(q[:, None], g[idx], dim=-1))
+    # the wide spread passes the certificate everywhere (only the screen's own mask runs);
+    # the tight one fails it and takes the float32 fallback
+    assert (sum(redone) > 40) == (spread < 1)
+    own = torch.arange(40)
+    _, idx = knn(g[:40], g, 7, backend="torch", screen=True, exclude=own)
+    assert torch.equal(idx, exact_topk(g[:40], g, 7, exclude=own))
+
+
+def test_screening_rule():
+    from reidgraph.graph.search import fast_bfloat16, worth_screening
+    big = torch.randn(20000, 512)
+    assert not worth_screening(21, torch.randn(20000, 64))            # too few dimensions
+    assert not worth_screening(150, torch.randn(20000, 512))          # k too large for the gallery
+    assert not worth_screening(21, big.double())                      # float64 stays exact float64
+    assert worth_screening(21, big) == fast_bfloat16("cpu")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="faiss is not installed")
+def test_faiss_matches_torch():
+    g, q = torch.randn(500, 32), torch.randn(30, 32)
+    assert torch.equal(knn(q, g, 8, backend="faiss")[1], knn(q, g, 8, backend="torch")[1])
+    own = torch.arange(30)
+    assert torch.equal(knn(g[:30], g, 8, backend="faiss", exclude=own)[1], exact_topk(g[:30], g, 8, own))
+
+
 def test_auto_is_torch_on_cpu():
     from reidgraph.graph.search import resolve_backend
     assert resolve_backend("auto", torch.device("cpu")) == "torch"
@@ -66,7 +117,7 @@ def test_auto_is_torch_on_cpu():
     ((torch.randn(0, 4), torch.randn(5, 4), 2), {}, "query: is empty"),
     ((torch.randn(3, 4), torch.randn(0, 4), 2), {}, "gallery: is empty"),
     ((torch.full((3, 4), float("inf")), torch.randn(5, 4), 2), {}, "query: 3 feature vector"),
-    ((torch.randn(3, 4), torch.randn(5, 4), 2), {"backend": "faiss"}, "backend='faiss' is unknown"),
+    ((torch.randn(3, 4), torch.randn(5, 4), 2), {"backend": "annoy"}, "backend='annoy' is unknown"),
     ((torch.randn(3, 4), torch.randn(5, 4), 2), {"exclude_self": True}, "same set"),
 ])
 def test_bad_input(args, kwargs, match):
@@ -79,3 +130,17 @@ def test_missing_keops_is_explained(monkeypatch):
     monkeypatch.setattr(knn_module, "keops_available", lambda: False)
     with pytest.raises(ValueError, match="pip install pykeops"):
         knn(torch.randn(3, 4), torch.randn(5, 4), 2, backend="keops")
+
+
+def test_missing_faiss_is_explained(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_faiss(name, *args, **kwargs):
+        if name == "faiss":
+            raise ImportError("no faiss here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_faiss)
+    with pytest.raises(ValueError, match="pip install faiss-cpu"):
+        knn(torch.randn(3, 4), torch.randn(5, 4), 2, backend="faiss")
