@@ -78,29 +78,66 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
     Returns:
         :class:`Reranked` with ``index`` / ``distance`` ``[Q, K]``.
     """
+    query, gallery, settings = _prepare(query, gallery, settings, batch_size)
+    _, neighbors = knn(query, gallery, settings.K, backend=backend)
+    index, distance = [], []
+    for rows, z in _fused_graphs(model, query, gallery, neighbors, settings, batch_size, progress):
+        dist = 1 - (z[:, 1:] @ z[:, :1].transpose(1, 2)).squeeze(2)
+        # Stable: equal fused distances keep their FEN order.
+        dist, order = dist.sort(dim=1, stable=True)
+        index.append(neighbors[rows].gather(1, order))
+        distance.append(dist)
+    return Reranked(torch.cat(index), torch.cat(distance))
+
+
+@torch.no_grad()
+def fused_features(model: torch.nn.Module, anchors, candidates, settings: GraphSettings | None = None, *,
+                   exclude=None, backend: str = "auto", batch_size: int = 64, progress: bool = False) -> Tensor:
+    """Each anchor's fused feature in its own neighbourhood graph: node 0 of the FFGNN output.
+
+    A per-image fused representation, so that any method taking features (k-reciprocal, ECN, ...)
+    can follow the FFGNN, as in the paper's Basel.+FFGNN+ECN (Table 2). Queries take their graph
+    from the gallery; gallery items from the rest of the gallery (``exclude`` = their own index).
+
+    Args:
+        model: a trained :class:`~reidgraph.nn.FFGNN`.
+        anchors: ``[A, D]`` features; candidates: ``[G, D]`` features.
+        settings: graph settings, the same as in training.
+        exclude: ``[A]`` candidate index to leave out of each anchor's graph (-1 for none).
+        backend, batch_size, progress: as in :func:`ffgnn_rerank`.
+
+    Returns:
+        ``[A, D]`` L2-normalised fused anchor features.
+    """
+    anchors, candidates, settings = _prepare(anchors, candidates, settings, batch_size)
+    _, neighbors = knn(anchors, candidates, settings.K, backend=backend, exclude=exclude)
+    return torch.cat([z[:, 0] for _, z in _fused_graphs(model, anchors, candidates, neighbors, settings,
+                                                         batch_size, progress)])
+
+
+def _prepare(query, gallery, settings: GraphSettings | None, batch_size: int):
+    """Checked, L2-normalised features (as in :func:`~reidgraph.graph.build_graphs`) and settings."""
     settings = settings or GraphSettings()
     query = F.normalize(as_features(query, "query"), dim=1)
     gallery = F.normalize(as_features(gallery, "gallery"), dim=1).to(query)
     same_dim(query, gallery)
     settings.check(gallery.shape[0])
     int_in_range("batch_size", batch_size, 1, 2**31)
-    _, neighbors = knn(query, gallery, settings.K, backend=backend)
+    return query, gallery, settings
+
+
+def _fused_graphs(model: torch.nn.Module, query: Tensor, gallery: Tensor, neighbors: Tensor,
+                  settings: GraphSettings, batch_size: int, progress: bool) -> Iterator[tuple[slice, Tensor]]:
+    """``(rows, z [b, K+1, D])``: L2-normalised model outputs of consecutive batches of graphs, in eval mode."""
     was_training = model.training
     model.eval()
     # The first layer's x_j W depends only on the image, and a gallery image
     # recurs in many graphs: project every image once, not once per graph.
     first = model.convs[0].lin
     query_xw, gallery_xw = first(query), first(gallery)
-    index, distance = [], []
     try:
         for rows, x, s in iter_graph_batches(query, gallery, neighbors, settings, batch_size, progress):
             xw = torch.cat([query_xw[rows, None], gallery_xw[neighbors[rows]]], dim=1)
-            z = F.normalize(model.forward_dense(x, s, first_xw=xw), dim=-1)
-            dist = 1 - (z[:, 1:] @ z[:, :1].transpose(1, 2)).squeeze(2)
-            # Stable: equal fused distances keep their FEN order.
-            dist, order = dist.sort(dim=1, stable=True)
-            index.append(neighbors[rows].gather(1, order))
-            distance.append(dist)
+            yield rows, F.normalize(model.forward_dense(x, s, first_xw=xw), dim=-1)
     finally:
         model.train(was_training)
-    return Reranked(torch.cat(index), torch.cat(distance))

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from reidgraph.graph import GraphSettings, build_graphs, knn
-from reidgraph.nn import FFGNN, ffgnn_rerank, ranked_orders
+from reidgraph.nn import FFGNN, ffgnn_rerank, fused_features, ranked_orders
 
 SMALL = GraphSettings(K=10, k=4, tau=5)
 
@@ -30,6 +30,20 @@ def test_matches_per_graph_reference(setup):
         order = sorted(range(10), key=lambda j: dist[j].item())
         assert result.index[i].tolist() == data.n_id[1:][order].tolist()
         assert torch.allclose(result.distance[i], dist[order], atol=1e-5)
+
+
+def test_fused_features_are_each_anchors_node_in_its_own_graph(setup):
+    model, q, g = setup
+    own = torch.arange(9)
+    fused = fused_features(model, g[:9], g, SMALL, exclude=own, batch_size=4)
+    assert model.training  # restored
+    model.eval()
+    for i, data in enumerate(build_graphs(g[:9], g, SMALL, anchor_index=own)):
+        assert i not in data.n_id[1:].tolist()  # not its own neighbour
+        z = F.normalize(model(data.x, data.edge_index, data.edge_weight), dim=1)
+        assert torch.allclose(fused[i], z[0], atol=1e-5)
+    assert torch.allclose(fused_features(model, q, g, SMALL, batch_size=1),
+                          fused_features(model, q, g, SMALL, batch_size=5), atol=1e-6)
 
 
 def test_head_is_the_knn_set_and_batching_does_not_matter(setup):
