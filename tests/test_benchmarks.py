@@ -12,13 +12,15 @@ def test_quick_accuracy_table(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads((tmp_path / "r.json").read_text())["accuracy"]
-    assert [r["method"] for r in rows] == ["FEN features", "k-reciprocal", "ECN", "AQE", "GNN re-ranking", "FFGNN"]
+    assert [r["method"] for r in rows] == ["FEN features", "k-reciprocal", "ECN", "AQE", "GNN re-ranking", "FFGNN",
+                                           "FFGNN + k-reciprocal", "FFGNN + ECN"]
     for r in rows:
         assert 0 <= r["mAP"] <= 1 and r["seconds"] > 0 and r["peak_rss_gib"] > 0
     assert "k-reciprocal" in done.stdout and "peak RSS" in done.stdout
     scale = json.loads((tmp_path / "r.json").read_text())["scale"]
-    assert {r["method"] for r in scale} >= {"FFGNN inference", "k-reciprocal", "dense k-reciprocal (original algorithm)"}
-    assert all(r["seconds"] > 0 and r["peak_rss_gib"] >= r["baseline_rss_gib"] for r in scale)
+    assert {r["method"] for r in scale} >= {"FFGNN inference", "k-reciprocal", "dense k-reciprocal (original algorithm)",
+                                            "kNN K=150, torch float32", "kNN all-vs-all k=21, torch bf16-screened"}
+    assert all(r["completed"] and r["seconds"] > 0 and r["peak_rss_gib"] >= r["baseline_rss_gib"] for r in scale)
     summary = json.loads((tmp_path / "r.json").read_text())["summary"]
     assert summary["scale"] == "quick" and 0 < summary["ffgnn_roofline_fraction"]
 
@@ -27,3 +29,10 @@ def test_missing_features_file_exits_non_zero(tmp_path):
     done = subprocess.run([sys.executable, str(RUN), "--features", str(tmp_path / "nope.npz"), "--model", "m.pt"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "nope.npz not found" in done.stderr
+
+
+def test_bad_options_are_refused(tmp_path):
+    for args, message in [(["--repeats", "0"], "--repeats must be at least 1"),
+                          (["--device", "tpu"], "--device tpu: this machine offers cpu")]:
+        done = subprocess.run([sys.executable, str(RUN), "--quick", *args], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and message in done.stderr

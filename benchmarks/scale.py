@@ -1,0 +1,167 @@
+"""Speed and memory of every method at Market-1501 and MSMT17 size, each run in its own process.
+
+Generated clustered features (identity centres plus noise, about 13 images an
+identity at Market size, about 30 at MSMT size,
+whose test set has 3,060 identities). A method runs in a freshly spawned
+process so that its peak resident memory (``VmHWM``) is its own; with
+``repeats > 1`` it runs that many times, each in a new process, and the table
+gives the median time and the largest peak. At MSMT size every process runs
+under a 24 GiB address-space limit, so a method that needs more fails with an
+allocation error instead of taking the machine down; the table says so.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from ffgnn_inference import clustered, matmul_rate, performed_flops
+
+# queries, gallery, D, identities
+SCALES = {"market": (3368, 15913, 2048, 1501), "msmt": (11659, 82161, 2048, 3060), "quick": (60, 300, 64, 30)}
+MEMORY_LIMIT_GIB = {"msmt": 24}
+
+KNN = ["kNN K=150, torch float32", "kNN K=150, torch bf16-screened", "kNN K=150, KeOps", "kNN K=150, faiss",
+       "kNN all-vs-all k=21, torch float32", "kNN all-vs-all k=21, torch bf16-screened"]
+METHODS = ["graph building", "FFGNN inference", "k-reciprocal", "dense k-reciprocal (original algorithm)",
+           "ECN", "AQE", "GNN re-ranking"]
+# what the MSMT17-size section runs: the methods the issue asks to complete, and the dense one, to show it cannot
+MSMT = ["kNN K=150, torch float32", "FFGNN inference", "k-reciprocal", "dense k-reciprocal (original algorithm)",
+        "GNN re-ranking", "ECN", "AQE"]
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident memory in GiB.
+
+    Linux's ``VmHWM`` belongs to the process image and starts afresh at exec;
+    ``ru_maxrss`` would carry over the parent's peak into a spawned child.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 2**20
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def available(name: str) -> bool:
+    """Whether this machine can run ``name`` (KeOps and faiss are optional)."""
+    import importlib.util
+    needs = {"KeOps": "pykeops", "faiss": "faiss"}
+    return all(importlib.util.find_spec(module) is not None for word, module in needs.items() if word in name)
+
+
+def run_scale_method(name: str, scale: str, device: str = "cpu") -> dict:
+    """Time one method at a given scale on generated features; runs in a fresh process."""
+    import torch
+
+    from reidgraph import rerank
+    from reidgraph.graph import GraphSettings, iter_graph_batches, knn
+    from reidgraph.nn import FFGNN, ffgnn_rerank
+
+    limit = MEMORY_LIMIT_GIB.get(scale)
+    if limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit * 2**30, limit * 2**30))
+    Q, G, D, ids = SCALES[scale]
+    query, gallery = clustered(Q, D, ids, seed=1).to(device), clustered(G, D, ids, seed=0).to(device)
+    K = min(150, G // 2)
+    settings = GraphSettings(K=K, k=min(20, K), tau=min(20, K))
+    both = torch.cat([query, gallery])
+    peers = {"k-reciprocal": lambda: rerank.k_reciprocal(query, gallery),
+             "ECN": lambda: rerank.ecn(query, gallery), "AQE": lambda: rerank.average_query_expansion(query, gallery),
+             "GNN re-ranking": lambda: rerank.gnn_rerank(query, gallery)}
+
+    def consume(result) -> None:  # what evaluation does with a re-ranked distance: sort every row
+        for chunk in result.distance_chunks():
+            chunk.argsort(dim=1)
+
+    def graphs() -> None:
+        _, neighbors = knn(query, gallery, K)
+        for _ in iter_graph_batches(torch.nn.functional.normalize(query, dim=1),
+                                    torch.nn.functional.normalize(gallery, dim=1), neighbors, settings, 64):
+            pass
+
+    work = {"kNN K=150, torch float32": lambda: knn(query, gallery, K, backend="torch", screen=False),
+            "kNN K=150, torch bf16-screened": lambda: knn(query, gallery, K, backend="torch", screen=True),
+            "kNN K=150, KeOps": lambda: knn(query, gallery, K, backend="keops"),
+            "kNN K=150, faiss": lambda: knn(query, gallery, K, backend="faiss"),
+            "kNN all-vs-all k=21, torch float32": lambda: knn(both, both, 21, backend="torch", screen=False),
+            "kNN all-vs-all k=21, torch bf16-screened": lambda: knn(both, both, 21, backend="torch", screen=True),
+            "graph building": graphs,
+            "FFGNN inference": lambda: ffgnn_rerank(FFGNN(D).to(device).eval(), query, gallery, settings),
+            "dense k-reciprocal (original algorithm)": lambda: rerank.k_reciprocal_dense(query, gallery).argsort(dim=1),
+            **{n: (lambda f=f: consume(f())) for n, f in peers.items()}}
+    baseline = peak_rss_gib()
+    row = {"method": name, "scale": scale, "queries": Q, "gallery": G, "dim": D, "device": device,
+           "memory_limit_gib": limit, "completed": True}
+    start = time.perf_counter()
+    try:
+        work[name]()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+            row["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    except (MemoryError, RuntimeError) as err:  # torch reports a refused allocation as a RuntimeError
+        if "alloc" not in str(err).lower() and not isinstance(err, MemoryError):
+            raise
+        row.update(completed=False, error=str(err).splitlines()[0][:200])
+    return {**row, "seconds": time.perf_counter() - start, "peak_rss_gib": peak_rss_gib(), "baseline_rss_gib": baseline}
+
+
+def isolated_call(function, *args) -> dict:
+    """``function(*args)`` in a freshly spawned process."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
+def measure(name: str, scale: str, device: str, repeats: int) -> dict:
+    """Median time and largest peak memory of ``repeats`` runs, each in a new process.
+
+    KeOps on CPU runs once: it is the GPU path, one to two orders of magnitude slower on CPU.
+    """
+    if "KeOps" in name and device == "cpu":
+        repeats = 1
+    runs = [isolated_call(run_scale_method, name, scale, device) for _ in range(repeats)]
+    done = [r for r in runs if r["completed"]]
+    row = dict(runs[-1] if not done else done[0])
+    row.update(repeats=repeats, seconds_each=[r["seconds"] for r in runs],
+               seconds=statistics.median(r["seconds"] for r in (done or runs)),
+               peak_rss_gib=max(r["peak_rss_gib"] for r in runs), completed=len(done) == len(runs))
+    return row
+
+
+def scale_section(scale: str, device: str, repeats: int) -> tuple[list[dict], dict]:
+    """Print and return the rows of one scale, and its summary figures."""
+    Q, G, D, ids = SCALES[scale]
+    repeats = 1 if scale == "msmt" else repeats
+    names = MSMT if scale == "msmt" else KNN + METHODS
+    names = [n for n in names if available(n)]
+    limit = MEMORY_LIMIT_GIB.get(scale)
+    print(f"\nspeed and memory, {scale} scale: {Q} queries x {G} gallery, D={D}, {ids} identities (generated, "
+          f"clustered) on {device}; each run in its own process, median of the runs"
+          + (f", under a {limit} GiB address-space limit" if limit else ""))
+    print(f"{'method':<42}{'time (s)':>10}{'runs':>6}{'peak RSS (GiB)':>16}{'after set-up':>14}")
+    rates = [matmul_rate(D)]
+    rows = []
+    for name in names:
+        r = measure(name, scale, device, repeats)
+        rows.append(r)
+        status = "" if r["completed"] else f"   did not complete: {r.get('error', '')}"
+        print(f"{name:<42}{r['seconds']:10.2f}{r['repeats']:6d}{r['peak_rss_gib']:16.2f}{r['baseline_rss_gib']:14.2f}{status}",
+              flush=True)
+    rates.append(matmul_rate(D))
+    by = {r["method"]: r for r in rows}
+    ours, dense, ffgnn = by["k-reciprocal"], by["dense k-reciprocal (original algorithm)"], by["FFGNN inference"]
+    if ours["completed"] and dense["completed"]:
+        print(f"k-reciprocal vs the original dense algorithm: {dense['seconds'] / ours['seconds']:.1f}x faster, "
+              f"{ours['peak_rss_gib'] / dense['peak_rss_gib']:.2f} of its peak memory")
+    flops = performed_flops(Q, G, D, min(150, G // 2), 3)
+    fraction = flops / ffgnn["seconds"] / max(rates)
+    print(f"FFGNN inference: {flops / 1e12:.2f} TFLOP performed at {flops / ffgnn['seconds'] / 1e9:.1f} GFLOP/s, "
+          f"{100 * fraction:.0f}% of the matmul rate measured in this run ({max(rates) / 1e9:.1f} GFLOP/s)")
+    summary = {"ffgnn_roofline_fraction": fraction, "ffgnn_flops": flops, "matmul_flops_per_s": max(rates),
+               "ffgnn_seconds": ffgnn["seconds"], "ffgnn_peak_rss_gib": ffgnn["peak_rss_gib"],
+               "kreciprocal_seconds": ours["seconds"], "kreciprocal_peak_rss_gib": ours["peak_rss_gib"],
+               "dense_kreciprocal_seconds": dense["seconds"], "dense_kreciprocal_peak_rss_gib": dense["peak_rss_gib"],
+               "completed": [r["method"] for r in rows if r["completed"] and (not limit or r["peak_rss_gib"] <= limit)]}
+    return rows, summary
