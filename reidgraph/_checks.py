@@ -72,3 +72,23 @@ def as_labels(labels: Any, n: int, name: str, features: str) -> Tensor:
     if t.is_floating_point() or t.dtype == torch.bool:
         raise ValueError(f"{name} must hold integers, got {t.dtype}")
     return t.long()
+
+
+def same_camera_weight_and_ids(weight, camids, shape: tuple, single: bool = False):
+    """Check a same-camera weight in ``[0, 1]`` and, when it is below 1, camera ids of ``shape``.
+
+    ``single``: ``camids`` may come as one graph's ``[n]`` (made ``[1, n]``).
+    Returns ``(weight, camids or None)``.
+    """
+    weight = in_unit_interval("same_camera_weight", weight)
+    if weight == 1:
+        return weight, None
+    if camids is None:
+        raise ValueError(f"same_camera_weight={weight} makes graphs camera-aware, which needs each node's camera id: "
+                         "pass camids (for features: the query's and gallery's camids)")
+    camids = torch.as_tensor(camids)
+    if single and camids.dim() == 1:
+        camids = camids[None]
+    if tuple(camids.shape) != tuple(shape):
+        raise ValueError(f"camids must give one camera per node, shape {list(shape)}, got {list(camids.shape)}")
+    return weight, camids.long()

@@ -15,6 +15,14 @@ anchor and nodes ``1..K`` its top-K neighbours (``n = K + 1``). From it:
 
 ``top_k(i)`` holds ``i`` itself (rank 0) and ties are broken by node index;
 ``B`` keeps, per row, the entries at least as large as the row's τ-th largest.
+
+Camera-aware graphs (beyond the paper): given each node's camera, the
+similarity of two distinct nodes of the same camera is scaled first,
+:math:`c_{ij} \leftarrow w\,c_{ij}` for :math:`i \ne j,\ cam_i = cam_j`, and
+everything above (k-reciprocal sets, ``D``, ``C`` in ``A``, the mask) follows
+from the scaled ``C``. ``w = 0`` ignores same-camera neighbours, ``w = 1`` is
+the paper. Same-camera neighbours share background, light and viewpoint, and
+mostly show other people; see CA-Jaccard (Chen et al., CVPR 2024).
 """
 from __future__ import annotations
 
@@ -22,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import as_features, in_unit_interval, int_in_range
+from .._checks import as_features, in_unit_interval, int_in_range, same_camera_weight_and_ids
 
 EDGE_KINDS = ("joint", "cosine")
 
@@ -98,8 +106,20 @@ def row_topk_mask(a: Tensor, tau: int) -> Tensor:
     return a * (a >= threshold)
 
 
+def camera_scaled(c: Tensor, camids: Tensor, weight: float) -> Tensor:
+    r"""``c`` with entries between distinct nodes of the same camera multiplied by ``weight``.
+
+    Args:
+        c: ``[B, n, n]`` similarities; camids: ``[B, n]`` camera of each node.
+    """
+    same = camids[:, :, None] == camids[:, None, :]
+    same.diagonal(dim1=-2, dim2=-1).fill_(False)
+    return torch.where(same, weight * c, c)
+
+
 def neighborhood_adjacency(x: Tensor, k: int = 20, lam: float = 0.7, tau: int = 20,
-                           edges: str = "joint", mask: bool = True) -> Tensor:
+                           edges: str = "joint", mask: bool = True, camids: Tensor | None = None,
+                           same_camera_weight: float = 1.0) -> Tensor:
     r"""Masked, non-negative edge weights ``A`` of a batch of neighbourhood graphs.
 
     :math:`A = (\lambda D + (1-\lambda) C)_{+} \circ B` with ``edges="joint"``;
@@ -113,6 +133,10 @@ def neighborhood_adjacency(x: Tensor, k: int = 20, lam: float = 0.7, tau: int = 
         tau: edges kept per row by the mask, ``1 <= tau <= n`` (default 20).
         edges: ``"joint"`` (eq. 8) or ``"cosine"`` (the paper's ``ori`` ablation).
         mask: apply the per-row top-τ mask.
+        camids: ``[B, n]`` (or ``[n]``) camera id of each node; needed when
+            ``same_camera_weight < 1``.
+        same_camera_weight: factor ``w`` in ``[0, 1]`` on the similarity of two
+            distinct nodes of one camera, before everything else (1: the paper).
 
     Returns:
         ``[B, n, n]`` (or ``[n, n]``) adjacency.
@@ -121,7 +145,10 @@ def neighborhood_adjacency(x: Tensor, k: int = 20, lam: float = 0.7, tau: int = 
     x = as_features(x[None] if single else x, "x", ndim=3)
     n = x.shape[1]
     check_graph_params(n, k, lam, tau, edges)
+    weight, camids = same_camera_weight_and_ids(same_camera_weight, camids, tuple(x.shape[:2]), single)
     c = cosine_similarity(x)
+    if weight < 1:
+        c = camera_scaled(c, camids.to(c.device), weight)
     a = c if edges == "cosine" else lam * soft_jaccard(c, k) + (1 - lam) * c
     a = a.clamp(min=0)
     if mask:

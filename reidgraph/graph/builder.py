@@ -18,7 +18,7 @@ from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 from tqdm.auto import tqdm
 
-from .._checks import as_features, as_labels, int_in_range, same_dim
+from .._checks import as_features, as_labels, in_unit_interval, int_in_range, same_dim
 from .adjacency import check_graph_params, neighborhood_adjacency, normalize_adjacency
 from .search import knn
 
@@ -34,6 +34,9 @@ class GraphSettings:
         tau: edges kept per node by the mask (eqs. 9-10).
         edges: ``"joint"`` (eq. 8) or ``"cosine"`` (ablation ``ori``).
         mask: apply the top-τ mask (``False``: ablation ``wo_mask``).
+        same_camera_weight: factor on the similarity of two distinct nodes of
+            one camera before the graph is built (1: the paper; 0: camera-aware,
+            same-camera neighbours ignored). Below 1, graphs need camera ids.
     """
 
     K: int = 150
@@ -42,6 +45,11 @@ class GraphSettings:
     tau: int = 20
     edges: str = "joint"
     mask: bool = True
+    same_camera_weight: float = 1.0
+
+    @property
+    def camera_aware(self) -> bool:
+        return self.same_camera_weight < 1
 
     def check(self, num_candidates: int | None = None) -> None:
         """Raise a ``ValueError`` naming the first setting that cannot work."""
@@ -51,11 +59,13 @@ class GraphSettings:
         else:
             int_in_range("K", self.K, 1, 2**31)
         check_graph_params(self.K + 1, self.k, self.lam, self.tau, self.edges)
+        in_unit_interval("same_camera_weight", self.same_camera_weight)
 
-    def adjacency(self, x: Tensor) -> Tensor:
-        """Normalised adjacency ``S [B, n, n]`` of graphs ``x [B, n, D]`` under these settings."""
+    def adjacency(self, x: Tensor, camids: Tensor | None = None) -> Tensor:
+        """Normalised adjacency ``S [B, n, n]`` of graphs ``x [B, n, D]`` (cameras ``camids [B, n]``)."""
         return normalize_adjacency(neighborhood_adjacency(
-            x, k=self.k, lam=self.lam, tau=self.tau, edges=self.edges, mask=self.mask))
+            x, k=self.k, lam=self.lam, tau=self.tau, edges=self.edges, mask=self.mask, camids=camids,
+            same_camera_weight=self.same_camera_weight))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -90,7 +100,8 @@ class NeighborhoodGraph(BaseTransform):
     """PyG transform: add FFGNN edges to a ``Data`` whose ``x [K+1, D]`` is a neighbourhood.
 
     Node 0 of ``data.x`` is the anchor. Sets ``edge_index [2, E]`` and
-    ``edge_weight [E]`` from eqs. 2-10 under ``settings``.
+    ``edge_weight [E]`` from eqs. 2-10 under ``settings``; camera-aware
+    settings read each node's camera from ``data.camids [K+1]``.
     """
 
     def __init__(self, settings: GraphSettings | None = None):
@@ -99,7 +110,9 @@ class NeighborhoodGraph(BaseTransform):
     def forward(self, data: Data) -> Data:
         n = data.x.shape[0]
         check_graph_params(n, self.settings.k, self.settings.lam, self.settings.tau, self.settings.edges)
-        data.edge_index, data.edge_weight = dense_to_edges(self.settings.adjacency(data.x[None])[0])
+        camids = getattr(data, "camids", None)
+        camids = None if camids is None else camids[None]
+        data.edge_index, data.edge_weight = dense_to_edges(self.settings.adjacency(data.x[None], camids)[0])
         return data
 
     def __repr__(self) -> str:
@@ -107,12 +120,15 @@ class NeighborhoodGraph(BaseTransform):
 
 
 def iter_graph_batches(anchors: Tensor, candidates: Tensor, neighbors: Tensor, settings: GraphSettings,
-                       batch_size: int, progress: bool = False) -> Iterator[tuple[slice, Tensor, Tensor]]:
+                       batch_size: int, progress: bool = False, anchor_camids: Tensor | None = None,
+                       candidate_camids: Tensor | None = None) -> Iterator[tuple[slice, Tensor, Tensor]]:
     """Dense graphs for consecutive batches of anchors.
 
     Args:
         anchors: ``[Q, D]``; candidates: ``[G, D]``; both L2-normalised by the caller.
         neighbors: ``[Q, K]`` candidate indices of each anchor's neighbours.
+        anchor_camids, candidate_camids: ``[Q]`` / ``[G]`` cameras, checked by
+            the caller (see :func:`graph_camids`); used by camera-aware settings.
 
     Yields:
         ``(rows, x [b, K+1, D], S [b, K+1, K+1])`` where ``rows`` selects the anchors.
@@ -121,11 +137,27 @@ def iter_graph_batches(anchors: Tensor, candidates: Tensor, neighbors: Tensor, s
     for start in tqdm(starts, desc="graphs", unit="batch", disable=not progress, leave=False):
         rows = slice(start, start + batch_size)
         x = torch.cat([anchors[rows, None], candidates[neighbors[rows]]], dim=1)
-        yield rows, x, settings.adjacency(x)
+        camids = None
+        if settings.camera_aware:
+            camids = torch.cat([anchor_camids[rows, None], candidate_camids[neighbors[rows]]], dim=1)
+        yield rows, x, settings.adjacency(x, camids)
+
+
+def graph_camids(settings: GraphSettings, anchor_camids, candidate_camids, num_anchors: int,
+                 num_candidates: int, anchors: str = "query", candidates: str = "gallery"):
+    """Checked ``[Q]`` / ``[G]`` camera ids for camera-aware ``settings`` (``(None, None)`` otherwise)."""
+    if not settings.camera_aware:
+        return None, None
+    if anchor_camids is None or candidate_camids is None:
+        raise ValueError(f"same_camera_weight={settings.same_camera_weight} builds camera-aware graphs, which need "
+                         f"the camera of every image: pass {anchors}_camids and {candidates}_camids")
+    return (as_labels(anchor_camids, num_anchors, f"{anchors}_camids", anchors),
+            as_labels(candidate_camids, num_candidates, f"{candidates}_camids", candidates))
 
 
 def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
                  anchor_labels=None, candidate_labels=None, anchor_index=None, neighbors=None,
+                 anchor_camids=None, candidate_camids=None,
                  backend: str = "auto", batch_size: int = 256, progress: bool = False) -> list[Data]:
     """One PyG graph per anchor: the anchor and its top-K candidates.
 
@@ -140,6 +172,8 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
         neighbors: optional ``[Q, K]`` candidate indices to use as each
             anchor's nodes instead of its top-K (e.g. the paper's random-graph
             ablation ``rdm``).
+        anchor_camids, candidate_camids: ``[Q]`` / ``[G]`` camera ids, needed by
+            camera-aware settings (``same_camera_weight < 1``); kept as ``camids``.
         backend: kNN backend (see :func:`reidgraph.graph.knn`).
         batch_size: anchors whose dense graphs are built at once (memory bound).
         progress: show a progress bar.
@@ -158,6 +192,8 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
     same_dim(anchors, candidates, "anchors", "candidates")
     settings.check(candidates.shape[0] - int(anchor_index is not None))
     int_in_range("batch_size", batch_size, 1, 2**31)
+    anchor_camids, candidate_camids = graph_camids(settings, anchor_camids, candidate_camids, anchors.shape[0],
+                                                   candidates.shape[0], "anchor", "candidate")
     labelled = anchor_labels is not None or candidate_labels is not None
     if labelled:
         if anchor_labels is None or candidate_labels is None:
@@ -175,12 +211,15 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
     positions = torch.arange(anchors.shape[0], device=neighbors.device)
     anchor_ids = positions if anchor_index is None else torch.as_tensor(anchor_index).to(neighbors)
     graphs = []
-    for rows, x, s in iter_graph_batches(anchors, candidates, neighbors, settings, batch_size, progress):
+    for rows, x, s in iter_graph_batches(anchors, candidates, neighbors, settings, batch_size, progress,
+                                         anchor_camids, candidate_camids):
         for b, q in enumerate(positions[rows].tolist()):
             edge_index, edge_weight = dense_to_edges(s[b])
             data = Data(x=x[b], edge_index=edge_index, edge_weight=edge_weight,
                         n_id=torch.cat([anchor_ids[q:q + 1], neighbors[q]]))
             if labelled:
                 data.y = torch.cat([anchor_labels[q:q + 1], candidate_labels[neighbors[q]]])
+            if anchor_camids is not None:
+                data.camids = torch.cat([anchor_camids[q:q + 1], candidate_camids[neighbors[q]]])
             graphs.append(data)
     return graphs

@@ -8,14 +8,18 @@ from reidgraph.graph import (cosine_similarity, neighborhood_adjacency, normaliz
                              soft_jaccard, topk_members)
 
 
-def ref_adjacency(x, k, lam, tau, edges="joint", mask=True):
-    """The paper's equations, one scalar at a time, for one graph x [n, D]."""
+def ref_adjacency(x, k, lam, tau, edges="joint", mask=True, cams=None, w=1.0):
+    """The paper's equations, one scalar at a time, for one graph x [n, D]; with cameras ``cams``,
+    similarities of distinct same-camera nodes are first multiplied by ``w`` (camera-aware graphs)."""
     x = x.double().tolist()
     n = len(x)
     norm = [math.sqrt(sum(v * v for v in xi)) for xi in x]
     C = [[sum(a * b for a, b in zip(x[i], x[j])) / (norm[i] * norm[j]) for j in range(n)] for i in range(n)]
     for i in range(n):
         C[i][i] = 1.0
+        for j in range(n):
+            if cams is not None and i != j and cams[i] == cams[j]:
+                C[i][j] *= w
     # top-k(i): itself first, then by similarity, ties by lower index.
     top = [[i] + sorted((j for j in range(n) if j != i), key=lambda j: (-C[i][j], j))[:k - 1] for i in range(n)]
     R = [[j in top[i] and i in top[j] for j in range(n)] for i in range(n)]
@@ -64,6 +68,38 @@ def test_ablations_match_reference(edges, mask):
     A = neighborhood_adjacency(x, k=5, lam=0.7, tau=6, edges=edges, mask=mask)
     for b in range(2):
         assert torch.allclose(A[b], ref_adjacency(x[b], 5, 0.7, 6, edges, mask)[2], atol=1e-12)
+
+
+@pytest.mark.parametrize("w,num_cams", [(0.0, 3), (0.5, 2), (0.0, 1), (0.3, 12)])
+def test_camera_aware_matches_loop_reference(w, num_cams):
+    n, k, tau, lam = 12, 4, 5, 0.7
+    x = random_graphs(2, n, seed=7, offset=0.3)
+    cams = torch.randint(num_cams, (2, n), generator=torch.Generator().manual_seed(1))
+    A = neighborhood_adjacency(x, k=k, lam=lam, tau=tau, camids=cams, same_camera_weight=w)
+    for b in range(2):
+        _, _, A_ref, _ = ref_adjacency(x[b], k, lam, tau, cams=cams[b].tolist(), w=w)
+        assert torch.allclose(A[b], A_ref, atol=1e-12)
+    if num_cams == 1 and w == 0:  # every node on one camera: only the self-loops survive
+        assert torch.equal(A[0], torch.diag(A[0].diagonal())) and bool((A[0].diagonal() > 0).all())
+
+
+def test_camera_weight_one_is_the_paper_and_all_cameras_distinct_changes_nothing():
+    x = random_graphs(2, 10, seed=3)
+    paper = neighborhood_adjacency(x, k=4, tau=5)
+    cams = torch.randint(3, (2, 10))
+    assert torch.equal(neighborhood_adjacency(x, k=4, tau=5, camids=cams, same_camera_weight=1.0), paper)
+    distinct = torch.arange(10).expand(2, 10)
+    assert torch.equal(neighborhood_adjacency(x, k=4, tau=5, camids=distinct, same_camera_weight=0.0), paper)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"same_camera_weight": 0.0}, "needs each node's camera id: pass camids"),
+    ({"same_camera_weight": 1.5, "camids": torch.zeros(2, 8)}, r"same_camera_weight=1.5 is outside \[0, 1\]"),
+    ({"same_camera_weight": 0.0, "camids": torch.zeros(2, 7)}, r"one camera per node, shape \[2, 8\], got \[2, 7\]"),
+])
+def test_camera_aware_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        neighborhood_adjacency(random_graphs(2, 8), k=3, tau=3, **kwargs)
 
 
 def test_float32_close_to_float64():

@@ -102,3 +102,32 @@ def test_given_neighbors_replace_the_knn(feats):
     assert all(data.n_id[1:].tolist() == chosen[i].tolist() for i, data in enumerate(graphs))
     with pytest.raises(ValueError, match=r"neighbors must be \[10, K=12\]"):
         build_graphs(q, g, SMALL, neighbors=chosen[:, :5])
+
+
+def test_camera_aware_graphs_use_each_nodes_camera(feats):
+    q, g = feats
+    settings = GraphSettings(K=12, k=4, tau=5, same_camera_weight=0.0)
+    qc, gc = torch.arange(10) % 3, torch.arange(40) % 3
+    graphs = build_graphs(q, g, settings, anchor_camids=qc, candidate_camids=gc)
+    paper = build_graphs(q, g, SMALL)
+    for data, plain in zip(graphs, paper):
+        assert torch.equal(data.n_id, plain.n_id)  # the same nodes: only the edges change
+        cams = torch.cat([qc[data.n_id[:1]], gc[data.n_id[1:]]])
+        assert torch.equal(data.camids, cams)
+        s = normalize_adjacency(neighborhood_adjacency(data.x, k=4, tau=5, camids=cams, same_camera_weight=0.0))
+        assert torch.allclose(torch.sparse_coo_tensor(data.edge_index.flip(0), data.edge_weight, (13, 13)).to_dense(), s)
+    assert any(not torch.equal(a.edge_index, b.edge_index) for a, b in zip(graphs, paper))
+    transformed = NeighborhoodGraph(settings)(Data(x=graphs[2].x.clone(), camids=graphs[2].camids))
+    assert torch.equal(transformed.edge_index, graphs[2].edge_index)
+
+
+def test_camera_aware_graphs_need_camera_ids(feats):
+    q, g = feats
+    settings = GraphSettings(K=12, k=4, tau=5, same_camera_weight=0.2)
+    with pytest.raises(ValueError, match="need the camera of every image: pass anchor_camids and candidate_camids"):
+        build_graphs(q, g, settings)
+    with pytest.raises(ValueError, match="candidate_camids has shape"):
+        build_graphs(q, g, settings, anchor_camids=torch.zeros(10, dtype=torch.long),
+                     candidate_camids=torch.zeros(39, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"same_camera_weight=-0.1 is outside \[0, 1\]"):
+        build_graphs(q, g, GraphSettings(K=12, k=4, tau=5, same_camera_weight=-0.1))
