@@ -43,7 +43,8 @@ def compare(tag: str, ffgnn: FFGNN, settings: GraphSettings, query: FeatureSet,
     fen_orders = torch.cat(list(ranked_orders(query.feats, gallery.feats)))
     fen_row = score(f"FEN{tag}", fen_orders, query, gallery, time.perf_counter() - start)
     start = time.perf_counter()
-    result = ffgnn_rerank(ffgnn, query.feats, gallery.feats, settings, progress=progress)
+    result = ffgnn_rerank(ffgnn, query.feats, gallery.feats, settings, query_camids=query.camids,
+                          gallery_camids=gallery.camids, progress=progress)
     gnn_orders = torch.cat(list(result.orders(query.feats, gallery.feats)))
     gnn_row = score(f"+ FFGNN{tag}", gnn_orders, query, gallery, time.perf_counter() - start)
     return [fen_row, gnn_row], fen_orders[:, :10], gnn_orders[:, :10]

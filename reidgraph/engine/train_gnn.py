@@ -83,7 +83,9 @@ def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config
         chosen = (random_graph_neighbors(len(anchors), len(rest), settings.K, seed=config.seed * 7919 + epoch)
                   if config.graphs == "random" else None)
         graphs = build_graphs(train.feats[anchors], train.feats[rest], settings, neighbors=chosen,
-                              anchor_labels=targets[anchors], candidate_labels=targets[rest], progress=progress)
+                              anchor_labels=targets[anchors], candidate_labels=targets[rest],
+                              anchor_camids=train.camids[anchors], candidate_camids=train.camids[rest],
+                              progress=progress)
         loader = DataLoader(graphs, batch_size=config.graphs_per_batch, shuffle=True,
                             generator=torch.Generator().manual_seed(config.seed + epoch))
         model.train()

@@ -106,11 +106,13 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
         bar = tqdm(nodes, desc=f"joint epoch {epoch + 1}/{config.epochs}", leave=False,
                    disable=not (progress and dist.is_main))
         for graph in bar:
-            images = torch.stack([data[i][0] for i in graph.tolist()]).to(dist.device)
+            items = [data[i] for i in graph.tolist()]  # (image, pid, camid, index)
+            images = torch.stack([item[0] for item in items]).to(dist.device)
+            camids = torch.tensor([[item[2] for item in items]], device=dist.device)
             y = targets[graph].to(dist.device)
             out = fen_ddp(images)
             x = F.normalize(out.feat_bn, dim=1)
-            s = settings.adjacency(x.detach()[None])
+            s = settings.adjacency(x.detach()[None], camids)
             z = gnn_ddp(x, block_diagonal(s))
             parts = {"softmax": softmax_loss(out.logits, y, config.label_smoothing),
                      "triplet": batch_hard_triplet_loss(out.feat, y, config.margin),

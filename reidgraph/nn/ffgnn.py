@@ -48,6 +48,10 @@ class FFGNN(torch.nn.Module):
             x = norm(conv(x, edge_index, edge_weight)).relu()
         return x
 
+    def project_first(self, x: Tensor) -> Tensor:
+        """The first layer's ``x W`` of images ``x [N, D]``, to pass on as ``first_xw``."""
+        return self.convs[0].lin(x)
+
     def forward_dense(self, x: Tensor, s: Tensor, first_xw: Tensor | None = None) -> Tensor:
         """:meth:`forward` on a batch of dense graphs ``x [B, n, D]``, ``s [B, n, n]``.
 

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .._checks import as_features, int_in_range, same_dim
 from ..graph import GraphSettings, iter_graph_batches, knn
+from ..graph.builder import graph_camids
 
 
 @dataclass
@@ -63,14 +64,18 @@ def ranked_orders(query: Tensor, gallery: Tensor, head: Tensor | None = None,
 
 @torch.no_grad()
 def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings | None = None, *,
-                 backend: str = "auto", batch_size: int = 64, progress: bool = False) -> Reranked:
+                 query_camids=None, gallery_camids=None, backend: str = "auto", batch_size: int = 64,
+                 progress: bool = False) -> Reranked:
     """Re-rank each query's top-K gallery neighbours with a trained FFGNN.
 
     Args:
-        model: a trained :class:`~reidgraph.nn.FFGNN` (run in eval mode here).
+        model: a trained :class:`~reidgraph.nn.FFGNN` (run in eval mode here),
+            or :class:`~reidgraph.nn.TrainingFreeFusion`.
         query: ``[Q, D]`` FEN features; gallery: ``[G, D]`` FEN features
             (L2-normalised here, as in :func:`~reidgraph.graph.build_graphs`).
         settings: graph settings, the same as in training (paper's by default).
+        query_camids, gallery_camids: ``[Q]`` / ``[G]`` camera ids, needed by
+            camera-aware settings (``same_camera_weight < 1``).
         backend: kNN backend.
         batch_size: query graphs fused at once (memory ``batch_size (K+1)^2``).
         progress: show a progress bar.
@@ -79,9 +84,10 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
         :class:`Reranked` with ``index`` / ``distance`` ``[Q, K]``.
     """
     query, gallery, settings = _prepare(query, gallery, settings, batch_size)
+    camids = graph_camids(settings, query_camids, gallery_camids, query.shape[0], gallery.shape[0])
     _, neighbors = knn(query, gallery, settings.K, backend=backend)
     index, distance = [], []
-    for rows, z in _fused_graphs(model, query, gallery, neighbors, settings, batch_size, progress):
+    for rows, z in _fused_graphs(model, query, gallery, neighbors, settings, batch_size, progress, *camids):
         dist = 1 - (z[:, 1:] @ z[:, :1].transpose(1, 2)).squeeze(2)
         # Stable: equal fused distances keep their FEN order.
         dist, order = dist.sort(dim=1, stable=True)
@@ -92,7 +98,8 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
 
 @torch.no_grad()
 def fused_features(model: torch.nn.Module, anchors, candidates, settings: GraphSettings | None = None, *,
-                   exclude=None, backend: str = "auto", batch_size: int = 64, progress: bool = False) -> Tensor:
+                   exclude=None, anchor_camids=None, candidate_camids=None, backend: str = "auto",
+                   batch_size: int = 64, progress: bool = False) -> Tensor:
     """Each anchor's fused feature in its own neighbourhood graph: node 0 of the FFGNN output.
 
     A per-image fused representation, so that any method taking features (k-reciprocal, ECN, ...)
@@ -104,15 +111,18 @@ def fused_features(model: torch.nn.Module, anchors, candidates, settings: GraphS
         anchors: ``[A, D]`` features; candidates: ``[G, D]`` features.
         settings: graph settings, the same as in training.
         exclude: ``[A]`` candidate index to leave out of each anchor's graph (-1 for none).
+        anchor_camids, candidate_camids: ``[A]`` / ``[G]`` camera ids (camera-aware settings).
         backend, batch_size, progress: as in :func:`ffgnn_rerank`.
 
     Returns:
         ``[A, D]`` L2-normalised fused anchor features.
     """
     anchors, candidates, settings = _prepare(anchors, candidates, settings, batch_size)
+    camids = graph_camids(settings, anchor_camids, candidate_camids, anchors.shape[0], candidates.shape[0],
+                          "anchor", "candidate")
     _, neighbors = knn(anchors, candidates, settings.K, backend=backend, exclude=exclude)
     return torch.cat([z[:, 0] for _, z in _fused_graphs(model, anchors, candidates, neighbors, settings,
-                                                         batch_size, progress)])
+                                                         batch_size, progress, *camids)])
 
 
 def _prepare(query, gallery, settings: GraphSettings | None, batch_size: int):
@@ -127,16 +137,17 @@ def _prepare(query, gallery, settings: GraphSettings | None, batch_size: int):
 
 
 def _fused_graphs(model: torch.nn.Module, query: Tensor, gallery: Tensor, neighbors: Tensor,
-                  settings: GraphSettings, batch_size: int, progress: bool) -> Iterator[tuple[slice, Tensor]]:
+                  settings: GraphSettings, batch_size: int, progress: bool, query_camids: Tensor | None,
+                  gallery_camids: Tensor | None) -> Iterator[tuple[slice, Tensor]]:
     """``(rows, z [b, K+1, D])``: L2-normalised model outputs of consecutive batches of graphs, in eval mode."""
     was_training = model.training
     model.eval()
     # The first layer's x_j W depends only on the image, and a gallery image
     # recurs in many graphs: project every image once, not once per graph.
-    first = model.convs[0].lin
-    query_xw, gallery_xw = first(query), first(gallery)
+    query_xw, gallery_xw = model.project_first(query), model.project_first(gallery)
     try:
-        for rows, x, s in iter_graph_batches(query, gallery, neighbors, settings, batch_size, progress):
+        for rows, x, s in iter_graph_batches(query, gallery, neighbors, settings, batch_size, progress,
+                                             query_camids, gallery_camids):
             xw = torch.cat([query_xw[rows, None], gallery_xw[neighbors[rows]]], dim=1)
             yield rows, F.normalize(model.forward_dense(x, s, first_xw=xw), dim=-1)
     finally:

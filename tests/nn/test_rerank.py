@@ -74,3 +74,17 @@ def test_bad_input(setup):
         ffgnn_rerank(model, q, g, GraphSettings(K=51))
     with pytest.raises(ValueError, match="query has 8-d features but gallery has 7-d"):
         ffgnn_rerank(model, q, g[:, :7], SMALL)
+
+
+def test_camera_aware_rerank_matches_per_graph_reference(setup):
+    model, q, g = setup
+    settings = GraphSettings(K=10, k=4, tau=5, same_camera_weight=0.0)
+    qc, gc = torch.arange(9) % 2, torch.arange(50) % 3
+    result = ffgnn_rerank(model, q, g, settings, query_camids=qc, gallery_camids=gc)
+    model.eval()
+    for i, data in enumerate(build_graphs(q, g, settings, anchor_camids=qc, candidate_camids=gc)):
+        z = F.normalize(model(data.x, data.edge_index, data.edge_weight), dim=1)
+        dist = 1 - z[1:] @ z[0]
+        assert result.index[i].tolist() == data.n_id[1:][dist.argsort(stable=True)].tolist()
+    with pytest.raises(ValueError, match="pass query_camids and gallery_camids"):
+        ffgnn_rerank(model, q, g, settings)
