@@ -19,7 +19,7 @@ from .engine.train_fen import FENTrainConfig, load_fen
 from .engine.train_joint import JointTrainConfig
 from .features import FeatureSet
 from .graph import GraphSettings
-from .nn import ffgnn_rerank, ranked_orders
+from .nn import TrainingFreeFusion, ffgnn_rerank, ranked_orders
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -107,13 +107,11 @@ def evaluate(args: argparse.Namespace) -> int:
     """CMC / mAP / mINP of a features file, with FFGNN fusion when a model is given."""
     query, gallery = FeatureSet.load(args.features).query_gallery()
     start = time.perf_counter()
-    if args.model:
-        model, settings = load_ffgnn(args.model)
-        if model.channels != query.feats.shape[1]:
-            raise ValueError(f"{args.model} expects {model.channels}-d features but {args.features} has "
-                             f"{query.feats.shape[1]}-d; use features from the model it was trained on")
-        result = ffgnn_rerank(model, query.feats, gallery.feats, settings, progress=not args.quiet)
-        row = score("+ FFGNN", result.orders(query.feats, gallery.feats), query, gallery, 0.0)
+    if args.model or args.fusion:
+        model, settings, name = fusion_model(args, query.feats.shape[1])
+        result = ffgnn_rerank(model, query.feats, gallery.feats, settings, query_camids=query.camids,
+                              gallery_camids=gallery.camids, progress=not args.quiet)
+        row = score(name, result.orders(query.feats, gallery.feats), query, gallery, 0.0)
     else:
         row = score("FEN features", ranked_orders(query.feats, gallery.feats), query, gallery, 0.0)
     row["seconds"] = time.perf_counter() - start
@@ -123,6 +121,29 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"{args.features}: {len(query)} queries, {len(gallery)} gallery")
         print_table([row])
     return 0
+
+
+def fusion_model(args: argparse.Namespace, dim: int) -> tuple[torch.nn.Module, GraphSettings, str]:
+    """The trained FFGNN of ``--model`` with its training graph settings, or training-free fusion."""
+    if args.fusion == "zero-shot":
+        if args.model:
+            raise ValueError("--fusion zero-shot fuses without a model; drop --model (or drop --fusion to use it)")
+        settings = graph_settings(args)
+        return TrainingFreeFusion(args.alpha, args.steps), settings, "+ training-free fusion"
+    model, settings = load_ffgnn(args.model)
+    if model.channels != dim:
+        raise ValueError(f"{args.model} expects {model.channels}-d features but {args.features} has "
+                         f"{dim}-d; use features from the model it was trained on")
+    asked = camera_weight(args)
+    if asked is not None and asked != settings.same_camera_weight:
+        raise ValueError(f"{args.model} was trained on graphs with same_camera_weight={settings.same_camera_weight}, "
+                         f"and test graphs must be built the same way; drop --camera-aware/--same-camera-weight")
+    return model, settings, "+ FFGNN"
+
+
+def camera_weight(args: argparse.Namespace) -> float | None:
+    """The same-camera weight asked for on the command line (None: not asked)."""
+    return 0.0 if args.camera_aware else args.same_camera_weight
 
 
 def dataset_options(pairs: list[str] | None) -> dict[str, str]:
@@ -137,17 +158,27 @@ def dataset_options(pairs: list[str] | None) -> dict[str, str]:
 
 
 def graph_settings(args: argparse.Namespace) -> GraphSettings:
-    return GraphSettings(K=args.K, k=args.k, lam=args.lam, tau=args.tau)
+    weight = camera_weight(args)
+    return GraphSettings(K=args.K, k=args.k, lam=args.lam, tau=args.tau,
+                         same_camera_weight=1.0 if weight is None else weight)
 
 
-def add_graph_options(p: argparse.ArgumentParser) -> None:
+def add_graph_options(p: argparse.ArgumentParser, training: bool = True) -> None:
     graph, gnn = GraphSettings(), GNNTrainConfig()
     p.add_argument("--K", type=int, default=graph.K, help=f"neighbours per graph (default: {graph.K})")
     p.add_argument("--k", type=int, default=graph.k, help=f"k-reciprocal size (default: {graph.k})")
     p.add_argument("--tau", type=int, default=graph.tau, help=f"edges kept per node (default: {graph.tau})")
     p.add_argument("--lam", type=float, default=graph.lam, help=f"Jaccard weight (default: {graph.lam})")
     p.add_argument("--alpha", type=float, default=gnn.alpha, help=f"layer mixing (default: {gnn.alpha})")
-    p.add_argument("--graphs-per-batch", type=int, default=4, help="graphs per optimiser step (default: 4)")
+    camera = p.add_mutually_exclusive_group()
+    camera.add_argument("--camera-aware", action="store_true",
+                        help="camera-aware graphs: ignore same-camera neighbours (same-camera weight 0); "
+                             "uses the camera ids of the images")
+    camera.add_argument("--same-camera-weight", type=float, metavar="W",
+                        help="multiply the similarity of two images of one camera by W in [0, 1] before "
+                             "building a graph (default 1: the paper)")
+    if training:
+        p.add_argument("--graphs-per-batch", type=int, default=4, help="graphs per optimiser step (default: 4)")
 
 
 def add_dataset_options(p: argparse.ArgumentParser) -> None:
@@ -221,7 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="CMC/mAP/mINP of a features .npz, FFGNN-fused with --model")
     p.add_argument("--features", required=True, help="test features .npz; split query/gallery, or the CUHK03-NP rule")
-    p.add_argument("--model", help="FFGNN model from train-gnn; without it the features are ranked as they are")
+    p.add_argument("--model", help="FFGNN model from train-gnn (its graph settings are used); without it or "
+                                    "--fusion the features are ranked as they are")
+    p.add_argument("--fusion", choices=("zero-shot",),
+                   help="zero-shot: training-free fusion (W = I, no BatchNorm/ReLU), no model needed")
+    p.add_argument("--steps", type=int, default=3, help="propagation steps of --fusion zero-shot (default: 3)")
+    add_graph_options(p, training=False)
     p.add_argument("--json", action="store_true", help="print one JSON object (fractions in [0, 1])")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=evaluate)

@@ -77,3 +77,26 @@ def test_dataset_options_reach_the_loader(tmp_path, capsys):
     assert main(["extract", "--dataset", "cuhk03", "--root", str(tmp_path), "--weights", "x.pt",
                  "--out", "f.npz", "--dataset-option", "variant"]) == 2
     assert "is not KEY=VALUE" in capsys.readouterr().err
+
+
+def test_camera_aware_training_and_zero_shot_fusion(tmp_path, capsys):
+    from reidgraph.data import synthetic_features
+    from reidgraph.engine import load_ffgnn
+    synthetic_features(40, 6, 3, 16, seed=0).save(tmp_path / "train.npz")
+    synthetic_features(20, 6, 3, 16, seed=0, first_pid=100).save(tmp_path / "test.npz")
+    graph = ["--K", "20", "--k", "5", "--tau", "5"]
+    model = tmp_path / "cam.pt"
+    assert main(["train-gnn", "--features", str(tmp_path / "train.npz"), "--out", str(model), *graph,
+                 "--epochs", "1", "--camera-aware", "--quiet"]) == 0
+    assert load_ffgnn(model)[1].same_camera_weight == 0.0  # kept with the model, used again at test time
+    test = ["evaluate", "--features", str(tmp_path / "test.npz"), "--json", "--quiet"]
+    capsys.readouterr()
+    for extra in (["--model", str(model)], ["--fusion", "zero-shot", *graph],
+                  ["--fusion", "zero-shot", "--same-camera-weight", "0.5", "--steps", "2", *graph]):
+        assert main([*test, *extra]) == 0
+        assert 0 <= json.loads(capsys.readouterr().out)["mAP"] <= 1
+    for extra, message in [(["--model", str(model), "--same-camera-weight", "1"], "trained on graphs with same_camera"),
+                           (["--model", str(model), "--fusion", "zero-shot"], "drop --model"),
+                           (["--fusion", "zero-shot", "--same-camera-weight", "2", *graph], "outside [0, 1]")]:
+        assert main([*test, *extra]) == 2
+        assert message in capsys.readouterr().err
