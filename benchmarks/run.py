@@ -1,12 +1,19 @@
 """Side-by-side comparison of FFGNN and the re-ranking methods people use, on the same features.
 
 Accuracy section: on a features file (default: the real CUHK03-labeled val
-features in ../shared/features), the FEN ranking, each peer re-ranking method
-and FFGNN (trained on the matching train features, or --model), in one table:
-rank-1, rank-5, mAP, mINP, time (ranking plus evaluation) and peak resident
-memory. FFGNN + k-reciprocal and FFGNN + ECN run those methods on FFGNN-fused
-features, as in the paper's Table 2. Each method runs in its own fresh
-process, so its peak memory is its own.
+features in ../shared/features), in one table with rank-1, rank-5, mAP, mINP,
+time (ranking plus evaluation) and peak resident memory:
+- the FEN ranking and each peer re-ranking method (k-reciprocal, CA-Jaccard,
+  ECN, AQE, GNN re-ranking);
+- FFGNN trained on the matching train features on the paper's graphs
+  (or --model) and on camera-aware graphs (or --camera-model), and
+  training-free fusion on either kind of graph (the ablation of camera-aware
+  graphs and training);
+- compositions: a re-ranking method run on FFGNN-fused features, as in the
+  paper's Table 2 (Basel.+FFGNN+k-R, Basel.+FFGNN+ECN).
+Camera-aware variants and CA-Jaccard use the query's and gallery's camera ids
+at test time, as the standard protocol already does to ignore same-camera
+matches. Each method runs in its own fresh process, so its peak memory is its own.
 
 Scale section (benchmarks/scale.py): every method timed at Market-1501 size
 (3,368 queries x 15,913 gallery, 2048-d, 1,501 identities; median of
@@ -32,20 +39,49 @@ from pathlib import Path
 from scale import isolated_call, peak_rss_gib, scale_section
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "features" / "osnet_x0_25_msmt17"
-PEERS = {  # name -> (function name in reidgraph.rerank, the paper's default parameters)
-    "k-reciprocal": ("k_reciprocal", {"k1": 20, "k2": 6, "lam": 0.3}),
-    "ECN": ("ecn", {"k": 25, "t": 3, "q": 8}),
-    "AQE": ("average_query_expansion", {"n": 5}),
-    "GNN re-ranking": ("gnn_rerank", {"k1": 26, "k2": 7}),
+PEERS = {  # name -> (function name in reidgraph.rerank, the paper's default parameters, takes camera ids)
+    "k-reciprocal": ("k_reciprocal", {"k1": 20, "k2": 6, "lam": 0.3}, False),
+    "CA-Jaccard": ("ca_jaccard", {"k1_intra": 5, "k1_inter": 20, "k2_intra": 3, "k2_inter": 3, "lam": 0.3}, True),
+    "ECN": ("ecn", {"k": 25, "t": 3, "q": 8}, False),
+    "AQE": ("average_query_expansion", {"n": 5}, False),
+    "GNN re-ranking": ("gnn_rerank", {"k1": 26, "k2": 7}, False),
 }
-COMPOSED = ["k-reciprocal", "ECN"]  # re-ranking after FFGNN, as in the paper's Table 2
+QUICK = {"k-reciprocal": {"k1": 6, "k2": 3, "lam": 0.3},
+         "CA-Jaccard": {"k1_intra": 2, "k1_inter": 6, "k2_intra": 2, "k2_inter": 2, "lam": 0.3}, "ECN": {"k": 6, "t": 2, "q": 3},
+         "AQE": {"n": 3}, "GNN re-ranking": {"k1": 6, "k2": 3}}
+# name -> (fusion: a trained FFGNN on the paper's or on camera-aware graphs, training-free fusion on either,
+# or none; then a peer method on the fused features, or the fusion's own re-ranking of each query's top-K)
+FUSIONS = {"FFGNN": "paper", "FFGNN, camera-aware": "camera", "training-free": "free",
+           "training-free, camera-aware": "free-camera"}
+METHODS = {"FEN features": (None, None), **{peer: (None, peer) for peer in PEERS},
+           **{name: (fusion, None) for name, fusion in FUSIONS.items()},
+           "FFGNN + k-reciprocal": ("paper", "k-reciprocal"), "FFGNN + ECN": ("paper", "ECN"),
+           "FFGNN, camera-aware + ECN": ("camera", "ECN"),
+           "FFGNN, camera-aware + CA-Jaccard": ("camera", "CA-Jaccard"),
+           "training-free, camera-aware + k-reciprocal": ("free-camera", "k-reciprocal"),
+           "training-free, camera-aware + ECN": ("free-camera", "ECN"),
+           "training-free, camera-aware + CA-Jaccard": ("free-camera", "CA-Jaccard")}
 
 
-def run_method(name: str, features: str, model: str | None, params: dict, device: str = "cpu") -> dict:
-    """Rank the query set of ``features`` with one method; runs in a fresh process.
+def fusion_model(fusion: str, models: dict):
+    """The fusing network and its graph settings for a fusion kind of :data:`METHODS`."""
+    from reidgraph.engine import load_ffgnn
+    from reidgraph.graph import GraphSettings
+    from reidgraph.nn import TrainingFreeFusion
 
-    ``FFGNN + <peer>`` runs the peer on fused features: each query fused in its graph over the
-    gallery, each gallery item in its graph over the rest of the gallery (``fused_features``).
+    if fusion.startswith("free"):
+        settings = GraphSettings(**models["graph"], same_camera_weight=0.0 if fusion == "free-camera" else 1.0)
+        return TrainingFreeFusion(), settings
+    return load_ffgnn(models[fusion])
+
+
+def run_method(name: str, features: str, models: dict, params: dict, device: str = "cpu") -> dict:
+    """Rank the query set of ``features`` with one method of :data:`METHODS`; runs in a fresh process.
+
+    A fusion followed by a peer runs the peer on fused features: each query fused in its graph over
+    the gallery, each gallery item in its graph over the rest of the gallery (``fused_features``).
+    Camera-aware graphs and CA-Jaccard use the query's and gallery's camera ids, as the evaluation
+    protocol already does to ignore same-camera matches.
     """
     import torch
 
@@ -56,22 +92,24 @@ def run_method(name: str, features: str, model: str | None, params: dict, device
 
     query, gallery = FeatureSet.load(features).query_gallery()
     qf, gf = query.feats.to(device), gallery.feats.to(device)
+    qc, gc = query.camids.to(device), gallery.camids.to(device)
+    fusion, peer = METHODS[name]
     baseline = peak_rss_gib()
     start = time.perf_counter()
-    if name.startswith("FFGNN"):
-        from reidgraph.engine import load_ffgnn
-        ffgnn, settings = load_ffgnn(model)
-        ffgnn = ffgnn.to(device)
-    if name == "FEN features":
+    if fusion:
+        model, settings = fusion_model(fusion, models)
+        model = model.to(device)
+    if fusion and not peer:
+        orders = ffgnn_rerank(model, qf, gf, settings, query_camids=qc, gallery_camids=gc).orders(qf, gf)
+    elif not peer:
         orders = ranked_orders(qf, gf)
-    elif name == "FFGNN":
-        orders = ffgnn_rerank(ffgnn, qf, gf, settings).orders(qf, gf)
     else:
-        if name.startswith("FFGNN + "):
-            qf, gf = (fused_features(ffgnn, qf, gf, settings),
-                      fused_features(ffgnn, gf, gf, settings, exclude=torch.arange(len(gf), device=device)))
-        function, _ = PEERS[name.removeprefix("FFGNN + ")]
-        result = getattr(rerank, function)(qf, gf, **params)
+        if fusion:
+            qf, gf = (fused_features(model, qf, gf, settings, anchor_camids=qc, candidate_camids=gc),
+                      fused_features(model, gf, gf, settings, exclude=torch.arange(len(gf), device=device),
+                                     anchor_camids=gc, candidate_camids=gc))
+        function, _, cameras = PEERS[peer]
+        result = getattr(rerank, function)(qf, gf, *((qc, gc) if cameras else ()), **params)
         orders = (chunk.argsort(dim=1, stable=True).cpu() for chunk in result.distance_chunks())
     m = evaluate_order(orders, query.pids, gallery.pids, query.camids, gallery.camids)
     seconds = time.perf_counter() - start
@@ -85,8 +123,12 @@ def isolated(*args) -> dict:
     return isolated_call(run_method, *args)
 
 
-def prepare(args, work: Path) -> tuple[Path, Path | None, str]:
-    """The features to rank, the FFGNN model to use (trained here if needed) and a description."""
+def prepare(args, work: Path) -> tuple[Path, dict, str]:
+    """The features to rank, the FFGNN models to use (trained here when not given) and a description.
+
+    Models: ``paper`` (trained on the paper's graphs), ``camera`` (on camera-aware graphs), and
+    ``graph``, the graph settings (K, k, tau) the training-free fusion uses.
+    """
     from reidgraph.engine import GNNTrainConfig, train_ffgnn
     from reidgraph.features import FeatureSet
     from reidgraph.graph import GraphSettings
@@ -96,19 +138,26 @@ def prepare(args, work: Path) -> tuple[Path, Path | None, str]:
         train = synthetic_features(40, 6, 3, 16, seed=0)
         test = synthetic_features(20, 6, 3, 16, seed=0, first_pid=1000)
         test.save(work / "test.npz")
-        train_ffgnn(train, GraphSettings(K=20, k=5, tau=5), GNNTrainConfig(epochs=1, graphs_per_batch=4),
-                    checkpoint=work / "ffgnn.pt", progress=False)
-        return work / "test.npz", work / "ffgnn.pt", "generated features (quick: 20 ids, 16-d)"
-    features = Path(args.features)
-    for path in [features] + ([] if args.model else [Path(args.train)]):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found; pass --features/--train, or --quick")
-    model = Path(args.model) if args.model else work / "ffgnn.pt"
-    if not args.model:
-        print(f"training FFGNN on {args.train} (paper's graph, {args.epochs} epochs)...", flush=True)
-        train_ffgnn(FeatureSet.load(args.train), GraphSettings(),
-                    GNNTrainConfig(epochs=args.epochs, graphs_per_batch=4), checkpoint=model, progress=False)
-    return features, model, str(features)
+        graph, epochs, described = {"K": 20, "k": 5, "tau": 5}, 1, "generated features (quick: 20 ids, 16-d)"
+        features = work / "test.npz"
+    else:
+        features, train = Path(args.features), None
+        needed = [features] + ([] if args.model and args.camera_model else [Path(args.train)])
+        for path in needed:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} not found; pass --features/--train, or --quick")
+        graph, epochs, described = {}, args.epochs, str(features)
+    models = {"graph": graph, "paper": args.model, "camera": args.camera_model}
+    for kind, weight in (("paper", 1.0), ("camera", 0.0)):
+        if models[kind]:
+            continue
+        train = train if train is not None else FeatureSet.load(args.train)
+        print(f"training FFGNN on {'generated' if args.quick else args.train} ({kind} graphs, {epochs} epochs)...",
+              flush=True)
+        models[kind] = str(work / f"ffgnn_{kind}.pt")
+        train_ffgnn(train, GraphSettings(**graph, same_camera_weight=weight),
+                    GNNTrainConfig(epochs=epochs, graphs_per_batch=4), checkpoint=models[kind], progress=False)
+    return features, models, described
 
 
 def main() -> int:
@@ -117,6 +166,8 @@ def main() -> int:
     parser.add_argument("--train", default=str(DEFAULT / "cuhk03_labeled_train.npz"),
                         help="train features for the FFGNN (when no --model)")
     parser.add_argument("--model", help="a trained FFGNN (train-gnn output) instead of training one")
+    parser.add_argument("--camera-model", help="a trained camera-aware FFGNN (train-gnn --camera-aware) "
+                                               "instead of training one")
     parser.add_argument("--epochs", type=int, default=3, help="FFGNN epochs when training here")
     parser.add_argument("--quick", action="store_true", help="tiny generated features: a smoke run in seconds")
     parser.add_argument("--scale", choices=("market", "msmt", "both", "none"), default="market",
@@ -139,21 +190,18 @@ def main() -> int:
                          (" and cuda" if torch.cuda.is_available() else " only (no CUDA device found)"))
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            features, model, described = prepare(args, Path(tmp))
+            features, models, described = prepare(args, Path(tmp))
         except (FileNotFoundError, ValueError) as err:
             print(f"benchmarks/run.py: {err}", file=sys.stderr)
             return 2
-        quick = {"k-reciprocal": {"k1": 6, "k2": 3, "lam": 0.3}, "ECN": {"k": 6, "t": 2, "q": 3},
-                 "AQE": {"n": 3}, "GNN re-ranking": {"k1": 6, "k2": 3}}
-        params = {n: quick[n] if args.quick else p for n, (_, p) in PEERS.items()}
-        methods = [("FEN features", {}), *params.items(), ("FFGNN", {}),
-                   *((f"FFGNN + {n}", params[n]) for n in COMPOSED)]
-        rows = [isolated(name, str(features), str(model), p, args.device) for name, p in methods]
+        params = {name: (QUICK if args.quick else {n: p for n, (_, p, _) in PEERS.items()}).get(peer, {})
+                  for name, (_, peer) in METHODS.items()}
+        rows = [isolated(name, str(features), models, params[name], args.device) for name in METHODS]
     print(f"accuracy on {described}; {platform.machine()}, {args.device}, each method in its own process")
-    print(f"{'method':<22}{'rank-1':>8}{'rank-5':>8}{'mAP':>8}{'mINP':>8}{'time (s)':>10}{'peak RSS (GiB)':>16}"
+    print(f"{'method':<44}{'rank-1':>8}{'rank-5':>8}{'mAP':>8}{'mINP':>8}{'time (s)':>10}{'peak RSS (GiB)':>16}"
           f"{'after imports':>15}")
     for r in rows:
-        print(f"{r['method']:<22}" + "".join(f"{100 * r[k]:8.1f}" for k in ("rank1", "rank5", "mAP", "mINP"))
+        print(f"{r['method']:<44}" + "".join(f"{100 * r[k]:8.1f}" for k in ("rank1", "rank5", "mAP", "mINP"))
               + f"{r['seconds']:10.2f}{r['peak_rss_gib']:16.2f}{r['baseline_rss_gib']:15.2f}")
     results = {"features": described, "machine": platform.machine(), "device": args.device, "accuracy": rows}
     if args.scale != "none":
