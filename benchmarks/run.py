@@ -204,12 +204,14 @@ def main() -> int:
         print(f"{r['method']:<44}" + "".join(f"{100 * r[k]:8.1f}" for k in ("rank1", "rank5", "mAP", "mINP"))
               + f"{r['seconds']:10.2f}{r['peak_rss_gib']:16.2f}{r['baseline_rss_gib']:15.2f}")
     results = {"features": described, "machine": platform.machine(), "device": args.device, "accuracy": rows}
+    save(args.out, results)
     if args.scale != "none":
         scales = ["quick"] if args.quick else ["market", "msmt"] if args.scale == "both" else [args.scale]
         results["scale"], summaries = [], {}
         for scale in scales:
             rows, summaries[scale] = scale_section(scale, args.device, args.repeats)
             results["scale"] += rows
+            save(args.out, results)  # a long run keeps what it measured so far
         summary = {"scale": scales[0], **{k: v for k, v in summaries[scales[0]].items() if k != "completed"},
                    # None: the MSMT17-size section did not run here; nothing measured, nothing claimed
                    "msmt_scale_completed": summaries["msmt"]["completed"] if "msmt" in summaries else None}
@@ -217,9 +219,13 @@ def main() -> int:
         if "market" in scales:  # summary.json holds the Market-scale figures (and MSMT's when run with them)
             path = Path(__file__).resolve().parent / "results" / "summary.json"
             path.write_text(json.dumps(summary, indent=2))
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=2))
+    save(args.out, results)
     return 0
+
+
+def save(out: str | None, results: dict) -> None:
+    if out:
+        Path(out).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

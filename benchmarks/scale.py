@@ -118,6 +118,17 @@ def isolated_call(function, *args) -> dict:
         return pool.submit(function, *args).result()
 
 
+def isolated_run(name: str, scale: str, device: str) -> dict:
+    """One run of :func:`run_scale_method` in its own process; a crash of that process (killed for memory,
+    say) is a run that did not complete, not the end of the benchmark."""
+    try:
+        return isolated_call(run_scale_method, name, scale, device)
+    except Exception as err:  # BrokenProcessPool and whatever the child raised
+        return {"method": name, "scale": scale, "device": device, "completed": False,
+                "error": f"{type(err).__name__}: {err}"[:200], "seconds": float("nan"),
+                "peak_rss_gib": float("nan"), "baseline_rss_gib": float("nan")}
+
+
 def measure(name: str, scale: str, device: str, repeats: int) -> dict:
     """Median time and largest peak memory of ``repeats`` runs, each in a new process.
 
@@ -125,7 +136,7 @@ def measure(name: str, scale: str, device: str, repeats: int) -> dict:
     """
     if "KeOps" in name and device == "cpu":
         repeats = 1
-    runs = [isolated_call(run_scale_method, name, scale, device) for _ in range(repeats)]
+    runs = [isolated_run(name, scale, device) for _ in range(repeats)]
     done = [r for r in runs if r["completed"]]
     row = dict(runs[-1] if not done else done[0])
     row.update(repeats=repeats, seconds_each=[r["seconds"] for r in runs],
