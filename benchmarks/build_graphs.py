@@ -6,7 +6,6 @@ Example: python benchmarks/build_graphs.py --anchors 1000 --gallery 15913 --dim 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -15,6 +14,7 @@ import torch
 
 from reidgraph.graph import GraphSettings, build_graphs, knn
 from reidgraph.graph.search import keops_runs
+from results_io import save
 
 
 def timed(fn, repeats: int, device: torch.device) -> list[float]:
@@ -63,9 +63,7 @@ def main() -> None:
         print(f"{backend:>6}: kNN {statistics.median(knn_t):.4f} s, build {args.anchors} graphs "
               f"(kNN + adjacency + PyG edges) {statistics.median(total_t):.3f} s  "
               f"[median of {args.repeats}; {results['device']}, {results['threads']} threads]")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
+    save(args.out, results)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Example: python benchmarks/ffgnn_inference.py --queries 3368 --out benchmarks/re
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import time
@@ -19,6 +18,7 @@ import torch
 
 from reidgraph.graph import GraphSettings
 from reidgraph.nn import FFGNN, ffgnn_rerank
+from results_io import save
 
 
 def clustered(num: int, dim: int, ids: int, seed: int) -> torch.Tensor:
@@ -76,9 +76,7 @@ def main() -> None:
           f"{seconds:.1f} s, {flops / 1e12:.2f} TFLOP performed, {flops / seconds / 1e9:.1f} GFLOP/s = "
           f"{100 * result['roofline_fraction']:.0f}% of the measured matmul rate ({attainable / 1e9:.1f} GFLOP/s), "
           f"peak RSS {result['peak_rss_gib']:.2f} GiB, {result['threads']} threads")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+    save(args.out, result)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_io import save
 from scale import isolated_call, peak_rss_gib, scale_section
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "features" / "osnet_x0_25_msmt17"
@@ -222,10 +223,6 @@ def main() -> int:
     save(args.out, results)
     return 0
 
-
-def save(out: str | None, results: dict) -> None:
-    if out:
-        Path(out).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
