@@ -148,7 +148,9 @@ def ca_jaccard(query: Any, gallery: Any, query_camids: Any, gallery_camids: Any,
     weight = torch.exp(-_pair_distance(x, rows, cols))
     weight /= torch.zeros(N, dtype=x.dtype, device=x.device).index_add_(0, rows, weight)[rows]
 
-    rows, cols, weight = _mean_of_rows(rows, cols, weight, torch.cat([intra[:, :k2_intra], inter[:, :k2_inter]], 1))
+    # CLQE: mean over the first k2 entries of each list (-1 where a short list ends)
+    clqe = torch.cat([intra[:, :k2_intra], inter[:, :k2_inter]], dim=1)
+    rows, cols, weight = _query_expansion(rows, cols, weight, clqe, N)
     crow, col, overlap = _overlap(rows, cols, weight, Q, N, chunk_size)
     return CAJaccard(query=x[:Q], gallery=x[Q:], crow=crow, col=col, overlap=overlap, lam=lam)
 
@@ -235,18 +237,3 @@ def _camera_lists(x: Tensor, cams: Tensor, k_intra: int, k_inter: int, chunk_siz
             top, idx = sim.masked_fill(hide, float("-inf")).topk(lists.shape[1], dim=1)
             lists[start:start + chunk_size] = idx.masked_fill(top == float("-inf"), -1)
     return out
-
-
-def _mean_of_rows(rows: Tensor, cols: Tensor, weight: Tensor, sources: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Sparse rows of ``V_qe[p] = mean of V[q]`` over the non-negative ``q`` in ``sources[p]``.
-
-    Reuses :func:`~reidgraph.rerank.kreciprocal._query_expansion`, which divides by
-    the full width of ``sources``: missing entries (``-1``) point at an extra,
-    empty row ``N``, and each result is rescaled from the width to the row's count.
-    """
-    N = sources.shape[0]
-    if bool((sources >= 0).all()):
-        return _query_expansion(rows, cols, weight, sources, N)
-    rows, cols, weight = _query_expansion(rows, cols, weight, sources.masked_fill(sources < 0, N), N + 1)
-    count = (sources >= 0).sum(dim=1).to(weight.dtype)
-    return rows, cols, weight * sources.shape[1] / count[rows]

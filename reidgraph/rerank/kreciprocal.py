@@ -231,17 +231,23 @@ def _reciprocal(neighbours: Tensor) -> Tensor:
 
 def _query_expansion(rows: Tensor, cols: Tensor, weight: Tensor, nearest: Tensor,
                      n: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Sparse rows of ``V_qe = M V`` with ``M_pq = 1/k2`` for the ``k2`` nearest ``q`` of ``p``."""
-    k2 = nearest.shape[1]
-    if k2 == 1 and bool((nearest[:, 0] == torch.arange(n, device=nearest.device)).all()):
+    """Sparse rows of ``V_qe = M V``: row ``p`` the mean of ``V_q`` over the ``q`` listed in ``nearest[p]``.
+
+    ``nearest`` is ``[n, w]``; ``-1`` entries pad shorter lists (each row averages its own entries).
+    """
+    w = nearest.shape[1]
+    if w == 1 and bool((nearest[:, 0] == torch.arange(n, device=nearest.device)).all()):
         return rows, cols, weight
     ptr = _row_pointers(rows, n)
     source = nearest.flatten()
-    length = ptr[source + 1] - ptr[source]
+    listed = source >= 0
+    source = source.clamp_min(0)
+    length = torch.where(listed, ptr[source + 1] - ptr[source], 0)
     which = torch.repeat_interleave(torch.arange(source.numel(), device=rows.device), length)
     offset = torch.arange(which.numel(), device=rows.device) - (torch.cumsum(length, 0) - length)[which]
     entry = ptr[source][which] + offset
-    key, total = _sum_duplicates((which // k2) * n + cols[entry], weight[entry] / k2)
+    count = (nearest >= 0).sum(dim=1).clamp_min(1).to(weight.dtype)
+    key, total = _sum_duplicates((which // w) * n + cols[entry], weight[entry] / count[which // w])
     return key // n, key % n, total
 
 
