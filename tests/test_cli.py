@@ -100,3 +100,30 @@ def test_camera_aware_training_and_zero_shot_fusion(tmp_path, capsys):
                            (["--fusion", "zero-shot", "--same-camera-weight", "2", *graph], "outside [0, 1]")]:
         assert main([*test, *extra]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_train_gnn_presets_and_ablations(tmp_path, capsys):
+    import torch
+
+    from reidgraph.data import synthetic_features
+    from reidgraph.engine import load_ffgnn
+    from reidgraph.engine.checkpoint import load_checkpoint
+    from reidgraph.features import FeatureSet
+    train = synthetic_features(30, 4, 2, 8, seed=0)
+    train.save(tmp_path / "train.npz")
+    run = ["train-gnn", "--features", str(tmp_path / "train.npz"), "--K", "20", "--k", "5", "--tau", "5", "--quiet"]
+    assert main([*run, "--out", str(tmp_path / "paper.pt"), "--preset", "paper", "--ablation", "ori_w_mask",
+                 "--epochs", "1"]) == 0
+    config = load_checkpoint(tmp_path / "paper.pt", "ffgnn")["config"]
+    assert (config["train.preset"], config["train.ablation"], config["graph.edges"]) == ("paper", "ori_w_mask", "cosine")
+    assert config["graph.K"] == 20 and config["train.graphs_per_batch"] == 1  # given flags override the preset
+    assert main([*run, "--out", str(tmp_path / "ours.pt"), "--epochs", "1"]) == 0
+    model, settings = load_ffgnn(tmp_path / "ours.pt")
+    assert settings.camera_aware and settings.lam == 0.3 and model.output == "l2"
+    capsys.readouterr()
+    assert main([*run, "--out", str(tmp_path / "x.pt"), "--ablation", "sft"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "ablation sft changes the paper's recipe" in err and "\n" not in err
+    FeatureSet(train.feats, train.pids, torch.zeros_like(train.camids)).save(tmp_path / "one_cam.npz")
+    assert main([*run, "--features", str(tmp_path / "one_cam.npz"), "--out", str(tmp_path / "y.pt")]) == 2
+    assert "single camera id" in capsys.readouterr().err

@@ -131,28 +131,53 @@ def neighbourhood_split(num_items: int, fraction: float = 0.2, seed: int = 0,
     return perm[:num_anchors].clone(), perm[num_anchors:].sort().values
 
 
-def random_graph_neighbors(num_anchors: int, num_candidates: int, K: int, seed: int = 0) -> Tensor:
-    """Random "neighbours" for the ``rdm`` ablation (paper, Table 1).
+def random_graph_neighbors(anchor_pids, candidate_pids, K: int, images_per_id: int = 4, seed: int = 0) -> Tensor:
+    """Graph nodes for the paper's ``rdm`` ablation (Table 1): a P x K-style random batch per anchor.
 
-    Each anchor's graph is built from ``K`` distinct candidates drawn uniformly
-    at random instead of its ``K`` nearest neighbours, to show that neighbour
-    sampling is what makes the FFGNN work. The result stands in for a kNN's
-    indices, e.g. as ``neighbors`` of ``reidgraph.graph.builder.iter_graph_batches``.
+    The paper trains ``rdm`` "similar to the training of FEN", "with randomly
+    selected images": each anchor's graph holds, instead of its K nearest
+    neighbours, ``images_per_id - 1`` other images of its own identity and
+    ``images_per_id`` images of each of randomly drawn other identities,
+    until there are ``K`` (topped up with random other candidates when the
+    identities run out). Positives and negatives are then present in every
+    graph, as in an FEN batch, but the graph says nothing about which images
+    look alike. The result stands in for a kNN's indices.
 
     Args:
-        num_anchors (int): number of anchors ``Q``.
-        num_candidates (int): number of candidates ``M`` (anchors are not among them).
-        K (int): neighbours per anchor, ``1 <= K <= M``.
+        anchor_pids: ``[Q]`` identity of each anchor.
+        candidate_pids: ``[M]`` identity of each candidate (anchors are not among them).
+        K (int): nodes per anchor besides itself, ``1 <= K <= M``.
+        images_per_id (int, optional): images per identity. (default: ``4``)
         seed (int, optional): seed. (default: ``0``)
 
     Returns:
         ``[Q, K]`` int64 candidate indices, distinct within each row.
     """
-    int_in_range("num_anchors", num_anchors, 1, _MAX)
-    int_in_range("num_candidates", num_candidates, 1, _MAX)
-    int_in_range("K", K, 1, num_candidates, f"each anchor needs K distinct candidates out of {num_candidates}")
+    anchor_pids = np.asarray(torch.as_tensor(anchor_pids).cpu())
+    candidate_pids = np.asarray(torch.as_tensor(candidate_pids).cpu())
+    int_in_range("num_anchors", anchor_pids.size, 1, _MAX)
+    int_in_range("num_candidates", candidate_pids.size, 1, _MAX)
+    int_in_range("K", K, 1, candidate_pids.size, f"each anchor needs K distinct candidates out of {candidate_pids.size}")
+    int_in_range("images_per_id", images_per_id, 1, _MAX)
     int_in_range("seed", seed, 0, _MAX)
+    ids, inverse = np.unique(candidate_pids, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    items = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
+    position = {int(pid): i for i, pid in enumerate(ids.tolist())}
     rng = _rng(seed)
-    # One row at a time: memory stays O(Q * K), never O(Q * M).
-    rows = [rng.choice(num_candidates, K, replace=False) for _ in range(num_anchors)]
-    return torch.from_numpy(np.stack(rows).astype(np.int64))
+    rows = []
+    for pid in anchor_pids.tolist():  # one row at a time: memory O(Q * K), never O(Q * M)
+        own = position.get(int(pid))
+        others = rng.permutation(len(ids))
+        groups = ([own] if own is not None else []) + [i for i in others.tolist() if i != own]
+        chosen: list[int] = []
+        for group in groups:
+            take = min(images_per_id - (group == own), len(items[group]), K - len(chosen))
+            chosen += rng.choice(items[group], take, replace=False).tolist()
+            if len(chosen) == K:
+                break
+        if len(chosen) < K:
+            rest = np.setdiff1d(np.arange(candidate_pids.size), chosen)
+            chosen += rng.choice(rest, K - len(chosen), replace=False).tolist()
+        rows.append(chosen)
+    return torch.tensor(rows, dtype=torch.int64)

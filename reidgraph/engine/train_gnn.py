@@ -1,53 +1,158 @@
 """Stage 2 of method.md §5: train the FFGNN on neighbourhood graphs of fixed features.
 
 Each epoch draws a fresh fifth of the training images as anchors; each anchor's
-top-K neighbours among the other four fifths make its graph. Every node of a
-mini-batch of graphs is scored with softmax + batch-hard triplet +
-verification losses (eqs. 13-15).
+top-K neighbours among the other four fifths make its graph. Mini-batches of
+graphs are fused with the FFGNN and scored by the recipe's losses.
+
+Two recipes (:func:`recipe`):
+
+- ``"paper"``: the paper's. Graphs as in its §3 (λ=0.7, no camera ids), an
+  FFGNN with BatchNorm + ReLU, one graph of K+1 nodes per mini-batch, softmax
+  (no label smoothing) + batch-hard triplet + verification summed over pairs
+  (eqs. 13-15), Adam at 3e-4 divided by 10 after 5 epochs, 10 epochs. The paper
+  leaves the epoch count, the weight decay (5e-4 here) and the triplet margin
+  (0.3) open. Its Table 1 ablations are :data:`ABLATIONS`.
+- ``"default"``: ours, chosen on identities held out inside the train split
+  (``benchmarks/recipe.py``). Camera-aware graphs (same-camera similarity ×0,
+  λ=0.3); every W starts at the identity and each layer's output is
+  L2-normalised, so the untrained network *is* training-free fusion and
+  training starts from it; the loss is each node's cross-camera ranking of its
+  graph (:func:`~reidgraph.losses.cross_camera_list_loss`); 8 graphs per step,
+  Adam at 3e-4 without weight decay, divided by 10 every 2 epochs, 4 epochs.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from torch_geometric.loader import DataLoader
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .._checks import in_unit_interval, int_in_range
 from ..data.samplers import neighbourhood_split, random_graph_neighbors
 from ..features import FeatureSet
-from ..graph import GraphSettings, build_graphs
-from ..losses import batch_hard_triplet_loss, softmax_loss, verification_loss
+from ..graph import GraphSettings, knn
+from ..graph.builder import iter_graph_batches
+from ..losses import batch_hard_triplet_loss, cross_camera_list_loss, softmax_loss, verification_loss
 from ..nn import FFGNN
+from ..nn.ffgnn import INITS, OUTPUTS
 from .checkpoint import load_checkpoint
 from .loop import OptimConfig, optimise, run_epochs
+
+LOSSES = ("softmax", "triplet", "verification", "list")
 
 
 @dataclass
 class GNNTrainConfig(OptimConfig):
-    """Stage-2 settings: graphs per step, the anchor share of each epoch, the network's shape."""
+    """Stage-2 settings; the defaults are the ``"default"`` recipe's.
 
-    graphs_per_batch: int = 1
+    Attributes:
+        graphs_per_batch: graphs per optimiser step.
+        anchor_fraction: share of the training images that are anchors each epoch.
+        num_layers, alpha, output, init: the FFGNN's shape (see :class:`~reidgraph.nn.FFGNN`).
+        graphs: ``"knn"`` (the method) or ``"random"`` (ablation ``rdm``: P x K-style
+            random batches of ``images_per_id`` images per identity).
+        losses: any of :data:`LOSSES`: ``softmax`` (eq. 13, a linear identity
+            classifier on the fused features), ``triplet`` (eq. 14),
+            ``verification`` (eq. 15, reduced by ``verification``: ``"sum"`` as
+            the paper writes it, or ``"mean"``), ``list`` (each node's
+            cross-camera ranking inside its graph, at ``temperature``).
+        preset, ablation: the recipe the settings came from, recorded with the model.
+    """
+
+    epochs: int = 4
+    lr_step: int = 2
+    weight_decay: float = 0.0
+    graphs_per_batch: int = 8
     anchor_fraction: float = 0.2
     num_layers: int = 3
     alpha: float = 0.3
-    graphs: str = "knn"  # "random": the paper's rdm ablation, K random images per anchor
+    output: str = "l2"
+    init: str = "identity"
+    graphs: str = "knn"
+    images_per_id: int = 4
+    losses: tuple[str, ...] = ("list",)
+    verification: str = "mean"
+    temperature: float = 0.05
+    preset: str | None = "default"
+    ablation: str | None = None
 
     def check(self) -> None:
         super().check()
         int_in_range("graphs_per_batch", self.graphs_per_batch, 1, 10**6)
         in_unit_interval("anchor_fraction", self.anchor_fraction)
         in_unit_interval("alpha", self.alpha)
-        if self.graphs not in ("knn", "random"):
-            raise ValueError(f"graphs={self.graphs!r} is unknown; choose 'knn' (the method) or 'random' (ablation rdm)")
+        int_in_range("images_per_id", self.images_per_id, 1, 10**6)
+        for name, value, choices in (("graphs", self.graphs, ("knn", "random")), ("output", self.output, OUTPUTS),
+                                     ("init", self.init, INITS), ("verification", self.verification, ("mean", "sum"))):
+            if value not in choices:
+                raise ValueError(f"{name}={value!r} is unknown; choose one of {', '.join(choices)}")
+        unknown = [loss for loss in self.losses if loss not in LOSSES]
+        if unknown or not self.losses:
+            raise ValueError(f"losses={tuple(self.losses)!r}: choose one or more of {', '.join(LOSSES)}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature={self.temperature!r} must be positive, e.g. 0.05")
+
+    @property
+    def needs_cameras(self) -> bool:
+        return "list" in self.losses
 
 
-def graph_losses(z: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, config: GNNTrainConfig) -> dict:
-    """The three losses of eqs. 13-15 on a mini-batch's fused node features ``z [N, D]``."""
-    return {"softmax": softmax_loss(logits, targets, config.label_smoothing),
-            "triplet": batch_hard_triplet_loss(z, targets, config.margin),
-            "verification": verification_loss(z, targets)}
+PAPER = GNNTrainConfig(epochs=10, lr=3e-4, lr_step=5, weight_decay=5e-4, label_smoothing=0.0, graphs_per_batch=1,
+                       output="batchnorm", init="random", losses=("softmax", "triplet", "verification"),
+                       verification="sum", preset="paper")
+PRESETS = {"default": (GraphSettings(lam=0.3, same_camera_weight=0.0), GNNTrainConfig()),
+           "paper": (GraphSettings(), PAPER)}
+# The paper's Table 1 rows, each a change to its recipe.
+ABLATIONS = {
+    "ori_w_mask": ("cosine edges, top-tau mask", lambda s, c: (replace(s, edges="cosine"), c)),
+    "jnt_wo_mask": ("joint edges, no top-tau mask", lambda s, c: (replace(s, mask=False), c)),
+    "rdm": ("P x K random graphs", lambda s, c: (s, replace(c, graphs="random"))),
+    "sft": ("softmax loss only", lambda s, c: (s, replace(c, losses=("softmax",)))),
+    "sft+tri": ("softmax + triplet losses", lambda s, c: (s, replace(c, losses=("softmax", "triplet")))),
+}
+
+
+def recipe(preset: str = "default", ablation: str | None = None) -> tuple[GraphSettings, GNNTrainConfig]:
+    """The graph settings and training settings of a preset, with one of the paper's ablations applied.
+
+    Raises a ``ValueError`` for an unknown preset or ablation, or for an
+    ablation on the ``"default"`` recipe (each ablation is a change to the
+    paper's recipe, Table 1).
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset {preset!r} is unknown; choose one of {', '.join(PRESETS)}")
+    settings, config = PRESETS[preset]
+    if ablation is None:
+        return settings, replace(config)
+    if ablation not in ABLATIONS:
+        raise ValueError(f"ablation {ablation!r} is unknown; choose one of {', '.join(ABLATIONS)}")
+    if preset != "paper":
+        raise ValueError(f"ablation {ablation} changes the paper's recipe (its Table 1); use it with preset 'paper'")
+    settings, config = ABLATIONS[ablation][1](settings, config)
+    return settings, replace(config, ablation=ablation)
+
+
+def graph_losses(z: torch.Tensor, labels: torch.Tensor, camids: torch.Tensor, classifier: torch.nn.Module | None,
+                 config: GNNTrainConfig) -> dict:
+    """The losses of ``config`` on the fused features ``z [B, n, D]`` of ``B`` graphs (labels, cameras ``[B, n]``)."""
+    flat, targets = z.reshape(-1, z.shape[-1]), labels.reshape(-1)
+    terms = {"softmax": lambda: softmax_loss(classifier(flat), targets, config.label_smoothing),
+             "triplet": lambda: batch_hard_triplet_loss(flat, targets, config.margin),
+             "verification": lambda: verification_loss(flat, targets, config.verification),
+             "list": lambda: cross_camera_list_loss(z, labels, camids, config.temperature)}
+    return {name: terms[name]() for name in config.losses}
+
+
+def check_train_set(train: FeatureSet, settings: GraphSettings, config: GNNTrainConfig) -> None:
+    """Refuse, in one line, training features the recipe cannot learn from."""
+    if train.pids.unique().numel() < 2:
+        raise ValueError("the train features hold a single identity; the losses need at least two "
+                         "(pass features with identity labels in pids)")
+    if (settings.camera_aware or config.needs_cameras) and train.camids.unique().numel() < 2:
+        raise ValueError("the train features hold a single camera id, but this recipe uses cameras (camera-aware "
+                         "graphs or the cross-camera list loss); pass real camids, or use --preset paper")
 
 
 def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config: GNNTrainConfig | None = None,
@@ -56,9 +161,9 @@ def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config
     """Train an FFGNN on the graphs of ``train``'s features (the FEN stays fixed).
 
     Args:
-        train: training features with identity labels.
-        settings: graph settings (paper defaults).
-        config: optimisation settings.
+        train: training features with identity labels (and camera ids).
+        settings, config: graph and training settings; both default to the
+            ``"default"`` recipe (see :func:`recipe`).
         device: where to train.
         log_path: optional JSON-lines file, one record per epoch.
         checkpoint: optional file for the state after each epoch; an existing
@@ -68,38 +173,46 @@ def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config
     Returns:
         The trained :class:`~reidgraph.nn.FFGNN`, in eval mode.
     """
-    settings = settings or GraphSettings()
-    config = config or GNNTrainConfig()
+    default_settings, default_config = recipe()
+    settings, config = settings or default_settings, config or default_config
     config.check()
     settings.check(len(neighbourhood_split(len(train), config.anchor_fraction)[1]))
+    check_train_set(train, settings, config)
+    feats = F.normalize(train.feats, dim=1).to(device)
     labels, targets = train.pids.unique(return_inverse=True)
+    targets, camids = targets.to(device), train.camids.to(device)
     torch.manual_seed(config.seed)
-    model = FFGNN(train.feats.shape[1], config.num_layers, config.alpha).to(device)
-    classifier = torch.nn.Linear(train.feats.shape[1], len(labels)).to(device)
-    optimizer, schedule = config.optimizer([*model.parameters(), *classifier.parameters()])
+    model = FFGNN(feats.shape[1], config.num_layers, config.alpha, config.output, config.init).to(device)
+    modules = {"model": model}
+    if "softmax" in config.losses:
+        modules["classifier"] = torch.nn.Linear(feats.shape[1], len(labels)).to(device)
+    optimizer, schedule = config.optimizer([p for m in modules.values() for p in m.parameters()])
 
     def train_epoch(epoch: int) -> dict:
         anchors, rest = neighbourhood_split(len(train), config.anchor_fraction, seed=config.seed, epoch=epoch)
-        chosen = (random_graph_neighbors(len(anchors), len(rest), settings.K, seed=config.seed * 7919 + epoch)
-                  if config.graphs == "random" else None)
-        graphs = build_graphs(train.feats[anchors], train.feats[rest], settings, neighbors=chosen,
-                              anchor_labels=targets[anchors], candidate_labels=targets[rest],
-                              anchor_camids=train.camids[anchors], candidate_camids=train.camids[rest],
-                              progress=progress)
-        loader = DataLoader(graphs, batch_size=config.graphs_per_batch, shuffle=True,
-                            generator=torch.Generator().manual_seed(config.seed + epoch))
+        anchors, rest = anchors.to(device), rest.to(device)
+        if config.graphs == "random":
+            neighbors = random_graph_neighbors(targets[anchors], targets[rest], settings.K, config.images_per_id,
+                                               seed=config.seed * 7919 + epoch).to(device)
+        else:
+            _, neighbors = knn(feats[anchors], feats[rest], settings.K)
+        nodes = torch.cat([anchors[:, None], rest[neighbors]], dim=1)  # [A, K+1] training-set rows, anchor first
         model.train()
         totals: dict[str, float] = {}
-        bar = tqdm(loader, desc=f"ffgnn epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
-        for batch in bar:
-            batch = batch.to(device)
-            z = model(batch.x, batch.edge_index, batch.edge_weight)
-            optimise(optimizer, graph_losses(z, classifier(z), batch.y, config), totals, len(loader), bar)
+        # Anchors come in random order, so consecutive graphs make shuffled mini-batches.
+        batches = iter_graph_batches(feats[anchors], feats[rest], neighbors, settings, config.graphs_per_batch,
+                                     False, camids[anchors], camids[rest])
+        steps = -(-len(anchors) // config.graphs_per_batch)
+        bar = tqdm(batches, total=steps, desc=f"ffgnn epoch {epoch + 1}/{config.epochs}", disable=not progress,
+                   leave=False)
+        for rows, x, s in bar:
+            z = model.forward_dense(x, s)
+            parts = graph_losses(z, targets[nodes[rows]], camids[nodes[rows]], modules.get("classifier"), config)
+            optimise(optimizer, parts, totals, steps, bar)
         return totals
 
-    run_epochs(kind="ffgnn", epochs=config.epochs, modules={"model": model, "classifier": classifier},
-               optimizer=optimizer, scheduler=schedule,
-               config={**config_dict(settings, config), "channels": train.feats.shape[1]},
+    run_epochs(kind="ffgnn", epochs=config.epochs, modules=modules, optimizer=optimizer, scheduler=schedule,
+               config={**config_dict(settings, config), "channels": feats.shape[1]},
                train_epoch=train_epoch, checkpoint=Path(checkpoint) if checkpoint else None,
                log_path=Path(log_path) if log_path else None, resume=resume)
     return model.eval()
@@ -115,7 +228,9 @@ def load_ffgnn(path: str | Path) -> tuple[FFGNN, GraphSettings]:
     """The trained FFGNN (eval mode) and its graph settings from a stage-2 checkpoint."""
     state = load_checkpoint(path, "ffgnn")
     cfg = state["config"]
-    model = FFGNN(cfg["channels"], cfg["train.num_layers"], cfg["train.alpha"])
+    # Models saved before the output/init options were BatchNorm + ReLU, randomly initialised.
+    model = FFGNN(cfg["channels"], cfg["train.num_layers"], cfg["train.alpha"], cfg.get("train.output", "batchnorm"),
+                  cfg.get("train.init", "random"))
     model.load_state_dict(state["modules"]["model"])
     settings = GraphSettings(**{k.removeprefix("graph."): v for k, v in cfg.items() if k.startswith("graph.")})
     return model.eval(), settings

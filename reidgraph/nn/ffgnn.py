@@ -1,12 +1,23 @@
-"""The FFGNN network: stacked FFGNNConv layers with BatchNorm and ReLU (method.md §3)."""
+"""The FFGNN network: stacked FFGNNConv layers with BatchNorm and ReLU (method.md §3).
+
+Two options beyond the paper: ``output="l2"`` (each layer's output L2-normalised
+instead of BatchNorm + ReLU) and ``init="identity"`` (every W starts at I). Together
+they make the untrained network exactly :class:`~reidgraph.nn.TrainingFreeFusion`, so
+training starts from the training-free solution.
+"""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.typing import Adj, OptTensor
 
 from .._checks import int_in_range
 from .ffgnn_conv import FFGNNConv
+
+
+OUTPUTS = ("batchnorm", "l2")
+INITS = ("random", "identity")
 
 
 class FFGNN(torch.nn.Module):
@@ -16,6 +27,9 @@ class FFGNN(torch.nn.Module):
         \mathbf{X}^{(l+1)} = \mathrm{ReLU}\big(\mathrm{BN}(\mathrm{FFGNNConv}_l(\mathbf{X}^{(l)}, S))\big),
         \quad l = 0, \dots, L-1
 
+    or, with ``output="l2"``, :math:`\mathbf{X}^{(l+1)} = \mathrm{normalize}(\mathrm{FFGNNConv}_l(\mathbf{X}^{(l)}, S))`
+    (rows of unit length).
+
     The normalised adjacency :math:`S` is computed once from the input
     features (by the graph builder) and shared by all layers.
 
@@ -23,6 +37,10 @@ class FFGNN(torch.nn.Module):
         channels (int): feature dimension ``D`` (input and output).
         num_layers (int, optional): number of layers ``L``. (default: ``3``)
         alpha (float, optional): each layer's :math:`\alpha`. (default: ``0.3``)
+        output (str, optional): after each layer, ``"batchnorm"`` (BatchNorm + ReLU,
+            the paper) or ``"l2"`` (L2 normalisation). (default: ``"batchnorm"``)
+        init (str, optional): each W's start, ``"random"`` (PyTorch's default
+            ``Linear`` initialisation) or ``"identity"``. (default: ``"random"``)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, D)` and the graph as
@@ -31,21 +49,38 @@ class FFGNN(torch.nn.Module):
         - **output:** fused node features :math:`(|\mathcal{V}|, D)`.
     """
 
-    def __init__(self, channels: int, num_layers: int = 3, alpha: float = 0.3):
+    def __init__(self, channels: int, num_layers: int = 3, alpha: float = 0.3, output: str = "batchnorm",
+                 init: str = "random"):
         super().__init__()
         int_in_range("num_layers", num_layers, 1, 1024)
-        self.channels, self.num_layers, self.alpha = channels, num_layers, alpha
+        for name, value, choices in (("output", output, OUTPUTS), ("init", init, INITS)):
+            if value not in choices:
+                raise ValueError(f"{name}={value!r} is unknown; choose one of {', '.join(choices)}")
+        self.channels, self.num_layers, self.alpha, self.output, self.init = channels, num_layers, alpha, output, init
         self.convs = torch.nn.ModuleList(FFGNNConv(channels, alpha) for _ in range(num_layers))
-        self.norms = torch.nn.ModuleList(torch.nn.BatchNorm1d(channels) for _ in range(num_layers))
+        self.norms = torch.nn.ModuleList(torch.nn.BatchNorm1d(channels) if output == "batchnorm"
+                                         else torch.nn.Identity() for _ in range(num_layers))
+        self._init_weights()
 
     def reset_parameters(self):
         for conv, norm in zip(self.convs, self.norms):
             conv.reset_parameters()
-            norm.reset_parameters()
+            if self.output == "batchnorm":
+                norm.reset_parameters()
+        self._init_weights()
+
+    def _init_weights(self):
+        if self.init == "identity":
+            for conv in self.convs:
+                torch.nn.init.eye_(conv.lin.weight)
+
+    def _after(self, norm: torch.nn.Module, x: Tensor) -> Tensor:
+        """A layer's output step on ``x [N, D]``: BatchNorm + ReLU, or L2 normalisation."""
+        return norm(x).relu() if self.output == "batchnorm" else F.normalize(x, dim=-1)
 
     def forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None) -> Tensor:
         for conv, norm in zip(self.convs, self.norms):
-            x = norm(conv(x, edge_index, edge_weight)).relu()
+            x = self._after(norm, conv(x, edge_index, edge_weight))
         return x
 
     def project_first(self, x: Tensor) -> Tensor:
@@ -63,12 +98,14 @@ class FFGNN(torch.nn.Module):
         B, n, D = x.shape
         for layer, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             x = conv.forward_dense(x, s, first_xw if layer == 0 else None)
-            x = norm(x.reshape(B * n, -1)).relu().view(B, n, -1)
+            x = self._after(norm, x.reshape(B * n, -1)).view(B, n, -1)
         return x
 
     def config(self) -> dict:
         """Constructor arguments, stored in checkpoints to rebuild the model."""
-        return {"channels": self.channels, "num_layers": self.num_layers, "alpha": self.alpha}
+        return {"channels": self.channels, "num_layers": self.num_layers, "alpha": self.alpha,
+                "output": self.output, "init": self.init}
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.channels}, num_layers={self.num_layers}, alpha={self.alpha})"
+        return (f"{self.__class__.__name__}({self.channels}, num_layers={self.num_layers}, alpha={self.alpha}, "
+                f"output={self.output!r}, init={self.init!r})")

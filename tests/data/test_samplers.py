@@ -141,21 +141,32 @@ def test_neighbourhood_split_bad_arguments(kwargs, match):
         neighbourhood_split(**kwargs)
 
 
-def test_random_graph_neighbors_distinct_and_in_range():
-    nb = random_graph_neighbors(50, 30, 10, seed=2)
-    assert nb.shape == (50, 10) and nb.dtype == torch.long
+CANDIDATE_PIDS = torch.arange(30) // 3  # 10 identities, 3 images each
+
+
+def test_random_graph_neighbors_are_pk_batches():
+    """Each row: the anchor's other images first (up to images_per_id - 1), then whole groups of other ids."""
+    anchors = torch.tensor([0, 4, 99, 7])  # 99: an identity with no candidate
+    nb = random_graph_neighbors(anchors, CANDIDATE_PIDS, 8, images_per_id=2, seed=2)
+    assert nb.shape == (4, 8) and nb.dtype == torch.long
     assert nb.min() >= 0 and nb.max() < 30
-    assert all(len(set(row.tolist())) == 10 for row in nb)
-    assert torch.equal(nb, random_graph_neighbors(50, 30, 10, seed=2))
-    assert not torch.equal(nb, random_graph_neighbors(50, 30, 10, seed=3))
-    assert len({tuple(sorted(row.tolist())) for row in nb}) > 1
+    assert all(len(set(row.tolist())) == 8 for row in nb)
+    for pid, row in zip(anchors.tolist(), nb):
+        ids = CANDIDATE_PIDS[row].tolist()
+        own = [i for i in ids if i == pid]
+        assert len(own) == (0 if pid == 99 else 1) and (not own or ids[0] == pid)
+        others = [i for i in ids if i != pid]
+        counts = [others.count(i) for i in dict.fromkeys(others)]  # in order of appearance
+        assert counts[:-1] == [2] * (len(counts) - 1) and counts[-1] in (1, 2)  # whole groups but the last
+    assert torch.equal(nb, random_graph_neighbors(anchors, CANDIDATE_PIDS, 8, images_per_id=2, seed=2))
+    assert not torch.equal(nb, random_graph_neighbors(anchors, CANDIDATE_PIDS, 8, images_per_id=2, seed=3))
 
 
-def test_random_graph_neighbors_all_candidates():
-    nb = random_graph_neighbors(4, 6, 6)
-    assert all(sorted(row.tolist()) == list(range(6)) for row in nb)
+def test_random_graph_neighbors_fill_up_when_identities_run_out():
+    nb = random_graph_neighbors(torch.tensor([0, 1]), CANDIDATE_PIDS, 30, images_per_id=1)
+    assert all(sorted(row.tolist()) == list(range(30)) for row in nb)
 
 
 def test_random_graph_neighbors_K_too_large():
-    with pytest.raises(ValueError, match="K=7"):
-        random_graph_neighbors(4, 6, 7)
+    with pytest.raises(ValueError, match="K=31"):
+        random_graph_neighbors(torch.tensor([0]), CANDIDATE_PIDS, 31)

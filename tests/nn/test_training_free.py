@@ -55,3 +55,29 @@ def test_reranks_like_a_trained_model():
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainingFreeFusion(**kwargs)
+
+
+def test_untrained_identity_l2_ffgnn_is_the_training_free_fusion():
+    """FFGNN(init="identity", output="l2") starts exactly where training-free fusion is, sparse and dense."""
+    from reidgraph.nn import FFGNN
+
+    torch.manual_seed(2)
+    data = build_graphs(torch.randn(2, 6, dtype=torch.float64), torch.randn(30, 6, dtype=torch.float64), SMALL)
+    model = FFGNN(6, num_layers=2, alpha=0.4, output="l2", init="identity").double()
+    fusion = TrainingFreeFusion(alpha=0.4, steps=2)
+    for graph in data:
+        s = torch.sparse_coo_tensor(graph.edge_index.flip(0), graph.edge_weight, (11, 11)).to_dense()
+        expected = loop_fusion(graph.x, s, 0.4, 2)
+        assert torch.allclose(model(graph.x, graph.edge_index, graph.edge_weight), expected, atol=1e-12)
+        assert torch.allclose(model.forward_dense(graph.x[None], s[None])[0], expected, atol=1e-12)
+    model.reset_parameters()
+    assert torch.equal(model.convs[0].lin.weight, torch.eye(6, dtype=torch.float64))  # reset keeps the start
+
+
+@pytest.mark.parametrize("kwargs,match", [({"output": "relu"}, "output='relu' is unknown"),
+                                          ({"init": "zeros"}, "init='zeros' is unknown")])
+def test_bad_ffgnn_options(kwargs, match):
+    from reidgraph.nn import FFGNN
+
+    with pytest.raises(ValueError, match=match):
+        FFGNN(4, **kwargs)
