@@ -5,10 +5,10 @@ features in ../shared/features), in one table with rank-1, rank-5, mAP, mINP,
 time (ranking plus evaluation) and peak resident memory:
 - the FEN ranking and each peer re-ranking method (k-reciprocal, CA-Jaccard,
   ECN, AQE, GNN re-ranking);
-- FFGNN trained on the matching train features on the paper's graphs
-  (or --model) and on camera-aware graphs (or --camera-model), and
-  training-free fusion on either kind of graph (the ablation of camera-aware
-  graphs and training);
+- FFGNN trained on the matching train features with the paper's preset
+  (or --model) and with the default recipe (or --default-model), and
+  training-free fusion on the paper's graphs, on camera-aware ones, and on
+  the default recipe's graphs (what training adds on the same graphs);
 - compositions: a re-ranking method run on FFGNN-fused features, as in the
   paper's Table 2 (Basel.+FFGNN+k-R, Basel.+FFGNN+ECN).
 Camera-aware variants and CA-Jaccard use the query's and gallery's camera ids
@@ -34,6 +34,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from results_io import save
@@ -50,15 +51,18 @@ PEERS = {  # name -> (function name in reidgraph.rerank, the paper's default par
 QUICK = {"k-reciprocal": {"k1": 6, "k2": 3, "lam": 0.3},
          "CA-Jaccard": {"k1_intra": 2, "k1_inter": 6, "k2_intra": 2, "k2_inter": 2, "lam": 0.3}, "ECN": {"k": 6, "t": 2, "q": 3},
          "AQE": {"n": 3}, "GNN re-ranking": {"k1": 6, "k2": 3}}
-# name -> (fusion: a trained FFGNN on the paper's or on camera-aware graphs, training-free fusion on either,
+# name -> (fusion: an FFGNN trained with the paper's preset or the default recipe, training-free fusion on the
+# paper's, camera-aware or the default recipe's graphs,
 # or none; then a peer method on the fused features, or the fusion's own re-ranking of each query's top-K)
-FUSIONS = {"FFGNN": "paper", "FFGNN, camera-aware": "camera", "training-free": "free",
-           "training-free, camera-aware": "free-camera"}
+FUSIONS = {"FFGNN, paper preset": "paper", "FFGNN, default recipe": "default", "training-free": "free",
+           "training-free, camera-aware": "free-camera", "training-free, default recipe's graph": "free-default"}
 METHODS = {"FEN features": (None, None), **{peer: (None, peer) for peer in PEERS},
            **{name: (fusion, None) for name, fusion in FUSIONS.items()},
-           "FFGNN + k-reciprocal": ("paper", "k-reciprocal"), "FFGNN + ECN": ("paper", "ECN"),
-           "FFGNN, camera-aware + ECN": ("camera", "ECN"),
-           "FFGNN, camera-aware + CA-Jaccard": ("camera", "CA-Jaccard"),
+           "FFGNN, paper preset + k-reciprocal": ("paper", "k-reciprocal"),
+           "FFGNN, paper preset + ECN": ("paper", "ECN"),
+           "FFGNN, default recipe + k-reciprocal": ("default", "k-reciprocal"),
+           "FFGNN, default recipe + ECN": ("default", "ECN"),
+           "FFGNN, default recipe + CA-Jaccard": ("default", "CA-Jaccard"),
            "training-free, camera-aware + k-reciprocal": ("free-camera", "k-reciprocal"),
            "training-free, camera-aware + ECN": ("free-camera", "ECN"),
            "training-free, camera-aware + CA-Jaccard": ("free-camera", "CA-Jaccard")}
@@ -66,10 +70,12 @@ METHODS = {"FEN features": (None, None), **{peer: (None, peer) for peer in PEERS
 
 def fusion_model(fusion: str, models: dict):
     """The fusing network and its graph settings for a fusion kind of :data:`METHODS`."""
-    from reidgraph.engine import load_ffgnn
+    from reidgraph.engine import load_ffgnn, recipe
     from reidgraph.graph import GraphSettings
     from reidgraph.nn import TrainingFreeFusion
 
+    if fusion == "free-default":  # the graphs the default recipe trains and tests on, without training
+        return TrainingFreeFusion(), replace(recipe()[0], **models["graph"])
     if fusion.startswith("free"):
         settings = GraphSettings(**models["graph"], same_camera_weight=0.0 if fusion == "free-camera" else 1.0)
         return TrainingFreeFusion(), settings
@@ -127,12 +133,11 @@ def isolated(*args) -> dict:
 def prepare(args, work: Path) -> tuple[Path, dict, str]:
     """The features to rank, the FFGNN models to use (trained here when not given) and a description.
 
-    Models: ``paper`` (trained on the paper's graphs), ``camera`` (on camera-aware graphs), and
-    ``graph``, the graph settings (K, k, tau) the training-free fusion uses.
+    Models: ``paper`` (trained with the paper's preset), ``default`` (with the default recipe), and
+    ``graph``, the graph sizes (K, k, tau) every fusion uses (the presets' own with real features).
     """
-    from reidgraph.engine import GNNTrainConfig, train_ffgnn
+    from reidgraph.engine import recipe, train_ffgnn
     from reidgraph.features import FeatureSet
-    from reidgraph.graph import GraphSettings
 
     if args.quick:
         from reidgraph.data import synthetic_features
@@ -143,21 +148,22 @@ def prepare(args, work: Path) -> tuple[Path, dict, str]:
         features = work / "test.npz"
     else:
         features, train = Path(args.features), None
-        needed = [features] + ([] if args.model and args.camera_model else [Path(args.train)])
+        needed = [features] + ([] if args.model and args.default_model else [Path(args.train)])
         for path in needed:
             if not path.is_file():
                 raise FileNotFoundError(f"{path} not found; pass --features/--train, or --quick")
         graph, epochs, described = {}, args.epochs, str(features)
-    models = {"graph": graph, "paper": args.model, "camera": args.camera_model}
-    for kind, weight in (("paper", 1.0), ("camera", 0.0)):
+    models = {"graph": graph, "paper": args.model, "default": args.default_model}
+    for kind in ("paper", "default"):
         if models[kind]:
             continue
         train = train if train is not None else FeatureSet.load(args.train)
-        print(f"training FFGNN on {'generated' if args.quick else args.train} ({kind} graphs, {epochs} epochs)...",
-              flush=True)
+        settings, config = recipe(kind)
+        settings, config = replace(settings, **graph), replace(config, epochs=epochs or config.epochs)
+        print(f"training FFGNN on {'generated' if args.quick else args.train} ({kind} recipe, {config.epochs} "
+              "epochs)...", flush=True)
         models[kind] = str(work / f"ffgnn_{kind}.pt")
-        train_ffgnn(train, GraphSettings(**graph, same_camera_weight=weight),
-                    GNNTrainConfig(epochs=epochs, graphs_per_batch=4), checkpoint=models[kind], progress=False)
+        train_ffgnn(train, settings, config, checkpoint=models[kind], progress=False)
     return features, models, described
 
 
@@ -166,10 +172,9 @@ def main() -> int:
     parser.add_argument("--features", default=str(DEFAULT / "cuhk03_labeled_val.npz"), help="features to rank")
     parser.add_argument("--train", default=str(DEFAULT / "cuhk03_labeled_train.npz"),
                         help="train features for the FFGNN (when no --model)")
-    parser.add_argument("--model", help="a trained FFGNN (train-gnn output) instead of training one")
-    parser.add_argument("--camera-model", help="a trained camera-aware FFGNN (train-gnn --camera-aware) "
-                                               "instead of training one")
-    parser.add_argument("--epochs", type=int, default=3, help="FFGNN epochs when training here")
+    parser.add_argument("--model", help="an FFGNN from train-gnn --preset paper instead of training one")
+    parser.add_argument("--default-model", help="an FFGNN from train-gnn (default recipe) instead of training one")
+    parser.add_argument("--epochs", type=int, help="FFGNN epochs when training here (default: each preset's)")
     parser.add_argument("--quick", action="store_true", help="tiny generated features: a smoke run in seconds")
     parser.add_argument("--scale", choices=("market", "msmt", "both", "none"), default="market",
                         help="also time every method at Market-1501 and/or MSMT17 size on generated features "

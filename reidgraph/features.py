@@ -85,6 +85,21 @@ class FeatureSet:
         is_query = torch.tensor(first_of_each_pid_camid(zip(self.pids.tolist(), self.camids.tolist())))
         return self.subset(is_query), self.subset(~is_query)
 
+    def hold_out_ids(self, fraction: float = 0.2, seed: int = 0) -> tuple["FeatureSet", "FeatureSet"]:
+        """``(rest, held_out)``: the rows of a random ``fraction`` of the identities held out, for choosing settings.
+
+        Both parts drop ``split``, so ``held_out.query_gallery()`` applies the
+        CUHK03-NP rule inside it. Deterministic in ``seed``.
+        """
+        if not 0 < fraction < 1:
+            raise ValueError(f"fraction={fraction!r} is outside (0, 1); pass the share of identities to hold out")
+        ids = self.pids.unique()
+        order = ids[torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))]
+        held = torch.isin(self.pids, order[:max(1, round(fraction * len(ids)))])
+        rest, held_out = self.subset(~held), self.subset(held)
+        rest.split = held_out.split = None
+        return rest, held_out
+
     def save(self, path: str | Path) -> None:
         """Write an ``.npz`` with ``feats``, ``pids``, ``camids`` and, when present, ``paths``, ``split``."""
         arrays = {"feats": self.feats.numpy(), "pids": self.pids.numpy(), "camids": self.camids.numpy()}

@@ -13,9 +13,10 @@ def test_quick_accuracy_table(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads((tmp_path / "r.json").read_text())["accuracy"]
     names = [r["method"] for r in rows]
-    assert names[:10] == ["FEN features", "k-reciprocal", "CA-Jaccard", "ECN", "AQE", "GNN re-ranking", "FFGNN",
-                          "FFGNN, camera-aware", "training-free", "training-free, camera-aware"]
-    assert {"FFGNN + k-reciprocal", "FFGNN + ECN"} <= set(names[10:])
+    assert names[:11] == ["FEN features", "k-reciprocal", "CA-Jaccard", "ECN", "AQE", "GNN re-ranking",
+                          "FFGNN, paper preset", "FFGNN, default recipe", "training-free", "training-free, camera-aware",
+                          "training-free, default recipe's graph"]
+    assert {"FFGNN, paper preset + k-reciprocal", "FFGNN, default recipe + CA-Jaccard"} <= set(names[11:])
     for r in rows:
         assert 0 <= r["mAP"] <= 1 and r["seconds"] > 0 and r["peak_rss_gib"] > 0
     assert "k-reciprocal" in done.stdout and "peak RSS" in done.stdout

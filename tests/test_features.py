@@ -31,3 +31,20 @@ def test_bad_files(tmp_path):
     np.savez(tmp_path / "short.npz", feats=np.zeros((2, 3), np.float32), pids=np.zeros(3, int), camids=np.zeros(2, int))
     with pytest.raises(ValueError, match=r"short.npz: pids has shape \(3,\) but feats has 2"):
         FeatureSet.load(tmp_path / "short.npz")
+
+
+def test_hold_out_ids_splits_by_identity():
+    import pytest
+    import torch
+
+    from reidgraph.features import FeatureSet
+    fs = FeatureSet(torch.randn(40, 4), torch.arange(40) // 4, torch.arange(40) % 2, split=["train"] * 40)
+    rest, held = fs.hold_out_ids(0.2, seed=1)
+    assert len(rest) + len(held) == 40 and held.pids.unique().numel() == 2
+    assert not set(rest.pids.tolist()) & set(held.pids.tolist())
+    assert rest.split is None and held.split is None
+    q, g = held.query_gallery()  # the CUHK03-NP rule inside the held-out identities
+    assert len(q) == 4 and len(g) == 4
+    assert torch.equal(fs.hold_out_ids(0.2, seed=1)[1].pids, held.pids)
+    with pytest.raises(ValueError, match="fraction=1"):
+        fs.hold_out_ids(1)

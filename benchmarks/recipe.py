@@ -1,0 +1,82 @@
+"""How the default stage-2 recipe was chosen: on identities held out inside the train split, never on val.
+
+For each feature folder, 20% of the train identities (seed 0) are held out; their query/gallery
+follow the CUHK03-NP rule. On them: the FEN ranking, training-free fusion on camera-aware graphs
+at several λ (the graph choice), CA-Jaccard for reference, and the FFGNN trained on the other 80%
+with the paper's recipe and with the default recipe, each on its own graphs. Val is not read.
+
+Example:
+    python benchmarks/recipe.py ../shared/features/osnet_x0_25_msmt17 ../shared/features/omz_0277 \
+        --out benchmarks/results/recipe_cpu2.json
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import platform
+import sys
+from pathlib import Path
+
+from results_io import save
+
+ROWS = ["FEN", *(f"training-free, camera-aware, lam={lam}" for lam in (0.0, 0.3, 0.5, 0.7)), "CA-Jaccard",
+        "FFGNN, paper preset", "FFGNN, default recipe"]
+
+
+def run_row(folder: str, row: str) -> dict:
+    import torch
+    torch.set_num_threads(1)
+
+    from reidgraph import rerank
+    from reidgraph.engine import recipe, train_ffgnn
+    from reidgraph.evaluation import evaluate_order
+    from reidgraph.features import FeatureSet
+    from reidgraph.graph import GraphSettings
+    from reidgraph.nn import TrainingFreeFusion, ffgnn_rerank, ranked_orders
+
+    rest, held = FeatureSet.load(Path(folder) / "cuhk03_labeled_train.npz").hold_out_ids(0.2, seed=0)
+    q, g = held.query_gallery()
+    if row == "FEN":
+        orders = ranked_orders(q.feats, g.feats)
+    elif row == "CA-Jaccard":
+        d = rerank.ca_jaccard(q.feats, g.feats, q.camids, g.camids)
+        orders = (chunk.argsort(dim=1, stable=True) for chunk in d.distance_chunks())
+    else:
+        if row.startswith("training-free"):
+            model = TrainingFreeFusion()
+            settings = GraphSettings(same_camera_weight=0.0, lam=float(row.rsplit("=", 1)[1]))
+        else:
+            settings, config = recipe("paper" if "paper" in row else "default")
+            model = train_ffgnn(rest, settings, config, progress=False)
+        orders = ffgnn_rerank(model, q.feats, g.feats, settings, query_camids=q.camids,
+                              gallery_camids=g.camids).orders(q.feats, g.feats)
+    m = evaluate_order(orders, q.pids, g.pids, q.camids, g.camids)
+    return {"features": folder, "row": row, "rank1": float(m.cmc[0]), "mAP": m.mAP,
+            "held_out": {"ids": held.pids.unique().numel(), "query": len(q), "gallery": len(g)}}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="+", help="feature folders with cuhk03_labeled_train.npz")
+    parser.add_argument("--workers", type=int, default=2, help="parallel processes (default: 2)")
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args()
+    for folder in args.folders:
+        if not (Path(folder) / "cuhk03_labeled_train.npz").is_file():
+            print(f"benchmarks/recipe.py: {folder} holds no cuhk03_labeled_train.npz", file=sys.stderr)
+            return 2
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        results = pool.starmap(run_row, [(f, row) for f in args.folders for row in ROWS])
+    first = results[0]["held_out"]
+    print(f"held-out train identities ({first['ids']} ids, {first['query']} q / {first['gallery']} g); "
+          f"{platform.machine()}; R1 / mAP")
+    print(f"{'row':<40}" + "".join(f"{Path(f).name:>24}" for f in args.folders))
+    for row in ROWS:
+        cells = [next(r for r in results if r["features"] == f and r["row"] == row) for f in args.folders]
+        print(f"{row:<40}" + "".join(f"{100 * c['rank1']:12.1f} /{100 * c['mAP']:5.1f}    " for c in cells))
+    save(args.out, {"machine": platform.machine(), "rows": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
