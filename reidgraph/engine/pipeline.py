@@ -17,7 +17,7 @@ from ..visualize import ranked_lists_picture, save_picture
 from .distributed import Dist, barrier
 from .extract import extract_features
 from .train_fen import FENTrainConfig, train_fen
-from .train_gnn import GNNTrainConfig, load_ffgnn, train_ffgnn
+from .train_gnn import GNNTrainConfig, load_ffgnn, load_graph_classifier, train_ffgnn
 from .train_joint import JointTrainConfig, train_joint
 
 
@@ -106,6 +106,7 @@ def run_pipeline(dataset: ReIDDataset, out: str | Path, fen_config: FENTrainConf
     if joint_config is not None:
         start = time.perf_counter()
         fen, ffgnn = train_joint(fen, ffgnn, dataset.train, settings, joint_config, height=h, width=w,
+                                 graph_config=gnn_config, graph_classifier=load_graph_classifier(out / "ffgnn.pt"),
                                  checkpoint=out / "joint.pt", log_path=log, resume=resume, dist=dist,
                                  progress=progress)
         seconds["stage3_joint"] = time.perf_counter() - start

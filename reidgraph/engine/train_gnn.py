@@ -224,6 +224,17 @@ def config_dict(settings: GraphSettings, config: GNNTrainConfig) -> dict:
             **{f"train.{k}": v for k, v in asdict(config).items() if k != "epochs"}, "epochs": config.epochs}
 
 
+def load_graph_classifier(path: str | Path) -> torch.nn.Linear | None:
+    """The identity classifier on fused features saved with a stage-2 model (``None`` if its losses had no softmax)."""
+    weights = load_checkpoint(path, "ffgnn")["modules"].get("classifier")
+    if weights is None:
+        return None
+    classes, channels = weights["weight"].shape
+    classifier = torch.nn.Linear(channels, classes)
+    classifier.load_state_dict(weights)
+    return classifier
+
+
 def load_ffgnn(path: str | Path) -> tuple[FFGNN, GraphSettings]:
     """The trained FFGNN (eval mode) and its graph settings from a stage-2 checkpoint."""
     state = load_checkpoint(path, "ffgnn")

@@ -6,10 +6,10 @@ then pushes the K+1 images of a graph through the FEN, builds the graph from
 those live features and fuses them with the FFGNN, so gradients reach both.
 
 Losses: the FEN's own (softmax on its classifier, batch-hard triplet on its
-pre-neck feature) plus the metric losses of stage 2 on the fused features
-(batch-hard triplet and verification). Stage 2's softmax classifier is not
-carried over, so no fused-feature softmax is used here: a freshly initialised
-classifier would only disturb the trained networks. The FEN's BatchNorm layers
+pre-neck feature) plus stage 2's losses on the fused features, as its recipe
+names them (the paper's: softmax on stage 2's identity classifier, carried
+over and trained on, batch-hard triplet and verification; the default
+recipe's: the cross-camera list loss). The FEN's BatchNorm layers
 keep their stage-1 statistics. The edge weights ``S`` are
 computed from detached features: gradients flow through the node features,
 not through the k-reciprocal/top-τ selection, which is piecewise constant anyway.
@@ -30,12 +30,13 @@ from ..data.image_dataset import ImageDataset
 from ..data.samplers import neighbourhood_split
 from ..data.transforms import build_transforms
 from ..graph import GraphSettings, block_diagonal, knn
-from ..losses import batch_hard_triplet_loss, softmax_loss, verification_loss
+from ..losses import batch_hard_triplet_loss, softmax_loss
 from ..models import FEN
 from ..nn import FFGNN
 from .distributed import Dist, wrap
 from .extract import extract_features
 from .loop import OptimConfig, optimise, run_epochs
+from .train_gnn import GNNTrainConfig, graph_losses, recipe
 
 
 @dataclass
@@ -55,6 +56,7 @@ class JointTrainConfig(OptimConfig):
 
 def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: GraphSettings,
                 config: JointTrainConfig | None = None, *, height: int, width: int,
+                graph_config: GNNTrainConfig | None = None, graph_classifier: torch.nn.Linear | None = None,
                 checkpoint: str | Path | None = None, log_path: str | Path | None = None, resume: bool = True,
                 dist: Dist = Dist(), progress: bool = True) -> tuple[FEN, FFGNN]:
     """Fine-tune a trained FEN (with its classifier) and FFGNN together.
@@ -65,6 +67,10 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
         train: training records, the same as in stage 1.
         settings: graph settings of stage 2.
         height, width: image size of stage 1.
+        graph_config: stage 2's settings, whose losses score the fused features
+            (default: the default recipe's).
+        graph_classifier: stage 2's identity classifier on fused features,
+            needed when those losses include ``softmax``.
         dist: the distributed job; anchors are shared out between processes.
 
     Returns:
@@ -72,6 +78,10 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
     """
     config = config or JointTrainConfig()
     config.check()
+    graph_config = graph_config or recipe()[1]
+    if "softmax" in graph_config.losses and graph_classifier is None:
+        raise ValueError("the stage-2 losses include softmax on fused features; pass stage 2's classifier as "
+                         "graph_classifier (it is saved in ffgnn.pt)")
     data = ImageDataset(train, build_transforms(height, width, train=True))
     classes, targets = data.pids.unique(return_inverse=True)
     if fen.classifier is None or fen.classifier.out_features != len(classes):
@@ -81,7 +91,10 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
     fen.to(dist.device)
     ffgnn.to(dist.device)
     fen_ddp, gnn_ddp = wrap(fen, dist), wrap(ffgnn, dist)
-    optimizer, schedule = config.optimizer([*fen.parameters(), *ffgnn.parameters()])
+    modules = {"fen": fen, "ffgnn": ffgnn}
+    if "softmax" in graph_config.losses:
+        modules["graph_classifier"] = graph_classifier.to(dist.device)
+    optimizer, schedule = config.optimizer([p for m in modules.values() for p in m.parameters()])
 
     def train_epoch(epoch: int) -> dict:
         feats = extract_features(fen, data.records, height, width, device=dist.device, progress=False).feats
@@ -114,17 +127,17 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
             x = F.normalize(out.feat_bn, dim=1)
             s = settings.adjacency(x.detach()[None], camids)
             z = gnn_ddp(x, block_diagonal(s))
+            fused = graph_losses(z[None], y[None], camids, modules.get("graph_classifier"), graph_config)
             parts = {"softmax": softmax_loss(out.logits, y, config.label_smoothing),
                      "triplet": batch_hard_triplet_loss(out.feat, y, config.margin),
-                     "graph_triplet": batch_hard_triplet_loss(z, y, config.margin),
-                     "verification": verification_loss(z, y)}
+                     **{f"graph_{name}": value for name, value in fused.items()}}
             optimise(optimizer, parts, totals, len(nodes), bar)
         return totals
 
-    run_epochs(kind="joint", epochs=config.epochs, modules={"fen": fen, "ffgnn": ffgnn}, optimizer=optimizer,
+    run_epochs(kind="joint", epochs=config.epochs, modules=modules, optimizer=optimizer,
                scheduler=schedule, config={**asdict(config), "height": height, "width": width,
                                            "graph": settings.as_dict(), "fen": fen.config(),
-                                           "ffgnn": ffgnn.config()},
+                                           "ffgnn": ffgnn.config(), "graph_losses": asdict(graph_config)},
                train_epoch=train_epoch, checkpoint=Path(checkpoint) if checkpoint else None,
                log_path=Path(log_path) if log_path else None, resume=resume, dist=dist)
     return fen.eval(), ffgnn.eval()
