@@ -3,7 +3,7 @@
 For each feature folder, 20% of the train identities (seed 0) are held out; their query/gallery
 follow the CUHK03-NP rule. On them: the FEN ranking, training-free fusion on camera-aware graphs
 at several λ (the graph choice), CA-Jaccard for reference, and the FFGNN trained on the other 80%
-with the paper's recipe and with the default recipe, each on its own graphs. Val is not read.
+with the default recipe. Val is not read.
 
 Example:
     python benchmarks/recipe.py ../shared/features/osnet_x0_25_msmt17 ../shared/features/omz_0277 \
@@ -20,7 +20,7 @@ from pathlib import Path
 from results_io import save
 
 ROWS = ["FEN", *(f"training-free, camera-aware, lam={lam}" for lam in (0.0, 0.3, 0.5, 0.7)), "CA-Jaccard",
-        "FFGNN, paper preset", "FFGNN, default recipe"]
+        "FFGNN, default recipe"]
 
 
 def run_row(folder: str, row: str) -> dict:
@@ -46,7 +46,7 @@ def run_row(folder: str, row: str) -> dict:
             model = TrainingFreeFusion()
             settings = GraphSettings(same_camera_weight=0.0, lam=float(row.rsplit("=", 1)[1]))
         else:
-            settings, config = recipe("paper" if "paper" in row else "default")
+            settings, config = recipe()
             model = train_ffgnn(rest, settings, config, progress=False)
         orders = ffgnn_rerank(model, q.feats, g.feats, settings, query_camids=q.camids,
                               gallery_camids=g.camids).orders(q.feats, g.feats)

@@ -22,15 +22,29 @@ def loop_fusion(x, s, alpha, steps):
     return torch.tensor(x, dtype=torch.float64)
 
 
-def test_matches_loop_and_sparse_equals_dense():
+@pytest.mark.parametrize("kind", ["fusion", "identity_l2_ffgnn"])
+def test_matches_loop_and_sparse_equals_dense(kind):
+    """Training-free fusion, and FFGNN(init="identity", output="l2") untrained (training starts there)."""
+    from reidgraph.nn import FFGNN
+
     torch.manual_seed(0)
     data = build_graphs(torch.randn(3, 6, dtype=torch.float64), torch.randn(30, 6, dtype=torch.float64), SMALL)
-    fusion = TrainingFreeFusion(alpha=0.4, steps=2)
+    fusion = (TrainingFreeFusion(alpha=0.4, steps=2) if kind == "fusion"
+              else FFGNN(6, num_layers=2, alpha=0.4, output="l2", init="identity").double())
     for graph in data:
         s = torch.sparse_coo_tensor(graph.edge_index.flip(0), graph.edge_weight, (11, 11)).to_dense()
         expected = loop_fusion(graph.x, s, 0.4, 2)
         assert torch.allclose(fusion(graph.x, graph.edge_index, graph.edge_weight), expected, atol=1e-12)
         assert torch.allclose(fusion.forward_dense(graph.x[None], s[None])[0], expected, atol=1e-12)
+
+
+def test_identity_start_survives_reset():
+    from reidgraph.nn import FFGNN
+
+    model = FFGNN(6, init="identity")
+    torch.nn.init.zeros_(model.convs[1].lin.weight)
+    model.reset_parameters()
+    assert all(torch.equal(conv.lin.weight, torch.eye(6)) for conv in model.convs)
 
 
 def test_alpha_zero_keeps_the_features():
@@ -55,23 +69,6 @@ def test_reranks_like_a_trained_model():
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainingFreeFusion(**kwargs)
-
-
-def test_untrained_identity_l2_ffgnn_is_the_training_free_fusion():
-    """FFGNN(init="identity", output="l2") starts exactly where training-free fusion is, sparse and dense."""
-    from reidgraph.nn import FFGNN
-
-    torch.manual_seed(2)
-    data = build_graphs(torch.randn(2, 6, dtype=torch.float64), torch.randn(30, 6, dtype=torch.float64), SMALL)
-    model = FFGNN(6, num_layers=2, alpha=0.4, output="l2", init="identity").double()
-    fusion = TrainingFreeFusion(alpha=0.4, steps=2)
-    for graph in data:
-        s = torch.sparse_coo_tensor(graph.edge_index.flip(0), graph.edge_weight, (11, 11)).to_dense()
-        expected = loop_fusion(graph.x, s, 0.4, 2)
-        assert torch.allclose(model(graph.x, graph.edge_index, graph.edge_weight), expected, atol=1e-12)
-        assert torch.allclose(model.forward_dense(graph.x[None], s[None])[0], expected, atol=1e-12)
-    model.reset_parameters()
-    assert torch.equal(model.convs[0].lin.weight, torch.eye(6, dtype=torch.float64))  # reset keeps the start
 
 
 @pytest.mark.parametrize("kwargs,match", [({"output": "relu"}, "output='relu' is unknown"),
