@@ -3,7 +3,8 @@
 For each feature folder, 20% of the train identities (seed 0) are held out; their query/gallery
 follow the CUHK03-NP rule. On them: the FEN ranking, training-free fusion on camera-aware graphs
 at several λ (the graph choice), CA-Jaccard for reference, and the FFGNN trained on the other 80%
-with the default recipe. Val is not read.
+with the default recipe, alone and followed by ECN on its fused features (the composition
+benchmarks/run.py reports on val). Val is not read.
 
 Example:
     python benchmarks/recipe.py ../shared/features/osnet_x0_25_msmt17 ../shared/features/omz_0277 \
@@ -20,7 +21,12 @@ from pathlib import Path
 from results_io import save
 
 ROWS = ["FEN", *(f"training-free, camera-aware, lam={lam}" for lam in (0.0, 0.3, 0.5, 0.7)), "CA-Jaccard",
-        "FFGNN, default recipe"]
+        "FFGNN, default recipe", "FFGNN, default recipe + ECN"]
+
+
+def distance_orders(result):
+    """Full gallery orders of a peer re-ranking's distances, a chunk of queries at a time."""
+    return (chunk.argsort(dim=1, stable=True) for chunk in result.distance_chunks())
 
 
 def run_row(folder: str, row: str) -> dict:
@@ -32,24 +38,29 @@ def run_row(folder: str, row: str) -> dict:
     from reidgraph.evaluation import evaluate_order
     from reidgraph.features import FeatureSet
     from reidgraph.graph import GraphSettings
-    from reidgraph.nn import TrainingFreeFusion, ffgnn_rerank, ranked_orders
+    from reidgraph.nn import TrainingFreeFusion, ffgnn_rerank, fused_features, ranked_orders
 
     rest, held = FeatureSet.load(Path(folder) / "cuhk03_labeled_train.npz").hold_out_ids(0.2, seed=0)
     q, g = held.query_gallery()
     if row == "FEN":
         orders = ranked_orders(q.feats, g.feats)
     elif row == "CA-Jaccard":
-        d = rerank.ca_jaccard(q.feats, g.feats, q.camids, g.camids)
-        orders = (chunk.argsort(dim=1, stable=True) for chunk in d.distance_chunks())
-    else:
-        if row.startswith("training-free"):
-            model = TrainingFreeFusion()
-            settings = GraphSettings(same_camera_weight=0.0, lam=float(row.rsplit("=", 1)[1]))
-        else:
-            settings, config = recipe()
-            model = train_ffgnn(rest, settings, config, progress=False)
-        orders = ffgnn_rerank(model, q.feats, g.feats, settings, query_camids=q.camids,
+        orders = distance_orders(rerank.ca_jaccard(q.feats, g.feats, q.camids, g.camids))
+    elif row.startswith("training-free"):
+        settings = GraphSettings(same_camera_weight=0.0, lam=float(row.rsplit("=", 1)[1]))
+        orders = ffgnn_rerank(TrainingFreeFusion(), q.feats, g.feats, settings, query_camids=q.camids,
                               gallery_camids=g.camids).orders(q.feats, g.feats)
+    else:
+        settings, config = recipe()
+        model = train_ffgnn(rest, settings, config, progress=False)
+        if row.endswith("+ ECN"):  # ECN on each image's fused feature, as benchmarks/run.py composes them
+            fq = fused_features(model, q.feats, g.feats, settings, anchor_camids=q.camids, candidate_camids=g.camids)
+            fg = fused_features(model, g.feats, g.feats, settings, exclude=torch.arange(len(g)),
+                                anchor_camids=g.camids, candidate_camids=g.camids)
+            orders = distance_orders(rerank.ecn(fq, fg, k=25, t=3, q=8))
+        else:
+            orders = ffgnn_rerank(model, q.feats, g.feats, settings, query_camids=q.camids,
+                                  gallery_camids=g.camids).orders(q.feats, g.feats)
     m = evaluate_order(orders, q.pids, g.pids, q.camids, g.camids)
     return {"features": folder, "row": row, "rank1": float(m.cmc[0]), "mAP": m.mAP,
             "held_out": {"ids": held.pids.unique().numel(), "query": len(q), "gallery": len(g)}}
