@@ -11,6 +11,8 @@ from torch import Tensor
 from ._checks import as_features, as_labels
 
 SPLITS = ("train", "query", "gallery")
+FIELDS = ("feats", "pids", "camids", "paths", "split")
+LABELS = {"pids": "identity labels", "camids": "camera ids"}
 
 
 def first_of_each_pid_camid(pairs) -> list[bool]:
@@ -26,25 +28,34 @@ def first_of_each_pid_camid(pairs) -> list[bool]:
 class FeatureSet:
     """Features ``[N, D]`` with their person ids, camera ids and optional paths/splits.
 
+    Training and evaluation need ``pids`` and ``camids``; a set read for
+    ranking alone may lack them (see :meth:`require_labels`).
+
     Attributes:
         feats: ``[N, D]`` float features (not necessarily normalised).
-        pids: ``[N]`` person ids (``-1`` junk, ``0`` distractor in Market-style sets).
-        camids: ``[N]`` camera ids.
+        pids: optional ``[N]`` person ids (``-1`` junk, ``0`` distractor in Market-style sets).
+        camids: optional ``[N]`` camera ids.
         paths: optional ``N`` image paths.
         split: optional ``N`` strings among ``train`` / ``query`` / ``gallery``.
     """
 
     feats: Tensor
-    pids: Tensor
-    camids: Tensor
+    pids: Tensor | None = None
+    camids: Tensor | None = None
     paths: list[str] | None = None
     split: list[str] | None = field(default=None)
 
     def __post_init__(self):
         self.feats = as_features(self.feats, "feats").float()
         n = self.feats.shape[0]
-        self.pids = as_labels(self.pids, n, "pids", "feats")
-        self.camids = as_labels(self.camids, n, "camids", "feats")
+        for name in LABELS:
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    setattr(self, name, as_labels(value, n, name, "feats"))
+                except TypeError:  # torch refuses strings and objects
+                    raise ValueError(f"{name} must hold integers, got {np.asarray(value).dtype}; "
+                                     "map the labels to integer ids") from None
         for name in ("paths", "split"):
             value = getattr(self, name)
             if value is not None:
@@ -63,9 +74,23 @@ class FeatureSet:
         rows = torch.as_tensor(rows)
         idx = rows.nonzero().flatten() if rows.dtype == torch.bool else rows.long()
         pick = idx.tolist()
-        return FeatureSet(self.feats[idx], self.pids[idx], self.camids[idx],
-                          None if self.paths is None else [self.paths[i] for i in pick],
-                          None if self.split is None else [self.split[i] for i in pick])
+        return FeatureSet(self.feats[idx], *(None if t is None else t[idx] for t in (self.pids, self.camids)),
+                          *(None if v is None else [v[i] for i in pick] for v in (self.paths, self.split)))
+
+    def require_labels(self, purpose: str, source: str | None = None, *,
+                       fields: tuple[str, ...] = ("pids", "camids")) -> "FeatureSet":
+        """``self``, or a one-line ``ValueError`` naming the first of ``fields`` it lacks.
+
+        Args:
+            purpose: what needs the labels, e.g. ``"evaluation"``.
+            source: where the features came from (a file name), for the message.
+            fields: the labels ``purpose`` needs, among ``pids``, ``camids``.
+        """
+        for name in fields:
+            if getattr(self, name) is None:
+                raise ValueError(f"{source or 'this feature set'} has no {name} ({LABELS[name]}); "
+                                 f"{purpose} needs them: add a {name} field")
+        return self
 
     def part(self, name: str) -> "FeatureSet":
         """Rows whose ``split`` is ``name``."""
@@ -78,10 +103,14 @@ class FeatureSet:
 
         By ``split`` when present; otherwise by the CUHK03-NP rule: the first
         row of each (pid, camid) pair, in row order, is a query and the other
-        rows are the gallery.
+        rows are the gallery, which needs ``pids`` and ``camids``.
         """
         if self.split is not None:
             return self.part("query"), self.part("gallery")
+        missing = [name for name in LABELS if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"the features have no split and no {' or '.join(missing)} to split them by "
+                             "(CUHK03-NP rule); pass query and gallery as separate files, or add a split field")
         is_query = torch.tensor(first_of_each_pid_camid(zip(self.pids.tolist(), self.camids.tolist())))
         return self.subset(is_query), self.subset(~is_query)
 
@@ -89,10 +118,11 @@ class FeatureSet:
         """``(rest, held_out)``: the rows of a random ``fraction`` of the identities held out, for choosing settings.
 
         Both parts drop ``split``, so ``held_out.query_gallery()`` applies the
-        CUHK03-NP rule inside it. Deterministic in ``seed``.
+        CUHK03-NP rule inside it. Needs ``pids``; deterministic in ``seed``.
         """
         if not 0 < fraction < 1:
             raise ValueError(f"fraction={fraction!r} is outside (0, 1); pass the share of identities to hold out")
+        self.require_labels("holding out identities", fields=("pids",))
         ids = self.pids.unique()
         order = ids[torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))]
         held = torch.isin(self.pids, order[:max(1, round(fraction * len(ids)))])
@@ -101,25 +131,16 @@ class FeatureSet:
         return rest, held_out
 
     def save(self, path: str | Path) -> None:
-        """Write an ``.npz`` with ``feats``, ``pids``, ``camids`` and, when present, ``paths``, ``split``."""
-        arrays = {"feats": self.feats.numpy(), "pids": self.pids.numpy(), "camids": self.camids.numpy()}
-        arrays.update({k: np.asarray(v) for k, v in (("paths", self.paths), ("split", self.split)) if v is not None})
-        np.savez(path, **arrays)
+        """Write an ``.npz`` with the fields present among ``feats``, ``pids``, ``camids``, ``paths``, ``split``."""
+        values = {name: getattr(self, name) for name in FIELDS if getattr(self, name) is not None}
+        np.savez(path, **{k: v.numpy() if isinstance(v, Tensor) else np.asarray(v) for k, v in values.items()})
 
     @classmethod
-    def load(cls, path: str | Path) -> "FeatureSet":
-        """Read an ``.npz`` written by :meth:`save` (or by any tool with the same fields)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"features file {path} does not exist; pass the path of an .npz file")
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in ("feats", "pids", "camids") if k not in data.files]
-            if missing:
-                raise ValueError(f"{path} lacks {', '.join(missing)}; a features file needs feats [N, D], "
-                                 "pids [N] and camids [N]")
-            fields = {k: data[k] for k in data.files if k in ("feats", "pids", "camids", "paths", "split")}
-        try:
-            return cls(**{k: torch.from_numpy(v) if k in ("feats", "pids", "camids") else v.tolist()
-                          for k, v in fields.items()})
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+    def load(cls, path: str | Path, format: str | None = None, labels: bool = True) -> "FeatureSet":
+        """Read a features file: our ``.npz`` (see :meth:`save`), a ``.mat``, ``.npy`` + ``.csv`` or ``.pt``.
+
+        See :func:`reidgraph.feature_files.read_features`; ``labels=True``
+        requires ``pids`` and ``camids``.
+        """
+        from .feature_files import read_features  # feature_files imports this module
+        return read_features(path, format, labels)
