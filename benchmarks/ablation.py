@@ -37,7 +37,8 @@ def run_row(folder: str, row: str, epochs: int | None) -> dict:
     from reidgraph.engine import recipe, train_ffgnn
     from reidgraph.evaluation import evaluate_order
     from reidgraph.features import FeatureSet
-    from reidgraph.nn import ffgnn_rerank, ranked_orders
+    from reidgraph.nn import ffgnn_rerank
+    from reidgraph.ranking import ranked_orders
 
     query, gallery = FeatureSet.load(Path(folder) / "cuhk03_labeled_val.npz").query_gallery()
     start = time.perf_counter()
@@ -49,7 +50,7 @@ def run_row(folder: str, row: str, epochs: int | None) -> dict:
         config = replace(config, epochs=epochs) if epochs else config
         model = train_ffgnn(train, settings, config, progress=False)
         orders = ffgnn_rerank(model, query.feats, gallery.feats, settings, query_camids=query.camids,
-                              gallery_camids=gallery.camids).orders(query.feats, gallery.feats)
+                              gallery_camids=gallery.camids).order_chunks()
     m = evaluate_order(orders, query.pids, gallery.pids, query.camids, gallery.camids)
     return {"features": folder, "row": row, "rank1": float(m.cmc[0]), "mAP": m.mAP,
             "seconds": time.perf_counter() - start, "epochs": None if config is None else config.epochs,

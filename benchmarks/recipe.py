@@ -38,7 +38,8 @@ def run_row(folder: str, row: str) -> dict:
     from reidgraph.evaluation import evaluate_order
     from reidgraph.features import FeatureSet
     from reidgraph.graph import GraphSettings
-    from reidgraph.nn import TrainingFreeFusion, ffgnn_rerank, fused_features, ranked_orders
+    from reidgraph.nn import TrainingFreeFusion, ffgnn_rerank, fused_features
+    from reidgraph.ranking import ranked_orders
 
     rest, held = FeatureSet.load(Path(folder) / "cuhk03_labeled_train.npz").hold_out_ids(0.2, seed=0)
     q, g = held.query_gallery()
@@ -49,7 +50,7 @@ def run_row(folder: str, row: str) -> dict:
     elif row.startswith("training-free"):
         settings = GraphSettings(same_camera_weight=0.0, lam=float(row.rsplit("=", 1)[1]))
         orders = ffgnn_rerank(TrainingFreeFusion(), q.feats, g.feats, settings, query_camids=q.camids,
-                              gallery_camids=g.camids).orders(q.feats, g.feats)
+                              gallery_camids=g.camids).order_chunks()
     else:
         settings, config = recipe()
         model = train_ffgnn(rest, settings, config, progress=False)
@@ -60,7 +61,7 @@ def run_row(folder: str, row: str) -> dict:
             orders = distance_orders(rerank.ecn(fq, fg, k=25, t=3, q=8))
         else:
             orders = ffgnn_rerank(model, q.feats, g.feats, settings, query_camids=q.camids,
-                                  gallery_camids=g.camids).orders(q.feats, g.feats)
+                                  gallery_camids=g.camids).order_chunks()
     m = evaluate_order(orders, q.pids, g.pids, q.camids, g.camids)
     return {"features": folder, "row": row, "rank1": float(m.cmc[0]), "mAP": m.mAP,
             "held_out": {"ids": held.pids.unique().numel(), "query": len(q), "gallery": len(g)}}

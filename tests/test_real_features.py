@@ -4,7 +4,8 @@ import pytest
 from reidgraph.engine import recipe, train_ffgnn
 from reidgraph.evaluation import evaluate_order
 from reidgraph.graph import GraphSettings
-from reidgraph.nn import TrainingFreeFusion, ffgnn_rerank, ranked_orders
+from reidgraph.nn import TrainingFreeFusion, ffgnn_rerank
+from reidgraph.ranking import ranked_orders
 
 pytestmark = pytest.mark.slow
 
@@ -15,7 +16,7 @@ PUBLISHED = {512: (22.1, 23.9), 256: (60.8, 63.2)}  # OSNet x0.25 is 512-d, omz 
 def scored(model, settings, query, gallery):
     result = ffgnn_rerank(model, query.feats, gallery.feats, settings, query_camids=query.camids,
                           gallery_camids=gallery.camids)
-    return evaluate_order(result.orders(query.feats, gallery.feats), query.pids, gallery.pids, query.camids,
+    return evaluate_order(result.order_chunks(), query.pids, gallery.pids, query.camids,
                           gallery.camids)
 
 

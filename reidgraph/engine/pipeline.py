@@ -12,7 +12,8 @@ from ..data.datasets import ReIDDataset
 from ..evaluation import evaluate_order
 from ..features import FeatureSet
 from ..graph import GraphSettings
-from ..nn import FFGNN, ffgnn_rerank, ranked_orders
+from ..nn import FFGNN, ffgnn_rerank
+from ..ranking import ranked_orders
 from ..visualize import ranked_lists_picture, save_picture
 from .distributed import Dist, barrier
 from .extract import extract_features
@@ -45,7 +46,7 @@ def compare(tag: str, ffgnn: FFGNN, settings: GraphSettings, query: FeatureSet,
     start = time.perf_counter()
     result = ffgnn_rerank(ffgnn, query.feats, gallery.feats, settings, query_camids=query.camids,
                           gallery_camids=gallery.camids, progress=progress)
-    gnn_orders = torch.cat(list(result.orders(query.feats, gallery.feats)))
+    gnn_orders = torch.cat(list(result.order_chunks()))
     gnn_row = score(f"+ FFGNN{tag}", gnn_orders, query, gallery, time.perf_counter() - start)
     return [fen_row, gnn_row], fen_orders[:, :10], gnn_orders[:, :10]
 

@@ -1,4 +1,4 @@
-"""Test-time use of a trained FFGNN (method.md §6).
+"""Test-time use of a trained FFGNN (method.md §6): FFGNN re-ranking and fused features.
 
 For each query: its top-K gallery neighbours by FEN features form a graph of
 ``K + 1`` nodes; the FFGNN fuses them; the K neighbours are re-ordered by the
@@ -7,7 +7,6 @@ beyond the top-K keeps its FEN order after them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -17,55 +16,13 @@ from torch import Tensor
 from .._checks import as_features, int_in_range, same_dim
 from ..graph import GraphSettings, iter_graph_batches, knn
 from ..graph.builder import graph_camids
-
-
-@dataclass
-class Reranked:
-    """The re-ranked head of each query's gallery list.
-
-    Attributes:
-        index: ``[Q, K]`` gallery indices, best first after fusion.
-        distance: ``[Q, K]`` fused cosine distance of each, ascending.
-    """
-
-    index: Tensor
-    distance: Tensor
-
-    def orders(self, query: Tensor, gallery: Tensor, chunk_size: int = 256) -> Iterator[Tensor]:
-        """Full gallery orders: this head, then the rest in FEN order (see :func:`ranked_orders`)."""
-        return ranked_orders(query, gallery, head=self.index, chunk_size=chunk_size)
-
-
-def ranked_orders(query: Tensor, gallery: Tensor, head: Tensor | None = None,
-                  chunk_size: int = 256) -> Iterator[Tensor]:
-    """Each query's whole gallery ranked by cosine similarity, optionally led by a given head.
-
-    Args:
-        query: ``[Q, D]``; gallery: ``[G, D]``.
-        head: optional ``[Q, K]`` gallery indices placed first, in their order;
-            the remaining items follow by decreasing cosine similarity.
-        chunk_size: queries per yielded chunk (memory ``chunk_size × G``).
-
-    Yields:
-        ``[q, G]`` int64 gallery orders for consecutive chunks of queries.
-    """
-    query = F.normalize(as_features(query, "query"), dim=1)
-    gallery = F.normalize(as_features(gallery, "gallery"), dim=1).to(query)
-    same_dim(query, gallery)
-    for start in range(0, query.shape[0], chunk_size):
-        key = query[start:start + chunk_size] @ gallery.T
-        if head is not None:
-            h = head[start:start + chunk_size].to(key.device)
-            # Cosine similarity is at most 1, so keys above 1 rank the head first, in its order.
-            rank_key = torch.arange(h.shape[1], 0, -1, device=key.device, dtype=key.dtype) + 1
-            key.scatter_(1, h, rank_key.expand_as(h).contiguous())
-        yield key.sort(dim=1, descending=True, stable=True).indices
+from ..ranking import HeadRanking
 
 
 @torch.no_grad()
 def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings | None = None, *,
                  query_camids=None, gallery_camids=None, backend: str = "auto", batch_size: int = 64,
-                 progress: bool = False) -> Reranked:
+                 progress: bool = False) -> HeadRanking:
     """Re-rank each query's top-K gallery neighbours with a trained FFGNN.
 
     Args:
@@ -81,7 +38,8 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
         progress: show a progress bar.
 
     Returns:
-        :class:`Reranked` with ``index`` / ``distance`` ``[Q, K]``.
+        :class:`~reidgraph.ranking.HeadRanking`: ``index`` / ``distance`` ``[Q, K]`` of each re-ranked head,
+        then the rest of the gallery in FEN order.
     """
     query, gallery, settings = _prepare(query, gallery, settings, batch_size)
     camids = graph_camids(settings, query_camids, gallery_camids, query.shape[0], gallery.shape[0])
@@ -93,7 +51,7 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
         dist, order = dist.sort(dim=1, stable=True)
         index.append(neighbors[rows].gather(1, order))
         distance.append(dist)
-    return Reranked(torch.cat(index), torch.cat(distance))
+    return HeadRanking(query, gallery, torch.cat(index), torch.cat(distance))
 
 
 @torch.no_grad()

@@ -72,11 +72,12 @@ its abstract; the steps above follow the abstract and the authors'
   lists spill over onto the other side; here such lists are just shorter, and
   CLQE averages over the rows that exist (``|M(p)|`` may be below
   ``k2_intra + k2_inter``). With every camera large enough the two agree.
-* ``d`` is ``2 - 2 cos`` as in our :func:`~reidgraph.rerank.k_reciprocal`. The
-  authors' re-ranking squares the squared Euclidean distance they are given and
-  divides each row by its maximum; that leaves every ranking (hence the
-  CKRNNs and CLQE) unchanged but changes the weights ``exp(-d)`` and the
-  ``lambda d`` term.
+* ``d`` is ``2 - 2 cos``, as in :func:`~reidgraph.rerank.k_reciprocal` with
+  ``scale="none"``. The authors' re-ranking squares the squared Euclidean
+  distance they are given and divides each row by its maximum; that leaves
+  every ranking (hence the CKRNNs and CLQE) unchanged but changes the weights
+  ``exp(-d)`` and the ``lambda d`` term. (Not yet matched to their code, unlike
+  k-reciprocal's row-max scaling.)
 
 :func:`ca_jaccard` is the library's version: memory ``O(N k)``, built from the
 k-reciprocal helpers (reciprocity on neighbour lists, sparse query expansion,

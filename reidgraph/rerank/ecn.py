@@ -48,9 +48,10 @@ from torch import Tensor
 
 from reidgraph._checks import as_features, int_in_range, same_dim
 from reidgraph.graph import knn
+from reidgraph.ranking import Ranking
 
 
-class ECNDistance:
+class ECN(Ranking):
     """ECN distances between the queries and the gallery, computed chunk by chunk.
 
     Built by :func:`ecn`; holds only sparse ``O(N (k + M))`` state.
@@ -71,6 +72,10 @@ class ECNDistance:
         self.gallery_spread = _rows_to_sparse(gallery_expanded, inv_span[gallery_expanded], N)
         self.beta = inv_span[expanded].sum(dim=1)
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.num_query, self.ranks.shape[0] - self.num_query
+
     def distance_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
         """Yield ``[q, G]`` ECN distances for consecutive chunks of ``q <= chunk_size`` queries."""
         int_in_range("chunk_size", chunk_size, 1, 2**31)
@@ -86,12 +91,8 @@ class ECNDistance:
             total = self.peak * (self.beta[rows, None] + self.beta[None, Q:]) - own_side.T - cross_side.T
             yield total / (2 * M)
 
-    def dense(self, chunk_size: int = 1024) -> Tensor:
-        """All ``[Q, G]`` distances at once (small inputs, tests)."""
-        return torch.cat(list(self.distance_chunks(chunk_size)))
 
-
-def ecn(query: Tensor, gallery: Tensor, k: int = 25, t: int = 3, q: int = 8) -> ECNDistance:
+def ecn(query: Tensor, gallery: Tensor, k: int = 25, t: int = 3, q: int = 8) -> ECN:
     """ECN re-ranking distance (see the module docstring for the equations).
 
     Args:
@@ -103,7 +104,7 @@ def ecn(query: Tensor, gallery: Tensor, k: int = 25, t: int = 3, q: int = 8) -> 
         q: neighbours added per direct neighbour, ``1 <= q <= N - 1``. Default 8.
 
     Returns:
-        An :class:`ECNDistance`; smaller means more similar.
+        An :class:`ECN` ranking; smaller distances mean more similar.
     """
     feats, Q = _joint_features(query, gallery)
     N = feats.shape[0]
@@ -116,7 +117,7 @@ def ecn(query: Tensor, gallery: Tensor, k: int = 25, t: int = 3, q: int = 8) -> 
     expanded = torch.cat([nbrs[:, :t], nbrs[nbrs[:, :t], :q].flatten(1)], dim=1)
     peak = k * (k + 1) * (2 * k + 1) / 6
     inv_span = 1.0 / (peak - _row_minima(ranks, N, feats.dtype))
-    return ECNDistance(Q, ranks, expanded, inv_span, peak)
+    return ECN(Q, ranks, expanded, inv_span, peak)
 
 
 def ecn_dense(query: Tensor, gallery: Tensor, k: int = 25, t: int = 3, q: int = 8) -> Tensor:

@@ -37,11 +37,12 @@ from torch import Tensor
 
 from reidgraph._checks import as_features, int_in_range, same_dim
 from reidgraph.graph import knn
+from reidgraph.ranking import Ranking
 
 ROUNDS = 2  # the paper's two propagation steps
 
 
-class GNNRerankDistance:
+class GNNRerank(Ranking):
     """Distances ``1 - cos`` between propagated adjacency rows of queries and gallery.
 
     Built by :func:`gnn_rerank`; holds the sparse ``[N, N]`` rows, queries first.
@@ -52,6 +53,10 @@ class GNNRerankDistance:
         self.num_query = num_query
         self.gallery = _row_slice(rows, num_query, rows.shape[0])
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.num_query, self.rows.shape[0] - self.num_query
+
     def distance_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
         """Yield ``[q, G]`` distances for consecutive chunks of ``q <= chunk_size`` queries."""
         int_in_range("chunk_size", chunk_size, 1, 2**31)
@@ -60,12 +65,8 @@ class GNNRerankDistance:
             # sparse @ dense is several times faster with a contiguous dense operand
             yield 1 - (self.gallery @ block.T.contiguous()).T
 
-    def dense(self, chunk_size: int = 1024) -> Tensor:
-        """All ``[Q, G]`` distances at once."""
-        return torch.cat(list(self.distance_chunks(chunk_size)))
 
-
-def gnn_rerank(query: Tensor, gallery: Tensor, k1: int = 26, k2: int = 7) -> GNNRerankDistance:
+def gnn_rerank(query: Tensor, gallery: Tensor, k1: int = 26, k2: int = 7) -> GNNRerank:
     """GNN re-ranking distance (see the module docstring for the equations).
 
     Args:
@@ -75,7 +76,7 @@ def gnn_rerank(query: Tensor, gallery: Tensor, k1: int = 26, k2: int = 7) -> GNN
         k2: neighbours messages come from, itself included, ``1 <= k2 <= k1``. Default 7.
 
     Returns:
-        A :class:`GNNRerankDistance`; smaller means more similar.
+        A :class:`GNNRerank` ranking; smaller distances mean more similar.
     """
     feats, Q = _joint_features(query, gallery)
     N = feats.shape[0]
@@ -91,7 +92,7 @@ def gnn_rerank(query: Tensor, gallery: Tensor, k1: int = 26, k2: int = 7) -> GNN
             adjacency = _normalize_rows(adjacency)
     else:
         adjacency = _normalize_rows(adjacency)
-    return GNNRerankDistance(adjacency, Q)
+    return GNNRerank(adjacency, Q)
 
 
 def gnn_rerank_dense(query: Tensor, gallery: Tensor, k1: int = 26, k2: int = 7) -> Tensor:

@@ -5,9 +5,25 @@ r"""k-reciprocal re-ranking (Zhong et al., CVPR 2017).
     d_J(p, g) = 1 - \frac{\sum_j \min(\mathcal{V}_{pj}, \mathcal{V}_{gj})}
                          {\sum_j \max(\mathcal{V}_{pj}, \mathcal{V}_{gj})}
 
-Every query and gallery item is a probe (``N = Q + G`` items), and
-``d(p, g) = 2 - 2 \cos(p, g)``, the squared Euclidean distance between the
-L2-normalised features (this method's own distance, not ``1 - \cos``).
+Every query and gallery item is a probe (``N = Q + G`` items). The distance is
+
+.. math::
+    d(p, x) = \frac{2 - 2 \cos(p, x)}{s_p}, \qquad
+    s_p = \max_{x'} \bigl(2 - 2 \cos(p, x')\bigr) = 2 - 2 \min_{x'} \cos(p, x')
+
+with ``x'`` over all ``N`` items (``s_p = 1`` where that maximum is 0: every
+item identical), or ``s_p = 1`` with ``scale="none"``. ``2 - 2 cos`` is the
+squared Euclidean distance between the L2-normalised features (this method's
+own distance, not ``1 - cos``).
+
+``scale="max"`` (the default) is what the original public code does
+(``re_ranking`` of Zhong et al., as shipped in torchreid and fast-reid): given
+the Euclidean distance, it squares it and divides each row of the ``N x N``
+matrix by its maximum (``transpose(dist / max(dist, axis=0))``, the same thing
+on a symmetric matrix). A positive per-row factor leaves every ranking, hence
+the k-reciprocal sets and the query expansion, unchanged, but it changes the
+weights ``exp(-d)`` and the ``lambda d`` term, and so the final ranking:
+without it (``scale="none"``) the results are not the original method's.
 
 1. ``N(p, k)``: the ``k + 1`` nearest items of ``p`` (``p`` itself first).
    The k-reciprocal set ``R(p, k) = {q in N(p, k) : p in N(q, k)}``.
@@ -21,9 +37,11 @@ L2-normalised features (this method's own distance, not ``1 - \cos``).
    ``d_J = 1 - m / (2 - m)``; ``d_J = 1`` wherever the supports do not meet.
 
 :func:`k_reciprocal` is the library's version: memory ``O(N k)``, every step a
-few vectorised torch operations on neighbour lists and sparse rows.
-:func:`k_reciprocal_dense` follows the authors' reference code (``N x N``
-matrices, per-row loops) and exists to check the former and to benchmark it.
+few vectorised torch operations on neighbour lists and sparse rows; the row
+maxima ``s_p`` come from the same chunked all-vs-all pass that finds the
+neighbours. :func:`k_reciprocal_dense` follows the authors' reference code
+(``N x N`` matrices, per-row loops) and exists to check the former and to
+benchmark it.
 """
 from __future__ import annotations
 
@@ -35,16 +53,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._checks import as_features, in_unit_interval, int_in_range, same_dim
-from ..graph import knn
+from ..ranking import Ranking
 
 # Feature values gathered at once when measuring the distance of listed pairs (16 MiB in float32).
 _GATHER_BUDGET = 2**22
 # (query, column, gallery) triples formed at once when summing the Jaccard overlaps.
 _TRIPLE_BUDGET = 2**21
+# Choices of the ``scale`` argument: divide each row's distances by their maximum, or not.
+_SCALES = ("max", "none")
 
 
 @dataclass
-class KReciprocal:
+class KReciprocal(Ranking):
     """k-reciprocal distances of ``Q`` queries to ``G`` gallery items, produced chunk by chunk.
 
     Attributes:
@@ -55,6 +75,8 @@ class KReciprocal:
         overlap: ``[E]`` ``m = sum_j min(V_pj, V_gj)`` of each such pair
             (``d_J = 1`` on all other pairs).
         lam: weight ``lambda`` of the original distance.
+        scale: ``[Q]`` divisor ``s_p`` of each query's distances ``2 - 2 cos``
+            (see the module docstring); ones when not given, as CA-Jaccard does.
     """
 
     query: Tensor
@@ -63,13 +85,21 @@ class KReciprocal:
     col: Tensor
     overlap: Tensor
     lam: float
+    scale: Tensor | None = None
+
+    def __post_init__(self):
+        if self.scale is None:
+            self.scale = torch.ones(self.query.shape[0], dtype=self.query.dtype, device=self.query.device)
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.query.shape[0], self.gallery.shape[0]
 
     def distance_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
-        """Yield ``d*`` for consecutive chunks of ``chunk_size`` queries, each ``[q, G]``."""
+        r"""Yield ``d* = lam (2 - 2 cos) / s_p + (1 - lam) d_J`` for consecutive chunks of queries.
+
+        Each chunk is ``[q, G]``, ``q = chunk_size`` but for the last.
+        """
         int_in_range("chunk_size", chunk_size, 1, 2**31)
         crow, col, m = self.crow, self.col, self.overlap
         for start in range(0, self.query.shape[0], chunk_size):
@@ -77,20 +107,16 @@ class KReciprocal:
             # d* = lam d + (1 - lam) on pairs that do not meet, less (1 - lam) m / (2 - m) on those
             # that do; built in place so a chunk costs one [q, G] buffer.
             out = self.query[start:stop] @ self.gallery.T
-            out.mul_(-2).add_(2).clamp_(min=0).mul_(self.lam).add_(1 - self.lam)
+            out.mul_(-2).add_(2).clamp_(min=0).div_(self.scale[start:stop, None]).mul_(self.lam).add_(1 - self.lam)
             lo, hi = int(crow[start]), int(crow[stop])
             rows = torch.repeat_interleave(torch.arange(stop - start, device=crow.device),
                                            crow[start + 1:stop + 1] - crow[start:stop])
             out.index_put_((rows, col[lo:hi]), -(1 - self.lam) * m[lo:hi] / (2 - m[lo:hi]), accumulate=True)
             yield out
 
-    def dense(self) -> Tensor:
-        """All of ``d*`` at once, ``[Q, G]``; for small inputs only."""
-        return torch.cat(list(self.distance_chunks()))
-
 
 def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam: float = 0.3,
-                 chunk_size: int = 1024) -> KReciprocal:
+                 chunk_size: int = 1024, scale: str = "max") -> KReciprocal:
     r"""k-reciprocal re-ranking with sparse encodings, memory ``O(N k)`` (see the module docstring).
 
     Args:
@@ -100,14 +126,17 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
         k2: neighbours averaged by local query expansion, ``1 <= k2 <= k1``. Default 6.
         lam: weight ``lambda`` of the original distance, in ``[0, 1]``. Default 0.3.
         chunk_size: rows processed at once by the kNN and the Jaccard overlap. Default 1024.
+        scale: ``"max"`` (default): ``d(p, x) = (2 - 2 cos(p, x)) / max_x' (2 - 2 cos(p, x'))``
+            over all ``N`` items, as the original public code; ``"none"``: ``d = 2 - 2 cos``.
 
     Returns:
         :class:`KReciprocal`, whose ``distance_chunks()`` yields ``[q, G]`` blocks of ``d*``.
     """
-    x, Q, k1, k2, lam = _check(query, gallery, k1, k2, lam)
+    x, Q, k1, k2, lam = _check(query, gallery, k1, k2, lam, scale)
     int_in_range("chunk_size", chunk_size, 1, 2**31)
     N = x.shape[0]
-    _, nbrs = knn(x, x, k1 + 1, backend="torch", chunk_size=chunk_size)
+    nbrs, farthest = _neighbours(x, k1 + 1, chunk_size)
+    divisor = _divisor(farthest, scale)
     half = round(k1 / 2)
     recip = _reciprocal(nbrs)
     recip_half = torch.where(_reciprocal(nbrs[:, :half + 1]), nbrs[:, :half + 1], -1)
@@ -130,30 +159,36 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
         cols.append(expanded[keep])
     rows, cols = torch.cat(rows), torch.cat(cols)
 
-    weight = torch.exp(-_pair_distance(x, rows, cols))
+    weight = torch.exp(-_pair_distance(x, rows, cols) / divisor[rows])
     weight = weight / torch.zeros(N, dtype=x.dtype, device=x.device).index_add_(0, rows, weight)[rows]
     rows, cols, weight = _query_expansion(rows, cols, weight, nbrs[:, :k2], N)
     crow, col, overlap = _overlap(rows, cols, weight, Q, N, chunk_size)
-    return KReciprocal(query=x[:Q], gallery=x[Q:], crow=crow, col=col, overlap=overlap, lam=lam)
+    return KReciprocal(query=x[:Q], gallery=x[Q:], crow=crow, col=col, overlap=overlap, lam=lam,
+                       scale=divisor[:Q])
 
 
 def k_reciprocal_dense(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6,
-                       lam: float = 0.3) -> Tensor:
+                       lam: float = 0.3, scale: str = "max") -> Tensor:
     """k-reciprocal re-ranking the way the authors' reference code does it.
 
-    Builds the full ``N x N`` distance, ranking and encoding ``V`` and loops
-    over rows in Python; memory ``O(N^2)``. A reference for tests and benchmarks.
+    Builds the full ``N x N`` distance ``D_px = (2 - 2 cos(p, x)) / s_p`` (with
+    ``scale="max"``, ``s_p`` the maximum of row ``p`` of ``2 - 2 cos``: the
+    reference code's ``transpose(dist / max(dist, axis=0))`` on a symmetric
+    matrix), ranking and encoding ``V`` and loops over rows in Python; memory
+    ``O(N^2)``. A reference for tests and benchmarks. The ranking is taken
+    before the division, which leaves it unchanged up to rounding.
 
     Args:
-        query, gallery, k1, k2, lam: as in :func:`k_reciprocal`.
+        query, gallery, k1, k2, lam, scale: as in :func:`k_reciprocal`.
 
     Returns:
         ``[Q, G]`` re-ranked distances ``d*``.
     """
-    x, Q, k1, k2, lam = _check(query, gallery, k1, k2, lam)
+    x, Q, k1, k2, lam = _check(query, gallery, k1, k2, lam, scale)
     N = x.shape[0]
     dist = _original_distance(x, x)
     rank = dist.argsort(dim=1, stable=True)
+    dist = dist / _divisor(dist.amax(dim=1), scale)[:, None]
     half = round(k1 / 2)
 
     def reciprocal(i: int, k: int) -> Tensor:
@@ -184,7 +219,7 @@ def k_reciprocal_dense(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6
     return (1 - lam) * jaccard + lam * dist[:Q, Q:]
 
 
-def _check(query, gallery, k1, k2, lam) -> tuple[Tensor, int, int, int, float]:
+def _check(query, gallery, k1, k2, lam, scale) -> tuple[Tensor, int, int, int, float]:
     query = as_features(query, "query")
     gallery = as_features(gallery, "gallery")
     same_dim(query, gallery)
@@ -192,6 +227,8 @@ def _check(query, gallery, k1, k2, lam) -> tuple[Tensor, int, int, int, float]:
     k1 = int_in_range("k1", k1, 1, N - 1, f"query + gallery hold {N} items, and k1 must be smaller")
     k2 = int_in_range("k2", k2, 1, k1, "query expansion averages at most k1 neighbours")
     lam = in_unit_interval("lam", lam)
+    if scale not in _SCALES:
+        raise ValueError(f"scale={scale!r} is not one of {', '.join(map(repr, _SCALES))}")
     x = F.normalize(torch.cat([query, gallery.to(query)]), dim=1)
     return x, query.shape[0], k1, k2, lam
 
@@ -200,8 +237,39 @@ def _original_distance(a: Tensor, b: Tensor) -> Tensor:
     return (2 - 2 * a @ b.T).clamp_min(0)
 
 
+def _neighbours(x: Tensor, k: int, chunk_size: int) -> tuple[Tensor, Tensor]:
+    """``N(p, k - 1)`` and ``max_x (2 - 2 cos(p, x))`` of every row of ``x``, from one chunked pass.
+
+    Each ``[chunk, N]`` block ``S = x_chunk x^T`` gives the ``k`` best columns
+    (``topk``, best first, so normally the item itself first) and ``2 - 2 min_x S_px``.
+
+    Args:
+        x: ``[N, D]`` L2-normalised features.
+        k: neighbours per row, ``1 <= k <= N``.
+        chunk_size: rows per block.
+
+    Returns:
+        ``(neighbours [N, k], farthest [N])``, ``farthest`` clamped at 0.
+    """
+    N = x.shape[0]
+    neighbours = torch.empty(N, k, dtype=torch.long, device=x.device)
+    lowest = torch.empty(N, dtype=x.dtype, device=x.device)
+    for start in range(0, N, chunk_size):
+        sim = x[start:start + chunk_size] @ x.T
+        neighbours[start:start + chunk_size] = sim.topk(k, dim=1).indices
+        lowest[start:start + chunk_size] = sim.amin(dim=1)
+    return neighbours, (2 - 2 * lowest).clamp_min(0)
+
+
+def _divisor(farthest: Tensor, scale: str) -> Tensor:
+    """``[N]`` divisor ``s_p``: ``farthest`` (1 where it is 0) with ``scale="max"``, ones with ``"none"``."""
+    if scale == "none":
+        return torch.ones_like(farthest)
+    return torch.where(farthest > 0, farthest, torch.ones_like(farthest))
+
+
 def _pair_distance(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """``d(x_r, x_c)`` for each listed pair, gathering at most ``_GATHER_BUDGET`` feature values at once."""
+    """``2 - 2 cos(x_r, x_c)`` (unscaled) of each listed pair, gathering ``_GATHER_BUDGET`` feature values at most."""
     out = torch.empty(rows.shape[0], dtype=x.dtype, device=x.device)
     step = max(1, _GATHER_BUDGET // x.shape[1])
     for start in range(0, rows.shape[0], step):

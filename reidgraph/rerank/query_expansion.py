@@ -18,7 +18,6 @@ by its ``n`` nearest other gallery items. The distance is
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -26,28 +25,11 @@ from torch import Tensor
 
 from reidgraph._checks import as_features, int_in_range, same_dim
 from reidgraph.graph import knn
-
-
-class QueryExpansionDistance:
-    """Cosine distances between expanded queries ``[Q, D]`` and (expanded) gallery ``[G, D]``."""
-
-    def __init__(self, query: Tensor, gallery: Tensor):
-        self.query = query
-        self.gallery = gallery
-
-    def distance_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
-        """Yield ``[q, G]`` distances for consecutive chunks of ``q <= chunk_size`` queries."""
-        int_in_range("chunk_size", chunk_size, 1, 2**31)
-        for start in range(0, self.query.shape[0], chunk_size):
-            yield 1 - self.query[start:start + chunk_size] @ self.gallery.T
-
-    def dense(self, chunk_size: int = 1024) -> Tensor:
-        """All ``[Q, G]`` distances at once."""
-        return torch.cat(list(self.distance_chunks(chunk_size)))
+from reidgraph.ranking import CosineRanking
 
 
 def average_query_expansion(query: Tensor, gallery: Tensor, n: int = 5, alpha: float | None = None,
-                            expand_gallery: bool = False) -> QueryExpansionDistance:
+                            expand_gallery: bool = False) -> CosineRanking:
     """Expand the queries (and optionally the gallery) by their nearest gallery neighbours.
 
     Args:
@@ -60,7 +42,7 @@ def average_query_expansion(query: Tensor, gallery: Tensor, n: int = 5, alpha: f
             gallery items too. Default False.
 
     Returns:
-        A :class:`QueryExpansionDistance`; smaller means more similar.
+        A :class:`~reidgraph.ranking.CosineRanking` of the expanded features (``d = 1 - cos``).
     """
     query = F.normalize(as_features(query, "query"), dim=1)
     gallery = F.normalize(as_features(gallery, "gallery").to(query), dim=1)
@@ -73,7 +55,7 @@ def average_query_expansion(query: Tensor, gallery: Tensor, n: int = 5, alpha: f
     expanded_query = _expand(query, gallery, *knn(query, gallery, n, backend="torch"), alpha)
     if expand_gallery:
         gallery = _expand(gallery, gallery, *knn(gallery, gallery, n, backend="torch", exclude_self=True), alpha)
-    return QueryExpansionDistance(expanded_query, gallery)
+    return CosineRanking(expanded_query, gallery)
 
 
 def _expand(x: Tensor, pool: Tensor, sims: Tensor, idx: Tensor, alpha: float | None) -> Tensor:

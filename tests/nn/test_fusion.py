@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from reidgraph.graph import GraphSettings, build_graphs, knn
-from reidgraph.nn import FFGNN, ffgnn_rerank, fused_features, ranked_orders
+from reidgraph.nn import FFGNN, ffgnn_rerank, fused_features
+from reidgraph.ranking import ranked_orders
 
 SMALL = GraphSettings(K=10, k=4, tau=5)
 
@@ -58,7 +59,7 @@ def test_head_is_the_knn_set_and_batching_does_not_matter(setup):
 def test_full_orders_put_head_first_then_fen_order(setup):
     model, q, g = setup
     result = ffgnn_rerank(model, q, g, SMALL)
-    orders = torch.cat(list(result.orders(q, g, chunk_size=4)))
+    orders = torch.cat(list(result.order_chunks(chunk_size=4)))
     assert orders.shape == (9, 50)
     assert torch.equal(orders[:, :10], result.index)
     fen = torch.cat(list(ranked_orders(q, g)))

@@ -22,13 +22,69 @@ def angles(*theta):
     return torch.stack([t.cos(), t.sin()], dim=1)
 
 
+def euclidean(a, b):
+    """``[A, B]`` Euclidean distances ``||a_i - b_j||`` between the rows of two numpy arrays."""
+    return np.linalg.norm(a[:, None] - b[None], axis=2)
+
+
+def original_re_ranking(q_g, q_q, g_g, k1, k2, lam):
+    """The original public ``re_ranking(q_g_dist, q_q_dist, g_g_dist, k1, k2, lambda_value)`` of Zhong et al.,
+    transcribed loop by loop in float64: squared distances, each column divided by its maximum and transposed,
+    k-reciprocal sets expanded by the round(k1/2)-reciprocal sets of their members, weights exp(-d) normalised
+    per row, query expansion over the k2 first ranks unless k2 == 1, d* = (1 - lam) d_J + lam d."""
+    dist = np.block([[q_q, q_g], [q_g.T, g_g]]) ** 2
+    dist = (dist / dist.max(axis=0)).T
+    Q, N = q_g.shape[0], dist.shape[0]
+    rank = np.argsort(dist, axis=1, kind="stable")
+
+    def reciprocal(i, k):
+        forward = rank[i, :k + 1]
+        return forward[(rank[forward, :k + 1] == i).any(axis=1)]
+
+    V = np.zeros((N, N))
+    for i in range(N):
+        R = reciprocal(i, k1)
+        expanded = R
+        for c in R:
+            R_c = reciprocal(c, int(np.around(k1 / 2)))
+            if len(np.intersect1d(R_c, R)) > 2 / 3 * len(R_c):
+                expanded = np.append(expanded, R_c)
+        expanded = np.unique(expanded)
+        weight = np.exp(-dist[i, expanded])
+        V[i, expanded] = weight / weight.sum()
+    if k2 != 1:
+        V = np.stack([V[rank[i, :k2]].mean(axis=0) for i in range(N)])
+    jaccard = np.empty((Q, N))
+    for i in range(Q):
+        m = np.minimum(V[i], V).sum(axis=1)
+        jaccard[i] = 1 - m / (2 - m)
+    return ((1 - lam) * jaccard + lam * dist[:Q])[:, Q:]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("k1, k2, lam", [(20, 6, 0.3), (6, 1, 0.5), (10, 3, 0.8)])
+def test_max_scale_matches_original_public_algorithm(seed, k1, k2, lam):
+    # The original takes the Euclidean distance of L2-normalised features (Zhong et al.'s own entry point).
+    x, _ = clustered(num_ids=6, per_id=7, dim=8, noise=0.35, seed=seed)
+    x = torch.nn.functional.normalize(x, dim=1)
+    query, gallery = x[:12], x[12:]
+    q, g = query.numpy(), gallery.numpy()
+    expected = torch.from_numpy(original_re_ranking(euclidean(q, g), euclidean(q, q), euclidean(g, g), k1, k2, lam))
+    for got in (k_reciprocal(query, gallery, k1, k2, lam, chunk_size=5).dense(),
+                k_reciprocal_dense(query, gallery, k1, k2, lam)):
+        assert got.shape == (12, 30)
+        assert torch.allclose(got, expected, atol=1e-9, rtol=0)
+        assert torch.equal(got.argsort(dim=1, stable=True), expected.argsort(dim=1, stable=True))
+
+
+@pytest.mark.parametrize("scale", ["max", "none"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("k1, k2, lam", [(6, 3, 0.3), (20, 6, 0.3), (1, 1, 0.5), (5, 5, 0.05), (74, 1, 1.0)])
-def test_sparse_matches_dense_reference(seed, k1, k2, lam):
+def test_sparse_matches_dense_reference(seed, k1, k2, lam, scale):
     x, _ = clustered(num_ids=10, per_id=8, dim=8, noise=0.35, seed=seed)
     query, gallery = x[:15], x[15:75]
-    expected = k_reciprocal_dense(query, gallery, k1, k2, lam)
-    got = k_reciprocal(query, gallery, k1, k2, lam, chunk_size=4).dense()
+    expected = k_reciprocal_dense(query, gallery, k1, k2, lam, scale=scale)
+    got = k_reciprocal(query, gallery, k1, k2, lam, chunk_size=4, scale=scale).dense()
     assert got.shape == (15, 60)
     assert torch.allclose(got, expected, atol=1e-12)
     assert torch.equal(got.argsort(dim=1, stable=True), expected.argsort(dim=1, stable=True))
@@ -49,20 +105,35 @@ def test_reciprocal_set_by_hand():
                                           [True, True, True], [True, False, False]]
 
 
-def test_two_mutual_pairs_by_hand():
-    # Items at angles 0 (query), 0.1, 3.0, 3.1: with k1 = k2 = 1 the k-reciprocal sets are
-    # {0, 1} and {2, 3}. Row 0 weighs itself 1 and item 1 exp(-d), row 1 the mirror image, so
-    # after normalising m = 2 exp(-d) / (1 + exp(-d)); items 2 and 3 share nothing with the query.
+@pytest.mark.parametrize("scale", ["max", "none"])
+def test_two_mutual_pairs_by_hand(scale):
+    # Items at angles 0 (query), 0.1, 3.0, 3.1: with k1 = k2 = 1 the k-reciprocal sets are {0, 1} and
+    # {2, 3}; items 2 and 3 share nothing with the query. Unscaled, row 0 weighs itself 1 and item 1
+    # a = exp(-d), row 1 the mirror image, so after normalising m = 2 a / (1 + a). With scale="max" each
+    # row divides d by its own farthest distance: item 3 (angle 3.1) for row 0, again item 3 (angle 3.0
+    # away) for row 1, so a_0 = exp(-d / s_0) > a_1 = exp(-d / s_1), and of the two shared entries
+    # min(1 / (1 + a_0), a_1 / (1 + a_1)) + min(a_0 / (1 + a_0), 1 / (1 + a_1)) = a_1 / (1 + a_1) + a_0 / (1 + a_0).
     x = angles(0.0, 0.1, 3.0, 3.1)
     d = 2 - 2 * math.cos(0.1)
-    m = 2 * math.exp(-d) / (1 + math.exp(-d))
+    s_0, s_1 = (2 - 2 * math.cos(3.1), 2 - 2 * math.cos(3.0)) if scale == "max" else (1.0, 1.0)
+    a_0, a_1 = math.exp(-d / s_0), math.exp(-d / s_1)
+    m = a_0 / (1 + a_0) + a_1 / (1 + a_1)
     jaccard = 1 - m / (2 - m)
     for lam in (0.0, 0.25):
-        got = k_reciprocal(x[:1], x[1:], k1=1, k2=1, lam=lam).dense()
-        expected = torch.tensor([[(1 - lam) * jaccard + lam * d, 1 - lam, 1 - lam]], dtype=torch.float64)
-        expected[0, 1:] += lam * (2 - 2 * torch.cos(torch.tensor([3.0, 3.1], dtype=torch.float64)))
+        got = k_reciprocal(x[:1], x[1:], k1=1, k2=1, lam=lam, scale=scale).dense()
+        expected = torch.tensor([[(1 - lam) * jaccard + lam * d / s_0, 1 - lam, 1 - lam]], dtype=torch.float64)
+        expected[0, 1:] += lam * (2 - 2 * torch.cos(torch.tensor([3.0, 3.1], dtype=torch.float64))) / s_0
         assert torch.allclose(got, expected, atol=1e-12)
-        assert torch.allclose(got, k_reciprocal_dense(x[:1], x[1:], k1=1, k2=1, lam=lam), atol=1e-12)
+        assert torch.allclose(got, k_reciprocal_dense(x[:1], x[1:], k1=1, k2=1, lam=lam, scale=scale), atol=1e-12)
+
+
+def test_identical_items_are_not_divided_by_zero():
+    # Every item the same unit vector: every distance, hence every row maximum, is exactly 0, so s_p = 1.
+    x = torch.tensor([[1.0, 0.0]], dtype=torch.float64).repeat(8, 1)
+    for fn in (lambda *a, **k: k_reciprocal(*a, **k).dense(), k_reciprocal_dense):
+        got = fn(x[:3], x[3:], k1=3, k2=2, lam=0.3)
+        assert torch.isfinite(got).all()
+        assert torch.equal(got, fn(x[:3], x[3:], k1=3, k2=2, lam=0.3, scale="none"))
 
 
 @pytest.mark.parametrize("chunk_size", [1, 4, 7, 15, 1000])
@@ -83,6 +154,8 @@ def test_chunks_equal_dense(chunk_size):
     (dict(lam=-0.1), "lam=-0.1"),
     (dict(k1=20), "k1=20 is outside \\[1, 19\\]"),
     (dict(chunk_size=0), "chunk_size=0"),
+    (dict(scale="row"), "^scale='row' is not one of 'max', 'none'$"),
+    (dict(scale=None), "^scale=None is not one of 'max', 'none'$"),
 ])
 def test_bad_parameters_raise(kwargs, message):
     x = torch.randn(20, 4)
