@@ -1,14 +1,19 @@
-"""Peer re-ranking methods behind one signature, for side-by-side comparison with FFGNN.
+"""Re-ranking methods behind one call: ``rerank(name, query, gallery, ...)`` returns a
+:class:`~reidgraph.ranking.Ranking` (see :mod:`~reidgraph.rerank.registry` for the names).
 
-Each takes ``(query [Q, D], gallery [G, D], **params)`` and returns an object
-whose ``distance_chunks(chunk_size)`` yields final distances ``[q, G]`` for
-consecutive query chunks (smaller is closer), and ``dense()`` for small inputs.
+The peer methods are also callable directly; each takes ``(query [Q, D],
+gallery [G, D], **params)`` (CA-Jaccard also the camera ids) and returns a
+:class:`~reidgraph.ranking.Ranking`, whose ``distance_chunks(chunk_size)``
+yields final distances ``[q, G]`` (smaller is closer) and ``top(k)`` each
+query's best ``k``.
 """
 from .ca_jaccard import CAJaccard, ca_jaccard, ca_jaccard_dense
 from .ecn import ecn, ecn_dense
 from .gnn_rerank import gnn_rerank, gnn_rerank_dense
 from .kreciprocal import k_reciprocal, k_reciprocal_dense
 from .query_expansion import average_query_expansion
+from .registry import FUSERS, PEERS, method_names, needs_cameras, parameters, parts, rerank
 
-__all__ = ["CAJaccard", "average_query_expansion", "ca_jaccard", "ca_jaccard_dense", "ecn", "ecn_dense", "gnn_rerank",
-           "gnn_rerank_dense", "k_reciprocal", "k_reciprocal_dense"]
+__all__ = ["CAJaccard", "FUSERS", "PEERS", "average_query_expansion", "ca_jaccard", "ca_jaccard_dense", "ecn",
+           "ecn_dense", "gnn_rerank", "gnn_rerank_dense", "k_reciprocal", "k_reciprocal_dense", "method_names",
+           "needs_cameras", "parameters", "parts", "rerank"]

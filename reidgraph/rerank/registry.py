@@ -1,0 +1,223 @@
+"""Every re-ranking method by name, behind one call that returns one result type.
+
+``rerank(name, query, gallery, ...)`` returns a :class:`~reidgraph.ranking.Ranking`
+(``top(k)``, ``order_chunks()``, ``distance_chunks()``) for any of:
+
+* ``cosine``: the features as they are, ``d = 1 - cos`` (no re-ranking);
+* fusers, which fuse each query with its top-K gallery neighbours in a graph
+  and re-rank those K: ``ffgnn`` (a model from ``train-gnn``), ``fusion``
+  (training-free fusion on the default recipe's graphs: camera-aware,
+  λ = 0.3), ``fusion-paper`` (training-free fusion on the paper's graphs);
+* peers: ``k-reciprocal``, ``ca-jaccard``, ``ecn``, ``aqe``, ``gnn-rerank``;
+* compositions ``FUSER+PEER`` (``ffgnn+ecn``, ``fusion+ca-jaccard``, ...): the
+  peer re-ranks fused features, each query fused in its graph over the gallery
+  and each gallery item in its graph over the rest of the gallery (the paper's
+  Basel.+FFGNN+ECN, Table 2).
+
+Parameters are passed by name (``params={"k1": 30}``); in a composition a name
+both parts take is written ``part.name`` (``{"ecn.k": 20, "fusion.K": 100}``).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..graph import GraphSettings
+from ..ranking import CosineRanking, Ranking
+from .ca_jaccard import ca_jaccard
+from .ecn import ecn
+from .gnn_rerank import gnn_rerank
+from .kreciprocal import k_reciprocal
+from .query_expansion import average_query_expansion
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A re-ranking method on features: ``function(query, gallery[, query_camids, gallery_camids], **params)``."""
+
+    function: Callable[..., Ranking]
+    cameras: bool
+    summary: str
+
+    def parameters(self) -> dict[str, Any]:
+        """Its keyword parameters and their defaults (the method's paper's values)."""
+        return {n: p.default for n, p in inspect.signature(self.function).parameters.items()
+                if p.default is not inspect.Parameter.empty and n != "chunk_size"}
+
+
+PEERS = {
+    "k-reciprocal": Peer(k_reciprocal, False, "k-reciprocal encoding (Zhong et al., CVPR 2017)"),
+    "ca-jaccard": Peer(ca_jaccard, True, "camera-aware Jaccard distance (Chen et al., CVPR 2024); needs camera ids"),
+    "ecn": Peer(ecn, False, "expanded cross neighbourhood distance (Sarfraz et al., CVPR 2018)"),
+    "aqe": Peer(average_query_expansion, False, "average query expansion"),
+    "gnn-rerank": Peer(gnn_rerank, False, "GNN re-ranking (Zhang et al., 2020)"),
+}
+FUSERS = {
+    "ffgnn": "a trained FFGNN (--model from train-gnn) re-ranks each query's top-K; its graphs as in training",
+    "fusion": "training-free fusion on the default recipe's graphs (camera-aware, lambda 0.3); needs camera ids",
+    "fusion-paper": "training-free fusion on the paper's graphs (K 150, k 20, lambda 0.7, tau 20)",
+}
+SUMMARIES = {"cosine": "the features' own ranking, 1 - cos (no re-ranking)", **FUSERS,
+             **{name: peer.summary for name, peer in PEERS.items()},
+             "FUSER+PEER": "a peer on fused features, e.g. ffgnn+ecn, fusion+ca-jaccard"}
+# Training-free fusion's parameters: its graph's and the propagation's.
+_GRAPH = ("K", "k", "lam", "tau", "same_camera_weight")
+_FUSION = {"alpha": 0.3, "steps": 3}
+
+
+def method_names() -> list[str]:
+    """Every single method's name (compositions are ``FUSER+PEER`` of these)."""
+    return ["cosine", *FUSERS, *PEERS]
+
+
+def parts(method: str) -> tuple[str | None, str | None]:
+    """``(fuser, peer)`` of a method name, ``(None, None)`` for ``cosine``; a one-line error for unknown names."""
+    fuser, plus, peer = method.partition("+")
+    if not plus and method in FUSERS:
+        return method, None
+    if not plus and method in PEERS:
+        return None, method
+    if method == "cosine":
+        return None, None
+    if plus and fuser in FUSERS and peer in PEERS:
+        return fuser, peer
+    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(method_names())}, "
+                     f"or FUSER+PEER with FUSER in {', '.join(FUSERS)} and PEER in {', '.join(PEERS)}")
+
+
+def parameters(method: str) -> dict[str, Any]:
+    """The parameters ``method`` takes and their defaults; in a composition, ``part.name`` for each."""
+    fuser, peer = parts(method)
+    found = {}
+    for part, names in ((fuser, _fuser_parameters(fuser)), (peer, PEERS[peer].parameters() if peer else {})):
+        found.update({f"{part}.{n}" if fuser and peer else n: v for n, v in names.items()})
+    return found
+
+
+def needs_cameras(method: str, params: dict | None = None) -> bool:
+    """Whether ``method`` (with ``params``) uses the camera id of every image; for ``ffgnn`` that depends
+    on the model too (its graphs may be camera-aware), which :func:`rerank` checks once it is loaded."""
+    fuser, peer = parts(method)
+    own = _route(method, params or {})
+    graph = fuser in ("fusion", "fusion-paper") and _fusion_settings(fuser, own[fuser]).camera_aware
+    return bool(peer and PEERS[peer].cameras) or graph
+
+
+def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=None, model: str | Path | None = None,
+           params: dict[str, Any] | None = None, device: str | torch.device | None = None,
+           progress: bool = False) -> Ranking:
+    """Re-rank ``gallery`` for each query with the named method.
+
+    Args:
+        method: a name of :func:`method_names`, or ``FUSER+PEER``.
+        query: ``[Q, D]`` features; gallery: ``[G, D]`` features (any ReID model's).
+        query_camids, gallery_camids: ``[Q]`` / ``[G]`` camera ids; needed by
+            camera-aware methods (:func:`needs_cameras`), optional otherwise.
+        model: the FFGNN model file of ``ffgnn`` (its graph settings are used).
+        params: the method's parameters by name (:func:`parameters`).
+        device: where to compute (default: the features' device).
+        progress: progress bars.
+
+    Returns:
+        A :class:`~reidgraph.ranking.Ranking` of ``Q x G``.
+    """
+    fuser, peer = parts(method)
+    own = _route(method, params or {})
+    device = torch.device(device) if device is not None else torch.as_tensor(query).device
+    query, gallery = (torch.as_tensor(x).to(device) for x in (query, gallery))
+    if model is not None and fuser != "ffgnn":
+        raise ValueError(f"method {method!r} takes no model; drop --model, or choose ffgnn (or ffgnn+PEER)")
+    cameras = query_camids is not None and gallery_camids is not None
+    if needs_cameras(method, params) and not cameras:
+        raise ValueError(f"method {method!r} needs the camera id of every query and gallery image: add camids to "
+                         "the features, or choose a method without cameras (cosine, fusion-paper, k-reciprocal, "
+                         "ecn, aqe, gnn-rerank)")
+    cams = [None if c is None else torch.as_tensor(c).to(device) for c in (query_camids, gallery_camids)]
+    if fuser:
+        net, settings = _fuser(fuser, model, own[fuser], query.shape[1])
+        if settings.camera_aware and not cameras:
+            raise ValueError(f"{model} was trained on camera-aware graphs, which need the camera id of every "
+                             "query and gallery image: add camids to the features")
+        net = net.to(device)
+        if not peer:
+            from ..nn import ffgnn_rerank
+            return ffgnn_rerank(net, query, gallery, settings, query_camids=cams[0], gallery_camids=cams[1],
+                                progress=progress)
+        query, gallery = _fused(net, settings, query, gallery, *cams, progress)
+    if not peer:
+        return CosineRanking(query, gallery)
+    chosen = PEERS[peer]
+    return chosen.function(query, gallery, *(cams if chosen.cameras else ()), **own[peer])
+
+
+def _fuser_parameters(fuser: str | None) -> dict[str, Any]:
+    if fuser in ("fusion", "fusion-paper"):
+        base = _base_settings(fuser)
+        return {**{n: getattr(base, n) for n in _GRAPH}, **_FUSION}
+    return {}
+
+
+def _base_settings(fuser: str) -> GraphSettings:
+    if fuser == "fusion":
+        from ..engine import recipe
+        return recipe()[0]
+    return GraphSettings()
+
+
+def _fusion_settings(fuser: str, own: dict[str, Any]) -> GraphSettings:
+    return replace(_base_settings(fuser), **{n: v for n, v in own.items() if n in _GRAPH})
+
+
+def _route(method: str, params: dict[str, Any]) -> dict[str | None, dict[str, Any]]:
+    """Each part's own parameters from ``params`` (``name`` or ``part.name``); a one-line error for any
+    name no part takes, or that two parts take without a ``part.`` prefix."""
+    fuser, peer = parts(method)
+    takes = {fuser: _fuser_parameters(fuser), peer: PEERS[peer].parameters() if peer else {}}
+    own: dict[str | None, dict[str, Any]] = {fuser: {}, peer: {}}
+    for key, value in params.items():
+        part, dot, name = key.rpartition(".")
+        candidates = [p for p in (fuser, peer) if p is not None and name in takes[p] and (not dot or p == part)]
+        if len(candidates) != 1:
+            known = ", ".join(parameters(method)) or "none"
+            if len(candidates) > 1:
+                raise ValueError(f"parameter {key!r} is taken by both parts of {method!r}: write "
+                                 f"{fuser}.{name} or {peer}.{name}")
+            hint = " (ffgnn takes its graph settings from the model)" if fuser == "ffgnn" else ""
+            raise ValueError(f"method {method!r} has no parameter {key!r}{hint}; it takes: {known}")
+        own[candidates[0]][name] = value
+    return own
+
+
+def _fuser(fuser: str, model, own: dict[str, Any], dim: int) -> tuple[torch.nn.Module, GraphSettings]:
+    """The fusing network and its graph settings."""
+    from ..nn import TrainingFreeFusion
+
+    if fuser != "ffgnn":
+        settings = _fusion_settings(fuser, own)
+        return TrainingFreeFusion(own.get("alpha", _FUSION["alpha"]), own.get("steps", _FUSION["steps"])), settings
+    if model is None:
+        raise ValueError("method 'ffgnn' needs a trained model: pass --model m.pt (from reidgraph train-gnn)")
+    from ..engine import load_ffgnn
+    net, settings = load_ffgnn(model)
+    if net.channels != dim:
+        raise ValueError(f"{model} expects {net.channels}-d features but these are {dim}-d; "
+                         f"use features of the model it was trained on")
+    return net, settings
+
+
+def _fused(net, settings: GraphSettings, query, gallery, query_camids, gallery_camids, progress: bool):
+    """Fused query features (graphs over the gallery) and gallery features (graphs over the rest of it)."""
+    from ..nn import fused_features
+
+    own = torch.arange(gallery.shape[0], device=gallery.device)
+    return (fused_features(net, query, gallery, settings, anchor_camids=query_camids,
+                           candidate_camids=gallery_camids, progress=progress),
+            fused_features(net, gallery, gallery, settings, exclude=own, anchor_camids=gallery_camids,
+                           candidate_camids=gallery_camids, progress=progress))
+
+
+__all__ = ["FUSERS", "PEERS", "SUMMARIES", "method_names", "needs_cameras", "parameters", "parts", "rerank"]
