@@ -18,9 +18,12 @@ from .engine.extract import extract_features
 from .engine.pipeline import print_table, run_pipeline, score
 from .engine.train_fen import FENTrainConfig, load_fen
 from .engine.train_joint import JointTrainConfig
+from .feature_files import FORMATS
 from .features import FeatureSet
 from .graph import GraphSettings
-from .nn import TrainingFreeFusion, ffgnn_rerank, ranked_orders
+from .ranked_lists import output_format, write_ranked
+from .rerank import needs_cameras, parameters, parts, rerank
+from .rerank.registry import SUMMARIES
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -88,7 +91,7 @@ def extract(args: argparse.Namespace) -> int:
 
 def train_gnn(args: argparse.Namespace) -> int:
     """Stage 2 alone: train the FFGNN on a features file."""
-    train = FeatureSet.load(args.features)
+    train = FeatureSet.load(args.features, format=args.format)
     if train.split is not None and "train" in train.split:
         train = train.part("train")
     settings, config = gnn_recipe(args, epochs=args.epochs, lr=args.lr)
@@ -101,42 +104,132 @@ def train_gnn(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    """CMC / mAP / mINP of a features file, with FFGNN fusion when a model is given."""
-    query, gallery = FeatureSet.load(args.features).query_gallery()
+def rerank_command(args: argparse.Namespace) -> int:
+    """Any model's features in, each query's re-ranked gallery list out; no identity labels needed."""
+    output_format(args.out)
+    params = method_params(args.method, args.param)
+    needs_cameras(args.method, params)  # checks the method's name and parameters before any work
+    device = checked_device(args.device)
+    query, gallery = rerank_inputs(args)
+    top = min(100, len(gallery)) if args.top is None else args.top
+    if not 1 <= top <= len(gallery):
+        raise ValueError(f"--top {top} is outside [1, {len(gallery)}]: the gallery holds {len(gallery)} items")
     start = time.perf_counter()
-    if args.model or args.fusion:
-        model, settings, name = fusion_model(args, query.feats.shape[1])
-        result = ffgnn_rerank(model, query.feats, gallery.feats, settings, query_camids=query.camids,
-                              gallery_camids=gallery.camids, progress=not args.quiet)
-        row = score(name, result.orders(query.feats, gallery.feats), query, gallery, 0.0)
-    else:
-        row = score("FEN features", ranked_orders(query.feats, gallery.feats), query, gallery, 0.0)
+    ranking = rerank(args.method, query.feats, gallery.feats, query_camids=query.camids,
+                     gallery_camids=gallery.camids, model=args.model, params=params, device=device,
+                     progress=not args.quiet)
+    index, distance = ranking.top(top, progress=not args.quiet)
+    write_ranked(args.out, index, distance, query.paths, gallery.paths)
+    print(f"{args.method}: {len(query)} queries x {len(gallery)} gallery, top {top} of each written to {args.out} "
+          f"in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def rerank_inputs(args: argparse.Namespace) -> tuple[FeatureSet, FeatureSet]:
+    """Query and gallery features from ``--query``/``--gallery`` or ``--features`` (labels optional)."""
+    if args.features:
+        if args.query or args.gallery:
+            raise ValueError("pass --features (with a split) or --query and --gallery, not both")
+        return FeatureSet.load(args.features, format=args.format, labels=False).query_gallery()
+    if not (args.query and args.gallery):
+        raise ValueError("pass --query q.npz and --gallery g.npz, or --features x.npz holding both")
+    query, gallery = (FeatureSet.load(path, format=args.format, labels=False) for path in (args.query, args.gallery))
+    if query.feats.shape[1] != gallery.feats.shape[1]:
+        raise ValueError(f"--query {args.query} has {query.feats.shape[1]}-d features but --gallery {args.gallery} "
+                         f"has {gallery.feats.shape[1]}-d; both must come from the same model")
+    if (query.camids is None) != (gallery.camids is None):
+        query.camids = gallery.camids = None  # camera ids count only where both sides have them
+    return query, gallery
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """CMC / mAP / mINP of a features file, ranked by any method (FFGNN fusion with --model)."""
+    method, params = evaluation_method(args)
+    needs_cameras(method, params)  # checks the method's name and parameters before any work
+    device = checked_device(args.device)
+    query, gallery = FeatureSet.load(args.features, format=args.format).query_gallery()
+    start = time.perf_counter()
+    ranking = rerank(method, query.feats, gallery.feats, query_camids=query.camids, gallery_camids=gallery.camids,
+                     model=args.model, params=params, device=device, progress=not args.quiet)
+    row = score(method, (order.cpu() for order in ranking.order_chunks()), query, gallery, 0.0)
     row["seconds"] = time.perf_counter() - start
     if args.json:
-        print(json.dumps({k: row[k] for k in ("rank1", "rank5", "rank10", "mAP", "mINP")}))
+        print(json.dumps({k: row[k] for k in ("method", "rank1", "rank5", "rank10", "mAP", "mINP")}))
     else:
         print(f"{args.features}: {len(query)} queries, {len(gallery)} gallery")
         print_table([row])
     return 0
 
 
-def fusion_model(args: argparse.Namespace, dim: int) -> tuple[torch.nn.Module, GraphSettings, str]:
-    """The trained FFGNN of ``--model`` with its training graph settings, or training-free fusion."""
-    if args.fusion == "zero-shot":
-        if args.model:
-            raise ValueError("--fusion zero-shot fuses without a model; drop --model (or drop --fusion to use it)")
-        alpha = GNNTrainConfig.alpha if args.alpha is None else args.alpha
-        return TrainingFreeFusion(alpha, args.steps), graph_settings(args), "+ training-free fusion"
-    model, settings = load_ffgnn(args.model)
-    if model.channels != dim:
-        raise ValueError(f"{args.model} expects {model.channels}-d features but {args.features} has "
-                         f"{dim}-d; use features from the model it was trained on")
-    asked = camera_weight(args)
-    if asked is not None and asked != settings.same_camera_weight:
-        raise ValueError(f"{args.model} was trained on graphs with same_camera_weight={settings.same_camera_weight}, "
-                         f"and test graphs must be built the same way; drop --camera-aware/--same-camera-weight")
-    return model, settings, "+ FFGNN"
+def evaluation_method(args: argparse.Namespace) -> tuple[str, dict]:
+    """The method and parameters ``evaluate`` runs: ``--method``, or the older ``--model`` / ``--fusion`` forms."""
+    if args.fusion and args.model:
+        raise ValueError("--fusion zero-shot fuses without a model; drop --model (or drop --fusion to use it)")
+    if args.fusion and args.method:
+        raise ValueError("--fusion zero-shot is --method fusion-paper; pass one of them")
+    method = args.method or ("ffgnn" if args.model else "fusion-paper" if args.fusion else "cosine")
+    params = method_params(method, args.param)
+    fuser, _ = parts(method)
+    given = {name: getattr(args, name) for name in ("K", "k", "lam", "tau", "alpha", "steps")
+             if getattr(args, name) is not None}
+    weight = camera_weight(args)
+    if fuser == "ffgnn":
+        if given:
+            raise ValueError(f"--{', --'.join(given)}: {args.model or 'the model'} fixes the graphs it was trained "
+                             "on, and test graphs must be built the same way; drop them")
+        trained = load_ffgnn(args.model)[1].same_camera_weight if args.model and weight is not None else weight
+        if weight is not None and weight != trained:
+            raise ValueError(f"{args.model} was trained on graphs with same_camera_weight={trained}, and test graphs "
+                             "must be built the same way; drop --camera-aware/--same-camera-weight")
+    elif given or weight is not None:
+        if fuser is None:
+            raise ValueError(f"graph options (--K, --k, --lam, --tau, --alpha, --steps, camera weight) apply to "
+                             f"fusion methods, not {method!r}; use --param NAME=VALUE for its own parameters")
+        if weight is not None:
+            given["same_camera_weight"] = weight
+        params.update({(f"{fuser}.{n}" if "+" in method else n): v for n, v in given.items()})
+    return method, params
+
+
+def method_params(method: str, pairs: list[str] | None) -> dict:
+    """``--param NAME=VALUE`` pairs, each value read as the type of the parameter's default."""
+    known = parameters(method)
+    params = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param {pair!r} is not NAME=VALUE; e.g. --param k1=30")
+        default = next((v for n, v in known.items() if key in (n, n.rpartition(".")[2])), None)
+        params[key] = parameter_value(key, text, default)
+    return params
+
+
+def parameter_value(key: str, text: str, default):
+    """``text`` as the type of ``default`` (bool, int, float, or a string; ``none`` for an optional number)."""
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float) or default is None:
+            return None if text.lower() == "none" else float(text)
+    except ValueError:
+        raise ValueError(f"--param {key}={text}: expected {type(default).__name__ if default is not None else 'a number'}"
+                         f" like {default!r}") from None
+    return text
+
+
+def checked_device(name: str) -> torch.device:
+    """``--device`` as a torch device; a one-line error where it is not on this machine."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a device; use cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this machine has no CUDA device; use --device cpu")
+    return device
 
 
 def camera_weight(args: argparse.Namespace) -> float | None:
@@ -212,6 +305,29 @@ def add_dataset_options(p: argparse.ArgumentParser) -> None:
                    help="loader option, e.g. variant=detected (cuhk03) or pattern=REGEX (folder); repeatable")
 
 
+def add_input_options(p: argparse.ArgumentParser, single: bool) -> None:
+    formats = f"by extension ({', '.join(FORMATS)}) unless --format says"
+    if single:
+        p.add_argument("--features", required=True,
+                       help=f"test features with labels; split query/gallery, or the CUHK03-NP rule ({formats})")
+    else:
+        p.add_argument("--query", help=f"query features, labels optional ({formats})")
+        p.add_argument("--gallery", help="gallery features, from the same model")
+        p.add_argument("--features", help="one file holding both, with a split (e.g. pytorch_result.mat)")
+    p.add_argument("--format", choices=FORMATS, help="the features files' format (default: by extension)")
+
+
+def add_method_options(p: argparse.ArgumentParser, required: bool) -> None:
+    names = ", ".join(f"{name}: {what}" for name, what in SUMMARIES.items())
+    p.add_argument("--method", required=required, metavar="NAME",
+                   help=f"re-ranking method{'' if required else ' (default: ffgnn with --model, else cosine)'}. "
+                        + names)
+    p.add_argument("--model", help="FFGNN model file from train-gnn, for ffgnn and ffgnn+PEER (its graph settings "
+                                   "are used)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="a method parameter, e.g. k1=30 (k-reciprocal) or ecn.k=20 in a composition; repeatable")
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -265,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=extract)
 
     p = sub.add_parser("train-gnn", help="train the FFGNN (stage 2) on a features .npz from any model")
-    p.add_argument("--features", required=True, help="train features .npz (feats, pids, camids)")
+    p.add_argument("--features", required=True, help="train features with pids and camids (.npz, .mat, .npy + "
+                                                      ".csv, .pt)")
+    p.add_argument("--format", choices=FORMATS, help="the features file's format (default: by extension)")
     p.add_argument("--out", required=True, help="model file to write (.pt); resumed from when present")
     p.add_argument("--epochs", type=int, help="epochs (default: the preset's)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
@@ -274,15 +392,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(p)
     p.set_defaults(func=train_gnn)
 
-    p = sub.add_parser("evaluate", help="CMC/mAP/mINP of a features .npz, FFGNN-fused with --model")
-    p.add_argument("--features", required=True, help="test features .npz; split query/gallery, or the CUHK03-NP rule")
-    p.add_argument("--model", help="FFGNN model from train-gnn (its graph settings are used); without it or "
-                                    "--fusion the features are ranked as they are")
+    p = sub.add_parser("rerank", help="re-rank any model's features with any method and write the ranked lists "
+                                      "(no identity labels needed)")
+    add_input_options(p, single=False)
+    add_method_options(p, required=True)
+    p.add_argument("--top", type=int, help="gallery items listed per query (default: 100, or the gallery if smaller)")
+    p.add_argument("--out", required=True, help="ranked.npz (index, distance), ranked.csv or ranked.json")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=rerank_command)
+
+    p = sub.add_parser("evaluate", help="CMC/mAP/mINP of a features file ranked by any method (FFGNN with --model)")
+    add_input_options(p, single=True)
+    add_method_options(p, required=False)
     p.add_argument("--fusion", choices=("zero-shot",),
-                   help="zero-shot: training-free fusion (W = I, no BatchNorm/ReLU), no model needed")
-    p.add_argument("--steps", type=int, default=3, help="propagation steps of --fusion zero-shot (default: 3)")
+                   help="zero-shot: training-free fusion (W = I, no BatchNorm/ReLU) on the paper's graphs, no model "
+                        "needed; the same as --method fusion-paper")
+    p.add_argument("--steps", type=int, help="propagation steps of training-free fusion (default: 3)")
     add_graph_options(p, training=False)
     p.add_argument("--json", action="store_true", help="print one JSON object (fractions in [0, 1])")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=evaluate)
     return parser

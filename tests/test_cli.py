@@ -52,7 +52,8 @@ def test_train_gnn_then_evaluate_json(tmp_path, capsys):
     for extra in ([], ["--model", str(model)]):
         assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--json", "--quiet", *extra]) == 0
         result = json.loads(capsys.readouterr().out)
-        assert set(result) == {"rank1", "rank5", "rank10", "mAP", "mINP"}
+        assert set(result) == {"method", "rank1", "rank5", "rank10", "mAP", "mINP"}
+        assert result.pop("method") == ("ffgnn" if extra else "cosine")
         assert all(0 <= v <= 1 for v in result.values())
 
 
