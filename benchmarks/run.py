@@ -41,88 +41,63 @@ from results_io import save
 from scale import isolated_call, peak_rss_gib, scale_section
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "features" / "osnet_x0_25_msmt17"
-PEERS = {  # name -> (function name in reidgraph.rerank, the paper's default parameters, takes camera ids)
-    "k-reciprocal": ("k_reciprocal", {"k1": 20, "k2": 6, "lam": 0.3}, False),
-    "CA-Jaccard": ("ca_jaccard", {"k1_intra": 5, "k1_inter": 20, "k2_intra": 3, "k2_inter": 3, "lam": 0.3}, True),
-    "ECN": ("ecn", {"k": 25, "t": 3, "q": 8}, False),
-    "AQE": ("average_query_expansion", {"n": 5}, False),
-    "GNN re-ranking": ("gnn_rerank", {"k1": 26, "k2": 7}, False),
-}
-QUICK = {"k-reciprocal": {"k1": 6, "k2": 3, "lam": 0.3},
-         "CA-Jaccard": {"k1_intra": 2, "k1_inter": 6, "k2_intra": 2, "k2_inter": 2, "lam": 0.3}, "ECN": {"k": 6, "t": 2, "q": 3},
-         "AQE": {"n": 3}, "GNN re-ranking": {"k1": 6, "k2": 3}}
-# name -> (fusion: an FFGNN trained with the paper's preset or the default recipe, training-free fusion on the
-# paper's, camera-aware or the default recipe's graphs,
-# or none; then a peer method on the fused features, or the fusion's own re-ranking of each query's top-K)
-FUSIONS = {"FFGNN, paper preset": "paper", "FFGNN, default recipe": "default", "training-free": "free",
-           "training-free, camera-aware": "free-camera", "training-free, default recipe's graph": "free-default"}
-METHODS = {"FEN features": (None, None), **{peer: (None, peer) for peer in PEERS},
-           **{name: (fusion, None) for name, fusion in FUSIONS.items()},
-           "FFGNN, paper preset + k-reciprocal": ("paper", "k-reciprocal"),
-           "FFGNN, paper preset + ECN": ("paper", "ECN"),
-           "FFGNN, default recipe + k-reciprocal": ("default", "k-reciprocal"),
-           "FFGNN, default recipe + ECN": ("default", "ECN"),
-           "FFGNN, default recipe + CA-Jaccard": ("default", "CA-Jaccard"),
-           "training-free, camera-aware + k-reciprocal": ("free-camera", "k-reciprocal"),
-           "training-free, camera-aware + ECN": ("free-camera", "ECN"),
-           "training-free, camera-aware + CA-Jaccard": ("free-camera", "CA-Jaccard")}
+PEERS = {"k-reciprocal": "k-reciprocal", "CA-Jaccard": "ca-jaccard", "ECN": "ecn", "AQE": "aqe",
+         "GNN re-ranking": "gnn-rerank"}  # table name -> registry name; each with its paper's parameters
+QUICK = {"k-reciprocal": {"k1": 6, "k2": 3}, "ca-jaccard": {"k1_intra": 2, "k1_inter": 6, "k2_intra": 2, "k2_inter": 2},
+         "ecn": {"k": 6, "t": 2, "q": 3}, "aqe": {"n": 3}, "gnn-rerank": {"k1": 6, "k2": 3}}
+# table name -> (fuser: an FFGNN trained with the paper's preset or the default recipe, training-free fusion on
+# the paper's, camera-aware or the default recipe's graphs, or none; the fuser's own parameters)
+FUSIONS = {"FFGNN, paper preset": ("ffgnn", "paper", {}), "FFGNN, default recipe": ("ffgnn", "default", {}),
+           "training-free": ("fusion-paper", None, {}),
+           "training-free, camera-aware": ("fusion-paper", None, {"same_camera_weight": 0.0}),
+           "training-free, default recipe's graph": ("fusion", None, {})}
+COMPOSED = [("FFGNN, paper preset", "k-reciprocal"), ("FFGNN, paper preset", "ECN"),
+            ("FFGNN, default recipe", "k-reciprocal"), ("FFGNN, default recipe", "ECN"),
+            ("FFGNN, default recipe", "CA-Jaccard"), ("training-free, camera-aware", "k-reciprocal"),
+            ("training-free, camera-aware", "ECN"), ("training-free, camera-aware", "CA-Jaccard")]
+# table name -> (registry method, which trained model or None, fuser parameters)
+METHODS = {"FEN features": ("cosine", None, {}), **{name: (peer, None, {}) for name, peer in PEERS.items()},
+           **FUSIONS,
+           **{f"{fusion} + {peer}": (f"{FUSIONS[fusion][0]}+{PEERS[peer]}", FUSIONS[fusion][1],
+                                     {f"{FUSIONS[fusion][0]}.{k}": v for k, v in FUSIONS[fusion][2].items()})
+              for fusion, peer in COMPOSED}}
 
 
-def fusion_model(fusion: str, models: dict):
-    """The fusing network and its graph settings for a fusion kind of :data:`METHODS`."""
-    from reidgraph.engine import load_ffgnn, recipe
-    from reidgraph.graph import GraphSettings
-    from reidgraph.nn import TrainingFreeFusion
+def method_params(name: str, graph: dict, quick: bool) -> dict:
+    """The registry parameters of a table row: its fuser's, the run's graph sizes for training-free fusion,
+    and with --quick the peers' small neighbourhoods."""
+    from reidgraph.rerank import parts
 
-    if fusion == "free-default":  # the graphs the default recipe trains and tests on, without training
-        return TrainingFreeFusion(), replace(recipe()[0], **models["graph"])
-    if fusion.startswith("free"):
-        settings = GraphSettings(**models["graph"], same_camera_weight=0.0 if fusion == "free-camera" else 1.0)
-        return TrainingFreeFusion(), settings
-    return load_ffgnn(models[fusion])
+    method, _, params = METHODS[name]
+    fuser, peer = parts(method)
+    prefix = (lambda part: f"{part}." if fuser and peer else "")  # noqa: E731
+    params = dict(params)
+    if fuser and fuser != "ffgnn":
+        params.update({prefix(fuser) + k: v for k, v in graph.items()})
+    if peer and quick:
+        params.update({prefix(peer) + k: v for k, v in QUICK[peer].items()})
+    return params
 
 
 def run_method(name: str, features: str, models: dict, params: dict, device: str = "cpu") -> dict:
     """Rank the query set of ``features`` with one method of :data:`METHODS`; runs in a fresh process.
 
-    A fusion followed by a peer runs the peer on fused features: each query fused in its graph over
-    the gallery, each gallery item in its graph over the rest of the gallery (``fused_features``).
-    Camera-aware graphs and CA-Jaccard use the query's and gallery's camera ids, as the evaluation
-    protocol already does to ignore same-camera matches.
+    Every method goes through :func:`reidgraph.rerank.rerank`. Camera-aware graphs and CA-Jaccard use the
+    query's and gallery's camera ids, as the evaluation protocol already does to ignore same-camera matches.
     """
-    import torch
-
-    from reidgraph import rerank
-    from reidgraph.evaluation import evaluate_order
+    from reidgraph.engine.pipeline import score
     from reidgraph.features import FeatureSet
-    from reidgraph.nn import ffgnn_rerank, fused_features, ranked_orders
+    from reidgraph.rerank import rerank
 
     query, gallery = FeatureSet.load(features).query_gallery()
-    qf, gf = query.feats.to(device), gallery.feats.to(device)
-    qc, gc = query.camids.to(device), gallery.camids.to(device)
-    fusion, peer = METHODS[name]
+    method, model, _ = METHODS[name]
     baseline = peak_rss_gib()
     start = time.perf_counter()
-    if fusion:
-        model, settings = fusion_model(fusion, models)
-        model = model.to(device)
-    if fusion and not peer:
-        orders = ffgnn_rerank(model, qf, gf, settings, query_camids=qc, gallery_camids=gc).orders(qf, gf)
-    elif not peer:
-        orders = ranked_orders(qf, gf)
-    else:
-        if fusion:
-            qf, gf = (fused_features(model, qf, gf, settings, anchor_camids=qc, candidate_camids=gc),
-                      fused_features(model, gf, gf, settings, exclude=torch.arange(len(gf), device=device),
-                                     anchor_camids=gc, candidate_camids=gc))
-        function, _, cameras = PEERS[peer]
-        result = getattr(rerank, function)(qf, gf, *((qc, gc) if cameras else ()), **params)
-        orders = (chunk.argsort(dim=1, stable=True).cpu() for chunk in result.distance_chunks())
-    m = evaluate_order(orders, query.pids, gallery.pids, query.camids, gallery.camids)
-    seconds = time.perf_counter() - start
-    return {"method": name, "params": params, "rank1": float(m.cmc[0]), "rank5": float(m.cmc[min(4, len(m.cmc) - 1)]),
-            "mAP": m.mAP, "mINP": m.mINP, "seconds": seconds, "peak_rss_gib": peak_rss_gib(),
-            "baseline_rss_gib": baseline}
+    ranking = rerank(method, query.feats, gallery.feats, query_camids=query.camids, gallery_camids=gallery.camids,
+                     model=models[model] if model else None, params=params, device=device)
+    row = score(name, (order.cpu() for order in ranking.order_chunks()), query, gallery, 0.0)
+    return {**row, "registry_method": method, "params": params, "seconds": time.perf_counter() - start,
+            "peak_rss_gib": peak_rss_gib(), "baseline_rss_gib": baseline}
 
 
 def isolated(*args) -> dict:
@@ -135,6 +110,7 @@ def prepare(args, work: Path) -> tuple[Path, dict, str]:
 
     Models: ``paper`` (trained with the paper's preset), ``default`` (with the default recipe), and
     ``graph``, the graph sizes (K, k, tau) every fusion uses (the presets' own with real features).
+    Every path is checked before any work starts.
     """
     from reidgraph.engine import recipe, train_ffgnn
     from reidgraph.features import FeatureSet
@@ -148,13 +124,16 @@ def prepare(args, work: Path) -> tuple[Path, dict, str]:
         features = work / "test.npz"
     else:
         features, train = Path(args.features), None
-        needed = [features] + ([] if args.model and args.default_model else [Path(args.train)])
+        to_train = kinds(args.methods) - {kind for kind, given in (("paper", args.model),
+                                                                    ("default", args.default_model)) if given}
+        needed = [features] + ([Path(args.train)] if to_train else [])
+        needed += [Path(m) for m in (args.model, args.default_model) if m]
         for path in needed:
             if not path.is_file():
                 raise FileNotFoundError(f"{path} not found; pass --features/--train, or --quick")
         graph, epochs, described = {}, args.epochs, str(features)
     models = {"graph": graph, "paper": args.model, "default": args.default_model}
-    for kind in ("paper", "default"):
+    for kind in sorted(kinds(args.methods)):
         if models[kind]:
             continue
         train = train if train is not None else FeatureSet.load(args.train)
@@ -167,6 +146,11 @@ def prepare(args, work: Path) -> tuple[Path, dict, str]:
     return features, models, described
 
 
+def kinds(rows: list[str]) -> set[str]:
+    """The trained models (``paper``, ``default``) that the chosen table rows use."""
+    return {METHODS[name][1] for name in rows} - {None}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--features", default=str(DEFAULT / "cuhk03_labeled_val.npz"), help="features to rank")
@@ -174,6 +158,8 @@ def main() -> int:
                         help="train features for the FFGNN (when no --model)")
     parser.add_argument("--model", help="an FFGNN from train-gnn --preset paper instead of training one")
     parser.add_argument("--default-model", help="an FFGNN from train-gnn (default recipe) instead of training one")
+    parser.add_argument("--methods", nargs="+", metavar="ROW", default=list(METHODS),
+                        help="only these rows of the accuracy table, by their names (default: all)")
     parser.add_argument("--epochs", type=int, help="FFGNN epochs when training here (default: each preset's)")
     parser.add_argument("--quick", action="store_true", help="tiny generated features: a smoke run in seconds")
     parser.add_argument("--scale", choices=("market", "msmt", "both", "none"), default="market",
@@ -187,6 +173,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
+    unknown = [name for name in args.methods if name not in METHODS]
+    if unknown:
+        parser.error(f"--methods: unknown rows {unknown}; choose among {list(METHODS)}")
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     if args.device != "cpu":
@@ -200,9 +189,8 @@ def main() -> int:
         except (FileNotFoundError, ValueError) as err:
             print(f"benchmarks/run.py: {err}", file=sys.stderr)
             return 2
-        params = {name: (QUICK if args.quick else {n: p for n, (_, p, _) in PEERS.items()}).get(peer, {})
-                  for name, (_, peer) in METHODS.items()}
-        rows = [isolated(name, str(features), models, params[name], args.device) for name in METHODS]
+        params = {name: method_params(name, models["graph"], args.quick) for name in args.methods}
+        rows = [isolated(name, str(features), models, params[name], args.device) for name in args.methods]
     print(f"accuracy on {described}; {platform.machine()}, {args.device}, each method in its own process")
     print(f"{'method':<44}{'rank-1':>8}{'rank-5':>8}{'mAP':>8}{'mINP':>8}{'time (s)':>10}{'peak RSS (GiB)':>16}"
           f"{'after imports':>15}")
