@@ -24,11 +24,6 @@ ROWS = ["FEN", *(f"training-free, camera-aware, lam={lam}" for lam in (0.0, 0.3,
         "FFGNN, default recipe", "FFGNN, default recipe + ECN"]
 
 
-def distance_orders(result):
-    """Full gallery orders of a peer re-ranking's distances, a chunk of queries at a time."""
-    return (chunk.argsort(dim=1, stable=True) for chunk in result.distance_chunks())
-
-
 def run_row(folder: str, row: str) -> dict:
     import torch
     torch.set_num_threads(1)
@@ -46,7 +41,7 @@ def run_row(folder: str, row: str) -> dict:
     if row == "FEN":
         orders = ranked_orders(q.feats, g.feats)
     elif row == "CA-Jaccard":
-        orders = distance_orders(rerank.ca_jaccard(q.feats, g.feats, q.camids, g.camids))
+        orders = rerank.ca_jaccard(q.feats, g.feats, q.camids, g.camids).order_chunks()
     elif row.startswith("training-free"):
         settings = GraphSettings(same_camera_weight=0.0, lam=float(row.rsplit("=", 1)[1]))
         orders = ffgnn_rerank(TrainingFreeFusion(), q.feats, g.feats, settings, query_camids=q.camids,
@@ -58,7 +53,7 @@ def run_row(folder: str, row: str) -> dict:
             fq = fused_features(model, q.feats, g.feats, settings, anchor_camids=q.camids, candidate_camids=g.camids)
             fg = fused_features(model, g.feats, g.feats, settings, exclude=torch.arange(len(g)),
                                 anchor_camids=g.camids, candidate_camids=g.camids)
-            orders = distance_orders(rerank.ecn(fq, fg, k=25, t=3, q=8))
+            orders = rerank.ecn(fq, fg, k=25, t=3, q=8).order_chunks()
         else:
             orders = ffgnn_rerank(model, q.feats, g.feats, settings, query_camids=q.camids,
                                   gallery_camids=g.camids).order_chunks()
