@@ -8,9 +8,11 @@ query's gallery is ranked by:
   below in numpy float32 (it squares its input and divides each row by its maximum), fed with
   (a) Zhong's convention: the Euclidean distance of the L2-normalised features, so that the code works
   on ``2 - 2 cos``; (b) torchreid's default engine: the squared Euclidean distance of the L2-normalised
-  features, which the code squares again, ``(2 - 2 cos)^2``;
-- our sparse :func:`reidgraph.rerank.k_reciprocal` (float32), with ``scale="max"`` (the original's row
-  maximum) and ``scale="none"`` (``d = 2 - 2 cos`` undivided);
+  features, which the code squares again, ``(2 - 2 cos)^2``; (c) fast-reid's cosine distance
+  ``1 - cos``, squared to ``(1 - cos)^2``, the same as (b) once each row is divided by its maximum;
+- our sparse :func:`reidgraph.rerank.k_reciprocal` (float32) in each of its variants: ``"torchreid"``
+  (the default, ``((2 - 2 cos) / row max)^2``), ``"zhong"`` (``(2 - 2 cos) / row max``) and ``"unscaled"``
+  (``2 - 2 cos``);
 - no re-ranking, ``2 - 2 cos``, for reference.
 
 Every ranking is a stable argsort of its ``[Q, G]`` distances. Printed: the top-10 positional agreement
@@ -23,7 +25,7 @@ of each with each original,
 under the standard protocol (:func:`reidgraph.evaluation.evaluate_order`).
 
 Example:
-    python benchmarks/kreciprocal_agreement.py --out /tmp/kreciprocal_agreement.json
+    python benchmarks/kreciprocal_agreement.py --out benchmarks/results/kreciprocal_agreement_cpu2.json
 """
 from __future__ import annotations
 
@@ -37,12 +39,14 @@ from results_io import save
 from reidgraph.evaluation import evaluate_order
 from reidgraph.features import FeatureSet
 from reidgraph.rerank import k_reciprocal
+from reidgraph.rerank.kreciprocal import VARIANTS
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 FEATURE_SETS = {"osnet_x0_25_msmt17": "features/osnet_x0_25_msmt17/cuhk03_labeled_val.npz",
                 "omz_0277": "features/omz_0277/cuhk03_labeled_val.npz"}
-CONVENTIONS = {"a": "Euclidean distance input (Zhong's convention)",
-               "b": "squared Euclidean distance input (torchreid's engine)"}
+CONVENTIONS = {"a": "Euclidean distance input (Zhong et al.'s feature script)",
+               "b": "squared Euclidean distance input (torchreid's engine)",
+               "c": "cosine distance input (fast-reid's)"}
 TOP = 10
 
 
@@ -109,13 +113,15 @@ def original_order(q: np.ndarray, g: np.ndarray, convention: str, params: dict) 
     inputs = [squared_euclidean(a, b) for a, b in ((q, g), (q, q), (g, g))]
     if convention == "a":
         inputs = [np.sqrt(d) for d in inputs]
+    if convention == "c":
+        inputs = [np.maximum(1 - a @ b.T, 0) for a, b in ((q, g), (q, q), (g, g))]
     final = original_re_ranking(*inputs, params["k1"], params["k2"], params["lam"])
     return np.argsort(final, axis=1, kind="stable")
 
 
-def our_order(query: torch.Tensor, gallery: torch.Tensor, scale: str, params: dict) -> np.ndarray:
+def our_order(query: torch.Tensor, gallery: torch.Tensor, variant: str, params: dict) -> np.ndarray:
     """``[Q, G]`` ranking by our sparse :func:`k_reciprocal`."""
-    result = k_reciprocal(query, gallery, **params, scale=scale)
+    result = k_reciprocal(query, gallery, **params, variant=variant)
     return torch.cat([c.argsort(dim=1, stable=True) for c in result.distance_chunks()]).numpy()
 
 
@@ -129,7 +135,7 @@ def measure(path: Path, params: dict) -> dict:
     query, gallery = FeatureSet.load(path).query_gallery()
     qf, gf = query.feats.float(), gallery.feats.float()
     q, g = (torch.nn.functional.normalize(f, dim=1).numpy() for f in (qf, gf))
-    orders = {f"ours, sparse, scale={s!r}": our_order(qf, gf, s, params) for s in ("max", "none")}
+    orders = {f"ours, sparse, variant={v!r}": our_order(qf, gf, v, params) for v in VARIANTS}
     orders |= {f"original, ({c}) {what}": original_order(q, g, c, params) for c, what in CONVENTIONS.items()}
     orders["no re-ranking, 2 - 2 cos"] = np.argsort(squared_euclidean(q, g), axis=1, kind="stable")
     references = {c: orders[f"original, ({c}) {what}"] for c, what in CONVENTIONS.items()}
@@ -154,10 +160,12 @@ def print_table(results: dict) -> None:
     width = max(len(name) for r in results["feature_sets"].values() for name in r["rankings"])
     for set_name, r in results["feature_sets"].items():
         print(f"\n{set_name}: Q={r['Q']}, G={r['G']}, N={r['Q'] + r['G']}")
-        print(f"  {'ranking':<{width}}  {'vs (a)':>7}  {'vs (b)':>7}  {'mAP':>7}  {'R1':>7}")
+        print(f"  {'ranking':<{width}}" + "".join(f"  {'vs (' + c + ')':>7}" for c in CONVENTIONS)
+              + f"  {'mAP':>7}  {'R1':>7}")
         for name, row in r["rankings"].items():
             agree = row["agreement_top10"]
-            print(f"  {name:<{width}}  {agree['a']:7.4f}  {agree['b']:7.4f}  {row['mAP']:7.4f}  {row['rank1']:7.4f}")
+            print(f"  {name:<{width}}" + "".join(f"  {agree[c]:7.4f}" for c in CONVENTIONS)
+                  + f"  {row['mAP']:7.4f}  {row['rank1']:7.4f}")
 
 
 def main() -> None:

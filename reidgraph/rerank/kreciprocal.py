@@ -8,22 +8,28 @@ r"""k-reciprocal re-ranking (Zhong et al., CVPR 2017).
 Every query and gallery item is a probe (``N = Q + G`` items). The distance is
 
 .. math::
-    d(p, x) = \frac{2 - 2 \cos(p, x)}{s_p}, \qquad
+    d(p, x) = \Bigl(\frac{2 - 2 \cos(p, x)}{s_p}\Bigr)^{e}, \qquad
     s_p = \max_{x'} \bigl(2 - 2 \cos(p, x')\bigr) = 2 - 2 \min_{x'} \cos(p, x')
 
 with ``x'`` over all ``N`` items (``s_p = 1`` where that maximum is 0: every
-item identical), or ``s_p = 1`` with ``scale="none"``. ``2 - 2 cos`` is the
-squared Euclidean distance between the L2-normalised features (this method's
-own distance, not ``1 - cos``).
+item identical). ``2 - 2 cos`` is the squared Euclidean distance between the
+L2-normalised features. Three variants (``variant=``) of the original public
+code (``re_ranking(q_g_dist, q_q_dist, g_g_dist)``, which squares the distance
+matrix it is given and divides each row by its maximum,
+``transpose(dist / max(dist, axis=0))`` on a symmetric matrix):
 
-``scale="max"`` (the default) is what the original public code does
-(``re_ranking`` of Zhong et al., as shipped in torchreid and fast-reid): given
-the Euclidean distance, it squares it and divides each row of the ``N x N``
-matrix by its maximum (``transpose(dist / max(dist, axis=0))``, the same thing
-on a symmetric matrix). A positive per-row factor leaves every ranking, hence
-the k-reciprocal sets and the query expansion, unchanged, but it changes the
-weights ``exp(-d)`` and the ``lambda d`` term, and so the final ranking:
-without it (``scale="none"``) the results are not the original method's.
+* ``"torchreid"`` (default), ``e = 2``: what torchreid's and fast-reid's
+  engines compute, passing squared Euclidean (or cosine) distances of the
+  normalised features, which the code squares again; the row division makes
+  the two inputs the same;
+* ``"zhong"``, ``e = 1``: Zhong et al.'s own feature-based script, which passes
+  Euclidean distances;
+* ``"unscaled"``: ``d = 2 - 2 cos``, no row division (``s_p = e = 1``), this
+  library's earlier reading.
+
+The per-row factor and the power leave every ranking, hence the k-reciprocal
+sets and the query expansion, unchanged, but they change the weights
+``exp(-d)`` and the ``lambda d`` term, and so the final ranking.
 
 1. ``N(p, k)``: the ``k + 1`` nearest items of ``p`` (``p`` itself first).
    The k-reciprocal set ``R(p, k) = {q in N(p, k) : p in N(q, k)}``.
@@ -59,8 +65,8 @@ from ..ranking import Ranking
 _GATHER_BUDGET = 2**22
 # (query, column, gallery) triples formed at once when summing the Jaccard overlaps.
 _TRIPLE_BUDGET = 2**21
-# Choices of the ``scale`` argument: divide each row's distances by their maximum, or not.
-_SCALES = ("max", "none")
+# The ``variant`` argument: the power ``e`` of the row-scaled distance, or None for no row scaling.
+VARIANTS = {"torchreid": 2, "zhong": 1, "unscaled": None}
 
 
 @dataclass
@@ -77,6 +83,7 @@ class KReciprocal(Ranking):
         lam: weight ``lambda`` of the original distance.
         scale: ``[Q]`` divisor ``s_p`` of each query's distances ``2 - 2 cos``
             (see the module docstring); ones when not given, as CA-Jaccard does.
+        power: the power ``e`` of the scaled distance (1 when not given).
     """
 
     query: Tensor
@@ -86,6 +93,7 @@ class KReciprocal(Ranking):
     overlap: Tensor
     lam: float
     scale: Tensor | None = None
+    power: int = 1
 
     def __post_init__(self):
         if self.scale is None:
@@ -96,7 +104,7 @@ class KReciprocal(Ranking):
         return self.query.shape[0], self.gallery.shape[0]
 
     def distance_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
-        r"""Yield ``d* = lam (2 - 2 cos) / s_p + (1 - lam) d_J`` for consecutive chunks of queries.
+        r"""Yield ``d* = lam ((2 - 2 cos) / s_p)^e + (1 - lam) d_J`` for consecutive chunks of queries.
 
         Each chunk is ``[q, G]``, ``q = chunk_size`` but for the last.
         """
@@ -107,7 +115,10 @@ class KReciprocal(Ranking):
             # d* = lam d + (1 - lam) on pairs that do not meet, less (1 - lam) m / (2 - m) on those
             # that do; built in place so a chunk costs one [q, G] buffer.
             out = self.query[start:stop] @ self.gallery.T
-            out.mul_(-2).add_(2).clamp_(min=0).div_(self.scale[start:stop, None]).mul_(self.lam).add_(1 - self.lam)
+            out.mul_(-2).add_(2).clamp_(min=0).div_(self.scale[start:stop, None])
+            if self.power != 1:
+                out.pow_(self.power)
+            out.mul_(self.lam).add_(1 - self.lam)
             lo, hi = int(crow[start]), int(crow[stop])
             rows = torch.repeat_interleave(torch.arange(stop - start, device=crow.device),
                                            crow[start + 1:stop + 1] - crow[start:stop])
@@ -116,7 +127,7 @@ class KReciprocal(Ranking):
 
 
 def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam: float = 0.3,
-                 chunk_size: int = 1024, scale: str = "max") -> KReciprocal:
+                 chunk_size: int = 1024, variant: str = "torchreid") -> KReciprocal:
     r"""k-reciprocal re-ranking with sparse encodings, memory ``O(N k)`` (see the module docstring).
 
     Args:
@@ -126,17 +137,18 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
         k2: neighbours averaged by local query expansion, ``1 <= k2 <= k1``. Default 6.
         lam: weight ``lambda`` of the original distance, in ``[0, 1]``. Default 0.3.
         chunk_size: rows processed at once by the kNN and the Jaccard overlap. Default 1024.
-        scale: ``"max"`` (default): ``d(p, x) = (2 - 2 cos(p, x)) / max_x' (2 - 2 cos(p, x'))``
-            over all ``N`` items, as the original public code; ``"none"``: ``d = 2 - 2 cos``.
+        variant: the distance of the original public code as torchreid and fast-reid run it,
+            ``"torchreid"`` (default), as Zhong et al.'s feature script runs it, ``"zhong"``, or
+            ``"unscaled"`` ``2 - 2 cos`` (see the module docstring).
 
     Returns:
         :class:`KReciprocal`, whose ``distance_chunks()`` yields ``[q, G]`` blocks of ``d*``.
     """
-    x, Q, k1, k2, lam = _check(query, gallery, k1, k2, lam, scale)
+    x, Q, k1, k2, lam, power = _check(query, gallery, k1, k2, lam, variant)
     int_in_range("chunk_size", chunk_size, 1, 2**31)
     N = x.shape[0]
     nbrs, farthest = _neighbours(x, k1 + 1, chunk_size)
-    divisor = _divisor(farthest, scale)
+    divisor = _divisor(farthest, variant)
     half = round(k1 / 2)
     recip = _reciprocal(nbrs)
     recip_half = torch.where(_reciprocal(nbrs[:, :half + 1]), nbrs[:, :half + 1], -1)
@@ -159,36 +171,36 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
         cols.append(expanded[keep])
     rows, cols = torch.cat(rows), torch.cat(cols)
 
-    weight = torch.exp(-_pair_distance(x, rows, cols) / divisor[rows])
+    weight = torch.exp(-(_pair_distance(x, rows, cols) / divisor[rows]) ** power)
     weight = weight / torch.zeros(N, dtype=x.dtype, device=x.device).index_add_(0, rows, weight)[rows]
     rows, cols, weight = _query_expansion(rows, cols, weight, nbrs[:, :k2], N)
     crow, col, overlap = _overlap(rows, cols, weight, Q, N, chunk_size)
     return KReciprocal(query=x[:Q], gallery=x[Q:], crow=crow, col=col, overlap=overlap, lam=lam,
-                       scale=divisor[:Q])
+                       scale=divisor[:Q], power=power)
 
 
 def k_reciprocal_dense(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6,
-                       lam: float = 0.3, scale: str = "max") -> Tensor:
+                       lam: float = 0.3, variant: str = "torchreid") -> Tensor:
     """k-reciprocal re-ranking the way the authors' reference code does it.
 
-    Builds the full ``N x N`` distance ``D_px = (2 - 2 cos(p, x)) / s_p`` (with
-    ``scale="max"``, ``s_p`` the maximum of row ``p`` of ``2 - 2 cos``: the
-    reference code's ``transpose(dist / max(dist, axis=0))`` on a symmetric
-    matrix), ranking and encoding ``V`` and loops over rows in Python; memory
+    Builds the full ``N x N`` distance ``D_px = ((2 - 2 cos(p, x)) / s_p)^e``
+    (``s_p`` the maximum of row ``p`` of ``2 - 2 cos``: the reference code's
+    ``transpose(dist / max(dist, axis=0))`` on a symmetric matrix; see
+    ``variant``), ranking and encoding ``V`` and loops over rows in Python; memory
     ``O(N^2)``. A reference for tests and benchmarks. The ranking is taken
     before the division, which leaves it unchanged up to rounding.
 
     Args:
-        query, gallery, k1, k2, lam, scale: as in :func:`k_reciprocal`.
+        query, gallery, k1, k2, lam, variant: as in :func:`k_reciprocal`.
 
     Returns:
         ``[Q, G]`` re-ranked distances ``d*``.
     """
-    x, Q, k1, k2, lam = _check(query, gallery, k1, k2, lam, scale)
+    x, Q, k1, k2, lam, power = _check(query, gallery, k1, k2, lam, variant)
     N = x.shape[0]
     dist = _original_distance(x, x)
     rank = dist.argsort(dim=1, stable=True)
-    dist = dist / _divisor(dist.amax(dim=1), scale)[:, None]
+    dist = (dist / _divisor(dist.amax(dim=1), variant)[:, None]) ** power
     half = round(k1 / 2)
 
     def reciprocal(i: int, k: int) -> Tensor:
@@ -219,7 +231,7 @@ def k_reciprocal_dense(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6
     return (1 - lam) * jaccard + lam * dist[:Q, Q:]
 
 
-def _check(query, gallery, k1, k2, lam, scale) -> tuple[Tensor, int, int, int, float]:
+def _check(query, gallery, k1, k2, lam, variant) -> tuple[Tensor, int, int, int, float, int]:
     query = as_features(query, "query")
     gallery = as_features(gallery, "gallery")
     same_dim(query, gallery)
@@ -227,10 +239,10 @@ def _check(query, gallery, k1, k2, lam, scale) -> tuple[Tensor, int, int, int, f
     k1 = int_in_range("k1", k1, 1, N - 1, f"query + gallery hold {N} items, and k1 must be smaller")
     k2 = int_in_range("k2", k2, 1, k1, "query expansion averages at most k1 neighbours")
     lam = in_unit_interval("lam", lam)
-    if scale not in _SCALES:
-        raise ValueError(f"scale={scale!r} is not one of {', '.join(map(repr, _SCALES))}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant={variant!r} is not one of {', '.join(map(repr, VARIANTS))}")
     x = F.normalize(torch.cat([query, gallery.to(query)]), dim=1)
-    return x, query.shape[0], k1, k2, lam
+    return x, query.shape[0], k1, k2, lam, VARIANTS[variant] or 1
 
 
 def _original_distance(a: Tensor, b: Tensor) -> Tensor:
@@ -261,9 +273,9 @@ def _neighbours(x: Tensor, k: int, chunk_size: int) -> tuple[Tensor, Tensor]:
     return neighbours, (2 - 2 * lowest).clamp_min(0)
 
 
-def _divisor(farthest: Tensor, scale: str) -> Tensor:
-    """``[N]`` divisor ``s_p``: ``farthest`` (1 where it is 0) with ``scale="max"``, ones with ``"none"``."""
-    if scale == "none":
+def _divisor(farthest: Tensor, variant: str) -> Tensor:
+    """``[N]`` divisor ``s_p``: ``farthest`` (1 where it is 0), or ones for ``variant="unscaled"``."""
+    if VARIANTS[variant] is None:
         return torch.ones_like(farthest)
     return torch.where(farthest > 0, farthest, torch.ones_like(farthest))
 

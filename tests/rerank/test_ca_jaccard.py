@@ -70,12 +70,12 @@ def test_one_camera_is_k_reciprocal_without_the_inter_part(k1, k2):
     # CLQE averages the k2_intra nearest items (p first), i.e. k-reciprocal re-ranking with
     # k1 = k1_intra, k2 = k2_intra. Its expansion adds R(q, round(k1/2)) only when more than 2/3
     # of that set (at most 3 items for k1 <= 5) already lies in R(p), so for k1 <= 5 it adds nothing.
-    # CA-Jaccard keeps d = 2 - 2 cos, so the comparison is with k-reciprocal's scale="none".
+    # CA-Jaccard keeps d = 2 - 2 cos, so the comparison is with k-reciprocal's variant="unscaled".
     x, _ = random_items(seed=3)
     cams = torch.full((75,), 4)
     got = ca_jaccard(x[:15], x[15:], cams[:15], cams[15:], k1_intra=k1, k2_intra=k2, k2_inter=7).dense()
-    assert torch.allclose(got, k_reciprocal(x[:15], x[15:], k1=k1, k2=k2, scale="none").dense(), atol=1e-12)
-    assert torch.allclose(got, k_reciprocal_dense(x[:15], x[15:], k1=k1, k2=k2, scale="none"), atol=1e-12)
+    assert torch.allclose(got, k_reciprocal(x[:15], x[15:], k1=k1, k2=k2, variant="unscaled").dense(), atol=1e-12)
+    assert torch.allclose(got, k_reciprocal_dense(x[:15], x[15:], k1=k1, k2=k2, variant="unscaled"), atol=1e-12)
 
 
 @pytest.mark.parametrize("k1_inter, k2_inter", [(4, 2), (2, 0), (1, 1)])
@@ -88,7 +88,7 @@ def test_own_cameras_is_k_reciprocal_one_deeper(k1_inter, k2_inter):
     cams = torch.arange(75)
     got = ca_jaccard(x[:15], x[15:], cams[:15], cams[15:], k1_intra=6, k1_inter=k1_inter, k2_intra=5,
                      k2_inter=k2_inter, lam=0.2).dense()
-    expected = k_reciprocal_dense(x[:15], x[15:], k1=k1_inter + 1, k2=k2_inter + 1, lam=0.2, scale="none")
+    expected = k_reciprocal_dense(x[:15], x[15:], k1=k1_inter + 1, k2=k2_inter + 1, lam=0.2, variant="unscaled")
     assert torch.allclose(got, expected, atol=1e-12)
 
 

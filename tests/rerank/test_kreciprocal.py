@@ -61,30 +61,42 @@ def original_re_ranking(q_g, q_q, g_g, k1, k2, lam):
     return ((1 - lam) * jaccard + lam * dist[:Q])[:, Q:]
 
 
+# The original takes a distance matrix. torchreid's and fast-reid's engines give it the squared Euclidean
+# (or the cosine) distance of L2-normalised features, which it squares again: variant "torchreid";
+# Zhong et al.'s own feature script gives it the Euclidean distance: variant "zhong".
+INPUTS = {"squared Euclidean": ("torchreid", lambda a, b: euclidean(a, b) ** 2),
+          "cosine": ("torchreid", lambda a, b: 1 - a @ b.T),
+          "Euclidean": ("zhong", euclidean)}
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("k1, k2, lam", [(20, 6, 0.3), (6, 1, 0.5), (10, 3, 0.8)])
-def test_max_scale_matches_original_public_algorithm(seed, k1, k2, lam):
-    # The original takes the Euclidean distance of L2-normalised features (Zhong et al.'s own entry point).
+@pytest.mark.parametrize("given", list(INPUTS))
+def test_variants_match_the_original_public_algorithm(seed, k1, k2, lam, given):
+    variant, distance = INPUTS[given]
     x, _ = clustered(num_ids=6, per_id=7, dim=8, noise=0.35, seed=seed)
     x = torch.nn.functional.normalize(x, dim=1)
     query, gallery = x[:12], x[12:]
     q, g = query.numpy(), gallery.numpy()
-    expected = torch.from_numpy(original_re_ranking(euclidean(q, g), euclidean(q, q), euclidean(g, g), k1, k2, lam))
-    for got in (k_reciprocal(query, gallery, k1, k2, lam, chunk_size=5).dense(),
-                k_reciprocal_dense(query, gallery, k1, k2, lam)):
+    expected = torch.from_numpy(original_re_ranking(distance(q, g), distance(q, q), distance(g, g), k1, k2, lam))
+    for got in (k_reciprocal(query, gallery, k1, k2, lam, chunk_size=5, variant=variant).dense(),
+                k_reciprocal_dense(query, gallery, k1, k2, lam, variant=variant)):
         assert got.shape == (12, 30)
         assert torch.allclose(got, expected, atol=1e-9, rtol=0)
         assert torch.equal(got.argsort(dim=1, stable=True), expected.argsort(dim=1, stable=True))
+    if variant == "torchreid":  # the default
+        assert torch.equal(k_reciprocal(query, gallery, k1, k2, lam).dense(), k_reciprocal(
+            query, gallery, k1, k2, lam, variant=variant).dense())
 
 
-@pytest.mark.parametrize("scale", ["max", "none"])
+@pytest.mark.parametrize("variant", ["torchreid", "zhong", "unscaled"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("k1, k2, lam", [(6, 3, 0.3), (20, 6, 0.3), (1, 1, 0.5), (5, 5, 0.05), (74, 1, 1.0)])
-def test_sparse_matches_dense_reference(seed, k1, k2, lam, scale):
+def test_sparse_matches_dense_reference(seed, k1, k2, lam, variant):
     x, _ = clustered(num_ids=10, per_id=8, dim=8, noise=0.35, seed=seed)
     query, gallery = x[:15], x[15:75]
-    expected = k_reciprocal_dense(query, gallery, k1, k2, lam, scale=scale)
-    got = k_reciprocal(query, gallery, k1, k2, lam, chunk_size=4, scale=scale).dense()
+    expected = k_reciprocal_dense(query, gallery, k1, k2, lam, variant=variant)
+    got = k_reciprocal(query, gallery, k1, k2, lam, chunk_size=4, variant=variant).dense()
     assert got.shape == (15, 60)
     assert torch.allclose(got, expected, atol=1e-12)
     assert torch.equal(got.argsort(dim=1, stable=True), expected.argsort(dim=1, stable=True))
@@ -105,26 +117,26 @@ def test_reciprocal_set_by_hand():
                                           [True, True, True], [True, False, False]]
 
 
-@pytest.mark.parametrize("scale", ["max", "none"])
-def test_two_mutual_pairs_by_hand(scale):
+@pytest.mark.parametrize("variant", ["zhong", "unscaled"])
+def test_two_mutual_pairs_by_hand(variant):
     # Items at angles 0 (query), 0.1, 3.0, 3.1: with k1 = k2 = 1 the k-reciprocal sets are {0, 1} and
     # {2, 3}; items 2 and 3 share nothing with the query. Unscaled, row 0 weighs itself 1 and item 1
-    # a = exp(-d), row 1 the mirror image, so after normalising m = 2 a / (1 + a). With scale="max" each
+    # a = exp(-d), row 1 the mirror image, so after normalising m = 2 a / (1 + a). With variant="zhong" each
     # row divides d by its own farthest distance: item 3 (angle 3.1) for row 0, again item 3 (angle 3.0
     # away) for row 1, so a_0 = exp(-d / s_0) > a_1 = exp(-d / s_1), and of the two shared entries
     # min(1 / (1 + a_0), a_1 / (1 + a_1)) + min(a_0 / (1 + a_0), 1 / (1 + a_1)) = a_1 / (1 + a_1) + a_0 / (1 + a_0).
     x = angles(0.0, 0.1, 3.0, 3.1)
     d = 2 - 2 * math.cos(0.1)
-    s_0, s_1 = (2 - 2 * math.cos(3.1), 2 - 2 * math.cos(3.0)) if scale == "max" else (1.0, 1.0)
+    s_0, s_1 = (2 - 2 * math.cos(3.1), 2 - 2 * math.cos(3.0)) if variant == "zhong" else (1.0, 1.0)
     a_0, a_1 = math.exp(-d / s_0), math.exp(-d / s_1)
     m = a_0 / (1 + a_0) + a_1 / (1 + a_1)
     jaccard = 1 - m / (2 - m)
     for lam in (0.0, 0.25):
-        got = k_reciprocal(x[:1], x[1:], k1=1, k2=1, lam=lam, scale=scale).dense()
+        got = k_reciprocal(x[:1], x[1:], k1=1, k2=1, lam=lam, variant=variant).dense()
         expected = torch.tensor([[(1 - lam) * jaccard + lam * d / s_0, 1 - lam, 1 - lam]], dtype=torch.float64)
         expected[0, 1:] += lam * (2 - 2 * torch.cos(torch.tensor([3.0, 3.1], dtype=torch.float64))) / s_0
         assert torch.allclose(got, expected, atol=1e-12)
-        assert torch.allclose(got, k_reciprocal_dense(x[:1], x[1:], k1=1, k2=1, lam=lam, scale=scale), atol=1e-12)
+        assert torch.allclose(got, k_reciprocal_dense(x[:1], x[1:], k1=1, k2=1, lam=lam, variant=variant), atol=1e-12)
 
 
 def test_identical_items_are_not_divided_by_zero():
@@ -133,7 +145,7 @@ def test_identical_items_are_not_divided_by_zero():
     for fn in (lambda *a, **k: k_reciprocal(*a, **k).dense(), k_reciprocal_dense):
         got = fn(x[:3], x[3:], k1=3, k2=2, lam=0.3)
         assert torch.isfinite(got).all()
-        assert torch.equal(got, fn(x[:3], x[3:], k1=3, k2=2, lam=0.3, scale="none"))
+        assert torch.equal(got, fn(x[:3], x[3:], k1=3, k2=2, lam=0.3, variant="unscaled"))
 
 
 @pytest.mark.parametrize("chunk_size", [1, 4, 7, 15, 1000])
@@ -154,8 +166,8 @@ def test_chunks_equal_dense(chunk_size):
     (dict(lam=-0.1), "lam=-0.1"),
     (dict(k1=20), "k1=20 is outside \\[1, 19\\]"),
     (dict(chunk_size=0), "chunk_size=0"),
-    (dict(scale="row"), "^scale='row' is not one of 'max', 'none'$"),
-    (dict(scale=None), "^scale=None is not one of 'max', 'none'$"),
+    (dict(variant="row"), "^variant='row' is not one of 'torchreid', 'zhong', 'unscaled'$"),
+    (dict(variant=None), "^variant=None is not one of 'torchreid', 'zhong', 'unscaled'$"),
 ])
 def test_bad_parameters_raise(kwargs, message):
     x = torch.randn(20, 4)
