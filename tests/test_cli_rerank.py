@@ -114,3 +114,24 @@ def test_rerank_bad_files_are_one_line(files, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err, err
     assert not (tmp_path / "r.npz").exists()
+
+
+def test_rerank_reads_pytorch_result_mat_and_names_a_missing_field(files, capsys):
+    from scipy.io import savemat
+    tmp_path, query, gallery = files
+    fields = {"query_f": query.feats.numpy(), "query_label": query.pids.numpy()[None],
+              "query_cam": query.camids.numpy()[None], "gallery_f": gallery.feats.numpy(),
+              "gallery_label": gallery.pids.numpy()[None], "gallery_cam": gallery.camids.numpy()[None]}
+    savemat(tmp_path / "pytorch_result.mat", fields)
+    assert main(["rerank", "--features", str(tmp_path / "pytorch_result.mat"), "--method", "ca-jaccard", "--top", "5",
+                 "--out", str(tmp_path / "r.npz"), "--quiet"]) == 0
+    index, _ = rerank("ca-jaccard", query.feats, gallery.feats, query_camids=query.camids,
+                      gallery_camids=gallery.camids).top(5)
+    with np.load(tmp_path / "r.npz") as data:
+        assert np.array_equal(data["index"], index.numpy()) and "query_paths" not in data.files
+    del fields["gallery_f"]
+    savemat(tmp_path / "broken.mat", fields)
+    assert main(["rerank", "--features", str(tmp_path / "broken.mat"), "--method", "cosine",
+                 "--out", str(tmp_path / "b.npz"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "broken.mat" in err and "gallery_f" in err and "\n" not in err and not (tmp_path / "b.npz").exists()
