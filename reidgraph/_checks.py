@@ -64,13 +64,27 @@ def int_in_range(name: str, value: int, low: int, high: int, why: str = "") -> i
 
 
 def as_labels(labels: Any, n: int, name: str, features: str) -> Tensor:
-    """Return ``labels`` as an int64 tensor of length ``n`` (one per feature vector)."""
-    t = labels if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels))
+    """Return ``labels`` as an int64 tensor of length ``n`` (one per feature vector).
+
+    Only integer dtypes are accepted. Floating labels are refused even when every
+    value is integral (``1.0, 2.0``): ``torch.rand(5)`` would otherwise truncate
+    to zeros silently, and a float dtype usually means the wrong array was passed.
+    Booleans, complex numbers, text and objects are refused too; each with a
+    one-line ``ValueError``.
+    """
+    if isinstance(labels, Tensor):
+        t = labels
+    else:
+        arr = np.asarray(labels)
+        if arr.dtype.kind not in "biufc":  # text, bytes, objects, dates: torch cannot hold them
+            raise ValueError(f"{name} must hold integers, got {arr.dtype}; map the labels to integer ids")
+        t = torch.as_tensor(arr)
     if t.dim() != 1 or t.shape[0] != n:
         raise ValueError(f"{name} has shape {tuple(t.shape)} but {features} has {n} vectors; "
                          f"pass one {name.split('_')[-1].rstrip('s')} per vector")
-    if t.is_floating_point() or t.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integers, got {t.dtype}")
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integers, got {t.dtype}; pass integer ids "
+                         "(e.g. labels.long() after checking they are whole numbers)")
     return t.long()
 
 

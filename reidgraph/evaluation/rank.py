@@ -107,7 +107,8 @@ def evaluate_order(order: Tensor | np.ndarray | Iterable[Tensor | np.ndarray], q
         order: ``[Q, G]`` integer gallery indices, each row a permutation of
             ``range(G)``, best first (torch or numpy); or an iterable of such
             chunks ``[q_i, G]`` that cover the queries in order, so rankings for
-            huge galleries can be streamed. Rows are not checked for duplicates.
+            huge galleries can be streamed. A row that is not a permutation
+            (repeated or missing indices) raises a ``ValueError`` naming it.
         q_pids, q_camids: ``[Q]`` integer person and camera ids of the queries.
         g_pids, g_camids: ``[G]`` integer person and camera ids of the gallery.
         max_rank: length of the CMC curve, capped at ``G``. Default 50.
@@ -148,6 +149,13 @@ def evaluate_order(order: Tensor | np.ndarray | Iterable[Tensor | np.ndarray], q
         if chunk.numel() and (int(chunk.min()) < 0 or int(chunk.max()) >= num_g):
             raise ValueError(f"order holds gallery indices outside [0, {num_g - 1}]; "
                              f"each row must be a permutation of range({num_g})")
+        # In range and G entries per row: a row is a permutation iff it hits every index (O(qG), no sort).
+        seen = torch.zeros(chunk.shape, dtype=torch.bool, device=chunk.device).scatter_(1, chunk, True)
+        hit_all = seen.all(1)
+        if not bool(hit_all.all()):
+            row = start + int((~hit_all).nonzero()[0])
+            raise ValueError(f"order row {row} (query {row}) is not a permutation of range({num_g}): it repeats "
+                             "some gallery indices and misses others; pass argsort output, one full ranking per query")
         if g_pids.device != chunk.device:
             g_pids, g_camids = g_pids.to(chunk.device), g_camids.to(chunk.device)
         first, ap, inp = _score_chunk(chunk, q_pids[start:stop].to(chunk.device),

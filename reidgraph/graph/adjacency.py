@@ -6,15 +6,19 @@ anchor and nodes ``1..K`` its top-K neighbours (``n = K + 1``). From it:
 .. math::
     c_{ij} = \frac{x_i^\top x_j}{\lVert x_i\rVert\,\lVert x_j\rVert}, \qquad
     R(i) = \{ j : j \in \mathrm{top}_k(i) \wedge i \in \mathrm{top}_k(j) \}, \qquad
-    v_{ij} = c_{ij}\,[j \in R(i)]
+    v_{ij} = \max(c_{ij}, 0)\,[j \in R(i)]
 
 .. math::
     d_{ij} = \frac{\sum_l \min(v_{il}, v_{jl})}{\sum_l \max(v_{il}, v_{jl})}, \qquad
     A = \big(\lambda D + (1-\lambda) C\big)_{+} \circ B, \qquad
     S = \Lambda^{-1/2} A \Lambda^{-1/2}
 
-``top_k(i)`` holds ``i`` itself (rank 0) and ties are broken by node index;
-``B`` keeps, per row, the entries at least as large as the row's τ-th largest.
+``c_ii = 1`` for every node (even a zero vector) and every ``c_ij`` lies in
+``[-1, 1]``; ``top_k(i)`` holds ``i`` itself (rank 0) and ties are broken by
+node index; ``B`` keeps, per row, the node itself and the entries at least as
+large as the row's τ-th largest (the node itself counting as the largest).
+Negative cosines carry no weight in ``D`` (``v >= 0``), so ``D``, ``A`` and
+``S`` lie in ``[0, 1]`` and every node keeps its self-loop, for any input.
 
 Camera-aware graphs (beyond the paper): given each node's camera, the
 similarity of two distinct nodes of the same camera is scaled first,
@@ -36,9 +40,16 @@ EDGE_KINDS = ("joint", "cosine")
 
 
 def cosine_similarity(x: Tensor) -> Tensor:
-    r"""Pairwise cosine similarity inside each graph (eq. 3): ``[B, n, D] -> [B, n, n]``."""
+    r"""Pairwise cosine similarity inside each graph (eq. 3): ``[B, n, D] -> [B, n, n]``.
+
+    Clipped to ``[-1, 1]`` against rounding, with the diagonal exactly 1 (a node
+    is identical to itself, even a zero vector), so no other node can outrank a
+    node in its own row.
+    """
     xn = F.normalize(x, dim=-1)
-    return xn @ xn.transpose(-1, -2)
+    c = (xn @ xn.transpose(-1, -2)).clamp_(-1, 1)
+    c.diagonal(dim1=-2, dim2=-1).fill_(1)
+    return c
 
 
 def topk_members(c: Tensor, k: int) -> Tensor:
@@ -62,14 +73,18 @@ def soft_jaccard(c: Tensor, k: int) -> Tensor:
     r"""Soft Jaccard similarity over k-reciprocal sets (eqs. 5-7).
 
     :math:`d_{ij} = \sum_l \min(v_{il}, v_{jl}) / \sum_l \max(v_{il}, v_{jl})`,
-    0 where the denominator is 0.
+    0 where the denominator is 0, with :math:`v_{ij} = \max(c_{ij}, 0)\,[j \in R(i)]`.
+    Negative cosines are clipped to 0: with signed ``v`` the sums can cancel to
+    ~0 or go negative and the ratio leaves ``[0, 1]`` (e.g. ``6e15``). With
+    ``v >= 0`` both sums are ``>= 0`` and ``min <= max``, so ``d`` is in
+    ``[0, 1]`` (the result is clipped there against rounding only).
 
     With :math:`\min(a, b) = a - (a - b)_+` and :math:`\max(a, b) = b + (a - b)_+`,
     both sums follow from :math:`P_{ij} = \sum_l (v_{il} - v_{jl})_+`:
     :math:`\sum_l \min = r_i - P_{ij}` and :math:`\sum_l \max = r_j + P_{ij}`,
     :math:`r_i = \sum_l v_{il}`. Row ``i`` of ``V`` is zero outside
-    ``top_k(i)``, so ``P`` needs ``k`` gathered terms per pair (plus a
-    correction for negative ``v``): ``O(B n^2 k)`` time and ``O(B n^2)``
+    ``top_k(i)`` and ``v >= 0``, so ``P`` needs ``k`` gathered terms per pair:
+    ``O(B n^2 k)`` time and ``O(B n^2)``
     memory instead of ``O(B n^3)``.
 
     Args:
@@ -82,28 +97,34 @@ def soft_jaccard(c: Tensor, k: int) -> Tensor:
     B, n, _ = c.shape
     top = topk_members(c, k)
     member = torch.zeros_like(c, dtype=torch.bool).scatter_(-1, top, True)
-    v = c * (member & member.transpose(-1, -2))
+    v = c.clamp(min=0) * (member & member.transpose(-1, -2))
     v_t = v.transpose(-1, -2).contiguous()
     graph = torch.arange(B, device=c.device)[:, None]
-    has_negative = bool((v < 0).any())
-    # Terms l outside top_k(i) contribute (-v_jl)_+, summed here once per j.
-    p = v.neg().clamp(min=0).sum(-1)[:, None, :].expand(B, n, n).clone() if has_negative else torch.zeros_like(c)
+    # Terms l outside top_k(i) have v_il = 0 <= v_jl: they add nothing to P.
+    p = torch.zeros_like(c)
     for m in range(k):
         l = top[..., m]
         v_jl = v_t[graph, l]  # [B, n, n]: v_{j, l_i} at (i, j)
         p += (v.gather(-1, l[..., None]) - v_jl).clamp_(min=0)
-        if has_negative:
-            p -= v_jl.neg().clamp_(min=0)
     r = v.sum(-1)
     s_min = r[:, :, None] - p
     s_max = r[:, None, :] + p
-    return torch.where(s_max != 0, s_min / torch.where(s_max != 0, s_max, 1), 0)
+    return torch.where(s_max > 0, s_min / torch.where(s_max > 0, s_max, 1), 0).clamp_(0, 1)
 
 
 def row_topk_mask(a: Tensor, tau: int) -> Tensor:
-    r"""Keep each row's entries ``>=`` its τ-th largest value, zero the rest (eqs. 9-10)."""
-    threshold = a.topk(tau, dim=-1).values[..., -1:]
-    return a * (a >= threshold)
+    r"""Keep each row's entries ``>=`` its τ-th largest value, zero the rest (eqs. 9-10).
+
+    For square ``a`` (``[..., n, n]``) the node itself (the diagonal) is always
+    kept and ranks as the row's largest, whatever rounding did to its value, so
+    a self-loop is never masked out.
+    """
+    key = a
+    if a.shape[-1] == a.shape[-2]:
+        key = a.clone()
+        key.diagonal(dim1=-2, dim2=-1).copy_(a.amax(dim=-1))
+    threshold = key.topk(tau, dim=-1).values[..., -1:]
+    return a * (key >= threshold)
 
 
 def camera_scaled(c: Tensor, camids: Tensor, weight: float) -> Tensor:
@@ -122,7 +143,8 @@ def neighborhood_adjacency(x: Tensor, k: int = 20, lam: float = 0.7, tau: int = 
                            same_camera_weight: float = 1.0) -> Tensor:
     r"""Masked, non-negative edge weights ``A`` of a batch of neighbourhood graphs.
 
-    :math:`A = (\lambda D + (1-\lambda) C)_{+} \circ B` with ``edges="joint"``;
+    :math:`A = (\lambda D + (1-\lambda) C)_{+} \circ B` with ``edges="joint"``
+    (clipped to ``[0, 1]``, which only rounding can leave; diagonal kept by ``B``);
     :math:`A = (C)_{+} \circ B` with ``edges="cosine"``; ``mask=False`` drops ``B``.
     Rows are targets: ``A[b, i, j]`` weighs the edge ``j -> i``.
 
@@ -150,7 +172,7 @@ def neighborhood_adjacency(x: Tensor, k: int = 20, lam: float = 0.7, tau: int = 
     if weight < 1:
         c = camera_scaled(c, camids.to(c.device), weight)
     a = c if edges == "cosine" else lam * soft_jaccard(c, k) + (1 - lam) * c
-    a = a.clamp(min=0)
+    a = a.clamp(0, 1)
     if mask:
         a = row_topk_mask(a, tau)
     return a[0] if single else a
@@ -169,14 +191,21 @@ def normalize_adjacency(a: Tensor) -> Tensor:
     r"""Symmetric degree normalisation (eq. 2): :math:`S = \Lambda^{-1/2} A \Lambda^{-1/2}`.
 
     :math:`\Lambda = \mathrm{diag}(\sum_j a_{ij})`, the row sums; a node of zero
-    degree gets zero rows and columns.
+    degree gets zero rows and columns. When every ``a_jj`` is its row's largest
+    entry (as in :func:`neighborhood_adjacency`), :math:`s_{ij} \le a_{ij} / a_{jj} \le 1`.
 
     Args:
         a: ``[..., n, n]`` non-negative adjacency.
 
     Returns:
         ``[..., n, n]`` normalised adjacency ``S``.
+
+    Raises:
+        ValueError: if ``a`` holds a negative or NaN weight.
     """
+    if a.numel() and not bool((a >= 0).all()):
+        raise ValueError(f"a: normalize_adjacency needs non-negative weights, got min {float(a.min()):.3g} "
+                         "(or NaN); clamp or mask the adjacency first, e.g. a.clamp(min=0)")
     deg = a.sum(-1)
     inv_sqrt = torch.where(deg > 0, deg.clamp(min=torch.finfo(a.dtype).tiny).rsqrt(), 0)
     return inv_sqrt[..., :, None] * a * inv_sqrt[..., None, :]

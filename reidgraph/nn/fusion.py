@@ -98,6 +98,12 @@ def _fused_graphs(model: torch.nn.Module, query: Tensor, gallery: Tensor, neighb
                   settings: GraphSettings, batch_size: int, progress: bool, query_camids: Tensor | None,
                   gallery_camids: Tensor | None) -> Iterator[tuple[slice, Tensor]]:
     """``(rows, z [b, K+1, D])``: L2-normalised model outputs of consecutive batches of graphs, in eval mode."""
+    # The dense path multiplies by W directly and would skip FFGNNConv's width check.
+    channels = getattr(model, "channels", None)  # FFGNN has a width; TrainingFreeFusion has none
+    if channels is not None and int(channels) != query.shape[1]:
+        raise ValueError(f"model expects {channels}-d features but the features are {query.shape[1]}-d; "
+                         "pass features from the FEN the model was trained on, or a model built with "
+                         f"channels={query.shape[1]}")
     was_training = model.training
     model.eval()
     # The first layer's x_j W depends only on the image, and a gallery image

@@ -195,3 +195,16 @@ O = torch.tensor([[0, 1, 2], [2, 1, 0]])
 def test_bad_input_to_evaluate_order(order, labels, message):
     with pytest.raises(ValueError, match=message):
         evaluate_order(order, *labels)
+
+
+def test_order_rows_that_are_not_permutations_are_refused():
+    # An all-zeros "ranking" used to score mAP 1.0.
+    q_pids, g_pids = torch.tensor([0, 1]), torch.tensor([0, 1, 2])
+    q_cams, g_cams = torch.tensor([0, 0]), torch.tensor([1, 1, 1])
+    with pytest.raises(ValueError, match=r"order row 0 \(query 0\) is not a permutation of range\(3\)") as err:
+        evaluate_order(torch.zeros(2, 3, dtype=torch.long), q_pids, g_pids, q_cams, g_cams)
+    assert "\n" not in str(err.value)
+    good, bad = torch.tensor([[0, 1, 2]]), torch.tensor([[1, 1, 2]])
+    with pytest.raises(ValueError, match=r"order row 1 \(query 1\)"):
+        evaluate_order(iter([good, bad]), q_pids, g_pids, q_cams, g_cams)
+    assert evaluate_order(torch.tensor([[0, 1, 2], [2, 1, 0]]), q_pids, g_pids, q_cams, g_cams).mAP == pytest.approx(0.75)

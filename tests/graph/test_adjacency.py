@@ -23,7 +23,8 @@ def ref_adjacency(x, k, lam, tau, edges="joint", mask=True, cams=None, w=1.0):
     # top-k(i): itself first, then by similarity, ties by lower index.
     top = [[i] + sorted((j for j in range(n) if j != i), key=lambda j: (-C[i][j], j))[:k - 1] for i in range(n)]
     R = [[j in top[i] and i in top[j] for j in range(n)] for i in range(n)]
-    V = [[C[i][j] if R[i][j] else 0.0 for j in range(n)] for i in range(n)]
+    # Negative cosines carry no Jaccard weight (v >= 0 keeps D in [0, 1]).
+    V = [[max(C[i][j], 0.0) if R[i][j] else 0.0 for j in range(n)] for i in range(n)]
     D = [[0.0] * n for _ in range(n)]
     for i in range(n):
         for j in range(n):
@@ -190,3 +191,37 @@ def test_bad_features():
         neighborhood_adjacency(x, k=3, tau=3)
     with pytest.raises(ValueError, match="dimension 0"):
         neighborhood_adjacency(torch.randn(2, 10, 0), k=3, tau=3)
+
+
+def test_parallel_vectors_of_different_norm_keep_their_self_loop():
+    # Rounding made c_01 > c_00 here, and tau=1 then masked node 0's self-loop out.
+    x = torch.tensor([[1.0, 0.0, 3.0], [7.0, 0.0, 21.0]], dtype=torch.float64)
+    A = neighborhood_adjacency(x, k=2, lam=0.3, tau=1)
+    assert torch.all(A.diagonal() > 0)
+    assert topk_members(cosine_similarity(x[None]), 2)[0, :, 0].tolist() == [0, 1]
+
+
+def test_mask_keeps_the_diagonal_even_when_it_is_not_the_row_max():
+    from reidgraph.graph import row_topk_mask
+    a = torch.tensor([[[0.9, 1.0, 0.2], [0.3, 0.5, 0.4], [0.0, 0.1, 0.0]]])
+    kept = row_topk_mask(a, 1) > 0
+    assert kept[0].diagonal().tolist() == [True, True, False]  # a_22 = 0 has no weight to keep
+    assert (row_topk_mask(a, 1) >= 0).all() and row_topk_mask(a, 1)[0, 0, 0] == 0.9
+
+
+def test_negative_cosines_keep_jaccard_in_unit_interval():
+    # Signed v made the Jaccard denominator ~0: A[6, 9] was 6.0e15.
+    e = torch.zeros(6, dtype=torch.float64)
+    e[5] = 1
+    x = torch.stack([e] * 6 + [-e] * 3 + [torch.tensor([1, 1, 1, 1, 1, -2.0], dtype=torch.float64)])
+    A = neighborhood_adjacency(x, k=10, lam=1, tau=10)
+    assert A.min() >= 0 and A.max() <= 1
+    D = soft_jaccard(cosine_similarity(x[None]), 10)
+    assert D.min() >= 0 and D.max() <= 1
+
+
+def test_normalize_refuses_negative_weights():
+    with pytest.raises(ValueError, match="non-negative weights"):
+        normalize_adjacency(torch.tensor([[1.0, -0.5], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="non-negative weights"):
+        normalize_adjacency(torch.tensor([[1.0, float("nan")], [0.0, 1.0]]))

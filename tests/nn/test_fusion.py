@@ -89,3 +89,13 @@ def test_camera_aware_rerank_matches_per_graph_reference(setup):
         assert result.index[i].tolist() == data.n_id[1:][dist.argsort(stable=True)].tolist()
     with pytest.raises(ValueError, match="pass query_camids and gallery_camids"):
         ffgnn_rerank(model, q, g, settings)
+
+
+def test_model_width_must_match_the_features(setup):
+    _, q, g = setup
+    wide = FFGNN(16)
+    for call in (lambda: ffgnn_rerank(wide, q, g, SMALL), lambda: fused_features(wide, q, g, SMALL)):
+        with pytest.raises(ValueError, match="model expects 16-d features but the features are 8-d") as err:
+            call()
+        assert "\n" not in str(err.value)
+    assert wide.training  # the check runs before the model is switched to eval mode

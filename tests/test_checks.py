@@ -1,0 +1,31 @@
+"""as_labels: integer ids only, every refusal a one-line ValueError."""
+import numpy as np
+import pytest
+import torch
+
+from reidgraph._checks import as_labels
+
+
+@pytest.mark.parametrize("labels", [
+    torch.rand(5), np.random.rand(5), [0.5, 1.5, 2.0, 3.0, 4.0],
+    torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0]),  # integral floats are refused too (documented)
+    torch.ones(5, dtype=torch.bool), torch.ones(5, dtype=torch.complex64),
+])
+def test_as_labels_refuses_non_integer_dtypes(labels):
+    with pytest.raises(ValueError, match="q_pids must hold integers") as err:
+        as_labels(labels, 5, "q_pids", "the query set")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("labels", [list("abcde"), np.array(["1", "2", "3", "4", "5"]), [object()] * 5,
+                                    [b"a"] * 5])
+def test_as_labels_refuses_text_and_objects_with_a_one_line_value_error(labels):
+    with pytest.raises(ValueError, match="q_pids must hold integers") as err:
+        as_labels(labels, 5, "q_pids", "the query set")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("labels", [[1, 2, 3, 4, 5], np.arange(5, dtype=np.uint8), torch.arange(5, dtype=torch.int32)])
+def test_as_labels_accepts_integers(labels):
+    t = as_labels(labels, 5, "q_pids", "the query set")
+    assert t.dtype == torch.long and t.tolist() == [int(v) for v in np.asarray(labels)]
