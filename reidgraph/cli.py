@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from .data.datasets import DATASETS, load_dataset
+from .data.samplers import neighbourhood_split
 from .data.synthetic_images import make_synthetic_market
 from .engine import ABLATIONS, PRESETS, GNNTrainConfig, load_ffgnn, recipe, train_ffgnn
 from .engine.distributed import init_distributed
@@ -28,20 +29,25 @@ from .rerank.registry import SUMMARIES
 
 def demo(args: argparse.Namespace) -> int:
     """The main job: generated pedestrian images -> FEN -> FFGNN -> ranked lists, on the CPU in minutes."""
-    out = Path(args.out)
-    root = make_synthetic_market(out / "data", num_train_ids=args.ids, num_test_ids=args.ids, images_per_id=8,
-                                 num_cams=4, height=64, width=32, seed=args.seed, progress=not args.quiet)
-    dataset = load_dataset("market1501", root)
-    print(f"synthetic pedestrians in {root} (seed {args.seed})")
-    print(dataset.stats_table())
+    out = output_folder(args.out)
+    # Every setting is checked before any work: the images, stage 1 and extraction take minutes.
     # Small images and light augmentation: on 64x32 crops, padding 10 and random
     # erasing remove most of the person (measured: rank-1 25 -> 14 at 12 epochs).
     fen_config = FENTrainConfig(arch="resnet18", height=64, width=32, epochs=args.epochs, lr=2e-3,
                                 lr_step=max(1, args.epochs * 2 // 3), P=min(16, args.ids), K=4, pad=4, erasing=0.0,
                                 num_workers=0, seed=args.seed)
     settings, gnn_config = recipe()
-    settings, gnn_config = replace(settings, K=args.K), replace(gnn_config, seed=args.seed)
-    joint_config = JointTrainConfig(epochs=1, max_graphs_per_epoch=args.joint_graphs, seed=args.seed)
+    # --k and --tau default to the recipe's, capped at --K (a graph has K+1 nodes).
+    settings = replace(settings, K=args.K, k=min(settings.k, args.K) if args.k is None else args.k,
+                       tau=min(settings.tau, args.K) if args.tau is None else args.tau)
+    gnn_config = replace(gnn_config, seed=args.seed)
+    joint_config = JointTrainConfig(epochs=1, max_graphs_per_epoch=args.joint_graphs or None, seed=args.seed)
+    check_configs(settings, fen_config, gnn_config, joint_config, num_train=args.ids * 8)
+    root = make_synthetic_market(out / "data", num_train_ids=args.ids, num_test_ids=args.ids, images_per_id=8,
+                                 num_cams=4, height=64, width=32, seed=args.seed, progress=not args.quiet)
+    dataset = load_dataset("market1501", root)
+    print(f"synthetic pedestrians in {root} (seed {args.seed})")
+    print(dataset.stats_table())
     start = time.perf_counter()
     results = run_pipeline(dataset, out / "run", fen_config, settings, gnn_config,
                            joint_config if args.joint_graphs else None, dist=init_distributed("cpu"),
@@ -55,16 +61,20 @@ def demo(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> int:
     """All three stages on a dataset, then evaluation."""
-    dist = init_distributed(args.device)
-    dataset = load_dataset(args.dataset, args.root, **dataset_options(args.dataset_option))
-    if dist.is_main:
-        print(dataset.stats_table())
+    output_folder(args.out)
     fen_config = FENTrainConfig(arch=args.arch, weights=args.weights, height=args.height, width=args.width,
                                 epochs=args.epochs_fen, lr=args.lr, lr_step=args.lr_step, P=args.P,
                                 K=args.images_per_id, num_workers=args.workers, seed=args.seed)
     settings, gnn_config = gnn_recipe(args, epochs=args.epochs_gnn)
     joint_config = JointTrainConfig(epochs=args.epochs_joint, max_graphs_per_epoch=args.joint_graphs,
                                     seed=args.seed) if args.epochs_joint > 0 else None
+    check_configs(settings, fen_config, gnn_config, joint_config)
+    dist = init_distributed(str(checked_device(args.device)))
+    dataset = load_dataset(args.dataset, args.root, **dataset_options(args.dataset_option))
+    # K against the candidates of a training graph, before stage 1 rather than after it.
+    check_configs(settings, num_train=len(dataset.train), anchor_fraction=gnn_config.anchor_fraction)
+    if dist.is_main:
+        print(dataset.stats_table())
     results = run_pipeline(dataset, args.out, fen_config, settings, gnn_config, joint_config, dist=dist,
                            resume=not args.restart, progress=not args.quiet)
     if dist.is_main:
@@ -91,17 +101,47 @@ def extract(args: argparse.Namespace) -> int:
 
 def train_gnn(args: argparse.Namespace) -> int:
     """Stage 2 alone: train the FFGNN on a features file."""
+    settings, config = gnn_recipe(args, epochs=args.epochs, lr=args.lr)
+    check_configs(settings, config)
+    device = checked_device(args.device)
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; pass the model file to write, e.g. {out / 'ffgnn.pt'}")
     train = FeatureSet.load(args.features, format=args.format)
     if train.split is not None and "train" in train.split:
         train = train.part("train")
-    settings, config = gnn_recipe(args, epochs=args.epochs, lr=args.lr)
-    out = Path(args.out)
     start = time.perf_counter()
-    train_ffgnn(train, settings, config, device=args.device, log_path=out.with_suffix(".log.jsonl"),
+    train_ffgnn(train, settings, config, device=device, log_path=out.with_suffix(".log.jsonl"),
                 checkpoint=out, resume=not args.restart, progress=not args.quiet)
     print(f"trained on {len(train)} features ({train.pids.unique().numel()} ids) in "
           f"{time.perf_counter() - start:.1f} s; model written to {out}")
     return 0
+
+
+def output_folder(name: str) -> Path:
+    """``--out`` of demo and train: a folder, refused in one line where a file is in the way."""
+    out = Path(name)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; pass a folder for data, models and results")
+    return out
+
+
+def check_configs(settings: GraphSettings, *configs, num_train: int | None = None,
+                  anchor_fraction: float | None = None) -> None:
+    """Every setting of a training run, checked before any work (``None`` configs are skipped).
+
+    With ``num_train`` (training images), ``K`` is also checked against the
+    candidates a training graph draws its neighbours from.
+    """
+    for config in configs:
+        if config is not None and hasattr(config, "check"):
+            config.check()
+    if num_train is None:
+        settings.check()
+        return
+    fraction = anchor_fraction if anchor_fraction is not None else next(
+        (c.anchor_fraction for c in configs if isinstance(c, GNNTrainConfig)), GNNTrainConfig().anchor_fraction)
+    settings.check(len(neighbourhood_split(num_train, fraction)[1]))
 
 
 def rerank_command(args: argparse.Namespace) -> int:
@@ -345,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--joint-graphs", type=int, default=0,
                    help="run one stage-3 epoch on this many graphs (default 0: skip; it lowered the demo's accuracy)")
     p.add_argument("--K", type=int, default=150, help="neighbours per graph (default: 150)")
+    demo_graph = recipe()[0]
+    p.add_argument("--k", type=int, help=f"k-reciprocal size (default: {demo_graph.k}, or --K if smaller)")
+    p.add_argument("--tau", type=int, help=f"edges kept per node (default: {demo_graph.tau}, or --K if smaller)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=demo)
@@ -365,8 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=fen.num_workers, help="data loading processes")
     p.add_argument("--epochs-gnn", type=int, help="stage 2 epochs (default: the preset's)")
     p.add_argument("--epochs-joint", type=int, default=0,
-                   help="stage 3 epochs (default 0: skip; it lowered the demo's accuracy and is not yet "
-                        f"measured on real images; {JointTrainConfig().epochs} is a starting point)")
+                   help="stage 3 epochs (default 0: skip; it lowered the demo's accuracy, raised CUHK03 val's "
+                        "after a short FEN stage, and was never chosen on held-out train ids; see the README; "
+                        f"{JointTrainConfig().epochs} is a starting point)")
     p.add_argument("--joint-graphs", type=int, help="at most this many graphs per stage-3 epoch")
     p.add_argument("--restart", action="store_true", help="start afresh instead of resuming from --out")
     add_graph_options(p)

@@ -96,7 +96,12 @@ class FeatureSet:
         """Rows whose ``split`` is ``name``."""
         if self.split is None:
             raise ValueError(f"this feature set has no split; cannot select '{name}'")
-        return self.subset(torch.tensor([s == name for s in self.split]))
+        rows = torch.tensor([s == name for s in self.split], dtype=torch.bool)
+        if not rows.any():
+            present = ", ".join(repr(s) for s in sorted(set(self.split))) or "none"
+            raise ValueError(f"the features have no rows of split '{name}' (their splits: {present}); "
+                             f"pass a file with {name} rows, or separate files")
+        return self.subset(rows)
 
     def query_gallery(self) -> tuple["FeatureSet", "FeatureSet"]:
         """Split into query and gallery.

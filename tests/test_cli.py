@@ -128,3 +128,95 @@ def test_train_gnn_presets_and_ablations(tmp_path, capsys):
     FeatureSet(train.feats, train.pids, torch.zeros_like(train.camids)).save(tmp_path / "one_cam.npz")
     assert main([*run, "--features", str(tmp_path / "one_cam.npz"), "--out", str(tmp_path / "y.pt")]) == 2
     assert "single camera id" in capsys.readouterr().err
+
+
+def error_line(capsys, command):
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"reidgraph {command}: error: ") and "\n" not in err, err
+    return err
+
+
+def test_train_gnn_refuses_to_resume_on_other_features(tmp_path, capsys):
+    from reidgraph.data import synthetic_features
+    synthetic_features(40, 6, 3, 16, seed=0).save(tmp_path / "a.npz")
+    synthetic_features(30, 6, 3, 16, seed=0).save(tmp_path / "b.npz")  # another number of identities
+    model, common = tmp_path / "gnn.pt", ["--K", "20", "--k", "5", "--tau", "5", "--quiet", "--preset", "paper",
+                                          "--ablation", "sft"]
+    assert main(["train-gnn", "--features", str(tmp_path / "a.npz"), "--out", str(model), "--epochs", "1",
+                 *common]) == 0
+    capsys.readouterr()
+    assert main(["train-gnn", "--features", str(tmp_path / "b.npz"), "--out", str(model), "--epochs", "2",
+                 *common]) == 2
+    assert "gnn.pt was trained on other features (" in error_line(capsys, "train-gnn")
+    assert main(["train-gnn", "--features", str(tmp_path / "b.npz"), "--out", str(model), "--epochs", "1",
+                 "--restart", *common]) == 0
+    log = [json.loads(line) for line in (tmp_path / "gnn.log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1]  # the restart started a new log
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["demo", "--K", "0"], "K="),
+    (["demo", "--K", "10", "--tau", "0"], "tau="),
+    (["demo", "--K", "10", "--k", "30"], "k="),
+    (["demo", "--K", "500", "--ids", "6"], "K="),
+    (["demo", "--joint-graphs", "-1"], "max_graphs_per_epoch"),
+    (["train", "--dataset", "market1501", "--root", "{tmp}/missing", "--out", "{tmp}/run", "--lam", "2"],
+     "lam"),
+    (["train", "--dataset", "market1501", "--root", "{tmp}/missing", "--out", "{tmp}/run", "--alpha", "-1"],
+     "alpha"),
+    (["train", "--dataset", "market1501", "--root", "{tmp}/missing", "--out", "{tmp}/run",
+      "--same-camera-weight", "3"], "same_camera_weight"),
+    (["train-gnn", "--features", "{tmp}/missing.npz", "--out", "{tmp}/g.pt", "--lam", "2"], "lam"),
+])
+def test_settings_are_checked_before_any_work(tmp_path, capsys, monkeypatch, argv, match):
+    import reidgraph.cli as cli
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the settings were checked")
+
+    monkeypatch.setattr(cli, "make_synthetic_market", no_work)
+    monkeypatch.setattr(cli, "load_dataset", no_work)
+    monkeypatch.setattr(cli.FeatureSet, "load", no_work)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if argv[0] == "demo":
+        argv += ["--out", str(tmp_path / "demo")]
+    assert main(argv) == 2
+    assert match in error_line(capsys, argv[0])
+    assert not (tmp_path / "demo").exists()
+
+
+def test_demo_k_and_tau_follow_a_small_K(tmp_path, monkeypatch):
+    import reidgraph.cli as cli
+    seen = {}
+
+    def stop(root, **kwargs):
+        raise FileNotFoundError("stopped after the settings")
+
+    def record(settings, *configs, **kwargs):
+        seen["settings"] = settings
+        return check(settings, *configs, **kwargs)
+
+    check = cli.check_configs
+    monkeypatch.setattr(cli, "make_synthetic_market", stop)
+    monkeypatch.setattr(cli, "check_configs", record)
+    assert main(["demo", "--out", str(tmp_path / "d"), "--K", "10", "--ids", "6"]) == 2
+    assert (seen["settings"].K, seen["settings"].k, seen["settings"].tau) == (10, 10, 10)
+    assert main(["demo", "--out", str(tmp_path / "d"), "--K", "30", "--ids", "6", "--k", "7", "--tau", "8"]) == 2
+    assert (seen["settings"].K, seen["settings"].k, seen["settings"].tau) == (30, 7, 8)
+
+
+def test_out_and_device_are_one_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    assert main(["demo", "--out", str(tmp_path / "file")]) == 2
+    assert "--out" in error_line(capsys, "demo")
+    assert main(["train", "--dataset", "market1501", "--root", str(tmp_path), "--out", str(tmp_path / "file")]) == 2
+    assert "--out" in error_line(capsys, "train")
+    assert main(["train-gnn", "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path)]) == 2
+    assert "is a folder" in error_line(capsys, "train-gnn")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert main(["train-gnn", "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path / "g.pt"),
+                 "--device", "cuda"]) == 2
+    assert "no CUDA device" in error_line(capsys, "train-gnn")
+    assert main(["train", "--dataset", "market1501", "--root", str(tmp_path), "--out", str(tmp_path / "run"),
+                 "--device", "cuda"]) == 2
+    assert "no CUDA device" in error_line(capsys, "train")

@@ -93,3 +93,13 @@ def test_label_free_save_and_load(tmp_path):
     with pytest.raises(ValueError, match="f.npz: lacks pids;") as info:
         FeatureSet.load(tmp_path / "f.npz")
     one_line(info)
+
+
+def test_empty_split_is_named(tmp_path):
+    fs = FeatureSet(torch.randn(4, 16), [1, 1, 2, 2], [0, 1, 0, 1], split=["train", "train", "gallery", "gallery"])
+    fs.save(tmp_path / "f.npz")
+    back = FeatureSet.load(tmp_path / "f.npz")
+    with pytest.raises(ValueError, match=r"no rows of split 'query' \(their splits: 'gallery', 'train'\)") as info:
+        back.query_gallery()
+    one_line(info)
+    assert len(back.part("train")) == 2

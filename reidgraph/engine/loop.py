@@ -1,10 +1,12 @@
 """The epoch loop every training stage shares: resume, checkpoint, log."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
 import torch
 
@@ -53,9 +55,91 @@ def optimise(optimizer: torch.optim.Optimizer, parts: dict[str, torch.Tensor], t
     bar.set_postfix(loss=f"{loss.item():.3f}")
 
 
+def tensor_fingerprint(what: str, feats: torch.Tensor, *labels: torch.Tensor | None) -> dict:
+    """What a checkpoint records of its training data: sizes and a sha256 over the tensors' bytes.
+
+    Cheap: the buffers are hashed as they are (no copies for contiguous CPU tensors).
+    """
+    digest = hashlib.sha256()
+    rows = len(feats)
+    for t in (feats, *labels):
+        if t is None:
+            digest.update(b"none")
+            continue
+        array = t.detach().cpu().contiguous().numpy()
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.data)
+    ids = int(labels[0].unique().numel()) if labels and labels[0] is not None else None
+    return {"what": what, "rows": rows, "ids": ids, "sha256": digest.hexdigest()}
+
+
+def records_fingerprint(records: Sequence) -> dict:
+    """:func:`tensor_fingerprint` for image records ``(path, pid, camid)``: paths (relative to their
+    common folder, so a moved dataset still matches) and labels."""
+    paths = [str(r[0]) for r in records]
+    root = os.path.commonpath(paths) if paths else ""
+    digest = hashlib.sha256()
+    for path, record in zip(paths, records):
+        digest.update(f"{os.path.relpath(path, root) if root else path}\t{record[1]}\t{record[2]}\n".encode())
+    return {"what": "images", "rows": len(records), "ids": len({r[1] for r in records}),
+            "sha256": digest.hexdigest()}
+
+
+def describe_data(data: dict) -> str:
+    ids = f", {data['ids']} ids" if data.get("ids") is not None else ""
+    return f"{data['rows']} {data.get('what', 'rows')}{ids}, sha256 {data['sha256'][:12]}"
+
+
+def append_log(log_path: Path, record: dict) -> None:
+    """Append one JSON record to the log."""
+    with open(log_path, "a") as log:
+        log.write(json.dumps(record) + "\n")
+
+
+def reconcile_log(log_path: Path, kind: str, records: Iterable[dict] | None) -> None:
+    """Make the log's ``kind`` records exactly ``records`` (the checkpoint's), keeping other stages' lines.
+
+    Records already there stay in place, missing ones (an epoch killed between its
+    checkpoint and its log line) are appended, and records of epochs the
+    checkpoint does not hold (a previous run's, after a restart) are dropped, as
+    are unreadable lines (one cut short by a kill). ``records=None`` (a
+    checkpoint older than this) leaves the log alone.
+    """
+    if records is None:
+        return
+    wanted = {r["epoch"]: r for r in records}
+    text = log_path.read_text() if log_path.is_file() else ""
+    lines, out, emitted, changed = text.splitlines(), [], set(), bool(text) and not text.endswith("\n")
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            changed = True
+            continue
+        if not isinstance(record, dict) or record.get("stage") != kind:
+            out.append(line)
+            continue
+        epoch = record.get("epoch")
+        if epoch in wanted and epoch not in emitted:
+            emitted.add(epoch)
+            out.append(json.dumps(wanted[epoch]))
+            changed |= record != wanted[epoch]
+        else:
+            changed = True
+    missing = [wanted[e] for e in sorted(wanted) if e not in emitted]
+    if not changed and not missing:
+        return
+    out += [json.dumps(r) for r in missing]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = log_path.with_name(f".{log_path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in out))
+    os.replace(tmp, log_path)
+
+
 def run_epochs(*, kind: str, epochs: int, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
                scheduler, config: dict, train_epoch: Callable[[int], dict], checkpoint: Path | None = None,
-               log_path: Path | None = None, resume: bool = True, dist: Dist = Dist()) -> None:
+               log_path: Path | None = None, resume: bool = True, dist: Dist = Dist(),
+               data: dict | None = None) -> None:
     """Run ``train_epoch(epoch)`` for each epoch not done yet, checkpointing after each.
 
     Args:
@@ -67,12 +151,24 @@ def run_epochs(*, kind: str, epochs: int, modules: dict[str, torch.nn.Module], o
         train_epoch: trains one epoch and returns its metrics for the log.
         checkpoint: where to write the state after every epoch (atomically);
             with ``resume``, an existing one is continued from.
-        log_path: JSON-lines log, one record per epoch.
+        log_path: JSON-lines log, one record per epoch. Each epoch's record is
+            also stored in the checkpoint, and on entry the log's records of this
+            ``kind`` are made those of the checkpoint resumed from (none when
+            starting afresh): a kill between checkpoint and log line loses no
+            line, and a restart does not append to the previous run's records.
         dist: the distributed job; only its main process writes.
+        data: fingerprint of the training data (:func:`tensor_fingerprint`,
+            :func:`records_fingerprint`); resuming a checkpoint trained on
+            other data is refused.
     """
-    start = 0
+    start, done = 0, []
     if checkpoint is not None and resume and checkpoint.is_file():
         state = load_checkpoint(checkpoint, kind)
+        saved = state.get("data")
+        if data is not None and saved is not None and saved.get("sha256") != data.get("sha256"):
+            raise ValueError(f"{checkpoint} was trained on other {data.get('what', 'data')} ({describe_data(saved)}; "
+                             f"these: {describe_data(data)}); pass --restart (resume=False) to start afresh, "
+                             "or another --out")
         changed = sorted(k for k in set(config) | set(state["config"])
                          if k not in RESUMABLE_CHANGES and config.get(k) != state["config"].get(k))
         if changed:
@@ -83,19 +179,23 @@ def run_epochs(*, kind: str, epochs: int, modules: dict[str, torch.nn.Module], o
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start = state["epoch"]
+        done = state.get("log")
         if dist.is_main:
             print(f"{kind}: resuming after epoch {start} from {checkpoint}")
+    if dist.is_main and log_path is not None:
+        reconcile_log(log_path, kind, done)
+    done = list(done or [])
     for epoch in range(start, epochs):
         metrics = train_epoch(epoch)
         scheduler.step()
         if dist.is_main:
+            record = {"stage": kind, "epoch": epoch + 1, **metrics, "lr": optimizer.param_groups[0]["lr"]}
+            done.append(record)
             if checkpoint is not None:
-                save_checkpoint({"kind": kind, "epoch": epoch + 1, "config": config,
+                save_checkpoint({"kind": kind, "epoch": epoch + 1, "config": config, "data": data, "log": done,
                                  "modules": {name: m.state_dict() for name, m in modules.items()},
                                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                                 checkpoint)
             if log_path is not None:
-                with open(log_path, "a") as log:
-                    log.write(json.dumps({"stage": kind, "epoch": epoch + 1, **metrics,
-                                          "lr": optimizer.param_groups[0]["lr"]}) + "\n")
+                append_log(log_path, record)
         barrier(dist)

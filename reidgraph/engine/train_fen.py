@@ -18,7 +18,7 @@ from ..losses import batch_hard_triplet_loss, softmax_loss
 from ..models import FEN
 from .checkpoint import load_checkpoint
 from .distributed import Dist, wrap
-from .loop import OptimConfig, optimise, run_epochs
+from .loop import OptimConfig, optimise, run_epochs, records_fingerprint
 
 
 @dataclass
@@ -91,7 +91,8 @@ def train_fen(train: Sequence[ImageRecord], config: FENTrainConfig | None = None
     run_epochs(kind="fen", epochs=config.epochs, modules={"fen": fen}, optimizer=optimizer, scheduler=schedule,
                config={**asdict(config), "fen": fen.config(), "classes": classes.tolist()},
                train_epoch=train_epoch, checkpoint=Path(checkpoint) if checkpoint else None,
-               log_path=Path(log_path) if log_path else None, resume=resume, dist=dist)
+               log_path=Path(log_path) if log_path else None, resume=resume, dist=dist,
+               data=records_fingerprint(data.records))
     return fen.eval()
 
 

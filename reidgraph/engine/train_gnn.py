@@ -38,7 +38,7 @@ from ..losses import batch_hard_triplet_loss, cross_camera_list_loss, softmax_lo
 from ..nn import FFGNN
 from ..nn.ffgnn import INITS, OUTPUTS
 from .checkpoint import load_checkpoint
-from .loop import OptimConfig, optimise, run_epochs
+from .loop import OptimConfig, optimise, run_epochs, tensor_fingerprint
 
 LOSSES = ("softmax", "triplet", "verification", "list")
 
@@ -214,7 +214,8 @@ def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config
     run_epochs(kind="ffgnn", epochs=config.epochs, modules=modules, optimizer=optimizer, scheduler=schedule,
                config={**config_dict(settings, config), "channels": feats.shape[1]},
                train_epoch=train_epoch, checkpoint=Path(checkpoint) if checkpoint else None,
-               log_path=Path(log_path) if log_path else None, resume=resume)
+               log_path=Path(log_path) if log_path else None, resume=resume,
+               data=tensor_fingerprint("features", train.feats, train.pids, train.camids))
     return model.eval()
 
 

@@ -35,7 +35,7 @@ from ..models import FEN
 from ..nn import FFGNN
 from .distributed import Dist, wrap
 from .extract import extract_features
-from .loop import OptimConfig, optimise, run_epochs
+from .loop import OptimConfig, optimise, run_epochs, records_fingerprint
 from .train_gnn import GNNTrainConfig, graph_losses, recipe
 
 
@@ -139,5 +139,6 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
                                            "graph": settings.as_dict(), "fen": fen.config(),
                                            "ffgnn": ffgnn.config(), "graph_losses": asdict(graph_config)},
                train_epoch=train_epoch, checkpoint=Path(checkpoint) if checkpoint else None,
-               log_path=Path(log_path) if log_path else None, resume=resume, dist=dist)
+               log_path=Path(log_path) if log_path else None, resume=resume, dist=dist,
+               data=records_fingerprint(data.records))
     return fen.eval(), ffgnn.eval()

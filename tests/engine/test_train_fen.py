@@ -27,6 +27,19 @@ def test_trains_checkpoints_and_resumes(tiny_market, tmp_path):
     assert torch.allclose(loaded(images).feat_bn, train_fen(train, FENTrainConfig(epochs=2, **CONFIG),
                                                             checkpoint=tmp_path / "fen.pt",
                                                             progress=False)(images).feat_bn, atol=1e-5)
+    relabelled = [r._replace(camid=r.camid + 1) if i == 0 else r for i, r in enumerate(train)]
+    with pytest.raises(ValueError, match=r"fen.pt was trained on other images \(.*\); pass --restart"):
+        train_fen(relabelled, FENTrainConfig(epochs=3, **CONFIG), checkpoint=tmp_path / "fen.pt", progress=False)
+
+
+def test_image_fingerprint_follows_paths_and_labels_not_the_root():
+    from reidgraph.data.datasets import ImageRecord
+    from reidgraph.engine.loop import records_fingerprint
+    here = [ImageRecord(f"/data/a/{i}.jpg", i // 2, i % 2) for i in range(4)]
+    moved = [r._replace(path=r.path.replace("/data/a", "/mnt/b")) for r in here]
+    assert records_fingerprint(here) == records_fingerprint(moved)
+    assert records_fingerprint(here)["sha256"] != records_fingerprint(here[:3])["sha256"]
+    assert records_fingerprint(here)["sha256"] != records_fingerprint([here[0]._replace(pid=9)] + here[1:])["sha256"]
 
 
 def test_extract_features_follow_the_records(tiny_market, tmp_path):
