@@ -38,8 +38,7 @@ def demo(args: argparse.Namespace) -> int:
                                 num_workers=0, seed=args.seed)
     settings, gnn_config = recipe()
     # --k and --tau default to the recipe's, capped at --K (a graph has K+1 nodes).
-    settings = replace(settings, K=args.K, k=min(settings.k, args.K) if args.k is None else args.k,
-                       tau=min(settings.tau, args.K) if args.tau is None else args.tau)
+    settings = sized(settings, args.K, args.k, args.tau)
     gnn_config = replace(gnn_config, seed=args.seed)
     joint_config = JointTrainConfig(epochs=1, max_graphs_per_epoch=args.joint_graphs or None, seed=args.seed)
     check_configs(settings, fen_config, gnn_config, joint_config, num_train=args.ids * 8)
@@ -290,11 +289,17 @@ def dataset_options(pairs: list[str] | None) -> dict[str, str]:
 
 def graph_settings(args: argparse.Namespace, base: GraphSettings = GraphSettings()) -> GraphSettings:
     """``base`` with the graph options given on the command line."""
-    given = {name: getattr(args, name) for name in ("K", "k", "lam", "tau") if getattr(args, name) is not None}
+    given = {name: getattr(args, name) for name in ("lam",) if getattr(args, name) is not None}
     weight = camera_weight(args)
     if weight is not None:
         given["same_camera_weight"] = weight
-    return replace(base, **given)
+    return sized(replace(base, **given), args.K, args.k, args.tau)
+
+
+def sized(base: GraphSettings, K: int | None, k: int | None, tau: int | None) -> GraphSettings:
+    """``base`` with the graph sizes given; a smaller ``K`` alone caps the ``k`` and ``tau`` not given at ``K``."""
+    K = base.K if K is None else K
+    return replace(base, K=K, k=min(base.k, K) if k is None else k, tau=min(base.tau, K) if tau is None else tau)
 
 
 def gnn_recipe(args: argparse.Namespace, **given) -> tuple[GraphSettings, GNNTrainConfig]:

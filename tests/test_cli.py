@@ -220,3 +220,17 @@ def test_out_and_device_are_one_line(tmp_path, capsys, monkeypatch):
     assert main(["train", "--dataset", "market1501", "--root", str(tmp_path), "--out", str(tmp_path / "run"),
                  "--device", "cuda"]) == 2
     assert "no CUDA device" in error_line(capsys, "train")
+
+
+def test_train_gnn_k_and_tau_follow_a_small_K(tmp_path, capsys):
+    from reidgraph.data import synthetic_features
+    from reidgraph.engine import load_ffgnn
+    synthetic_features(30, 4, 2, 8, seed=0).save(tmp_path / "train.npz")
+    model = tmp_path / "small.pt"
+    assert main(["train-gnn", "--features", str(tmp_path / "train.npz"), "--out", str(model), "--K", "10",
+                 "--epochs", "1", "--quiet"]) == 0, capsys.readouterr().err
+    settings = load_ffgnn(model)[1]
+    assert (settings.K, settings.k, settings.tau) == (10, 10, 10)  # the preset's 20s, capped at K
+    assert main(["train-gnn", "--features", str(tmp_path / "train.npz"), "--out", str(tmp_path / "bad.pt"),
+                 "--K", "10", "--k", "20", "--epochs", "1", "--quiet"]) == 2  # an explicit k is kept, and refused
+    assert "\n" not in capsys.readouterr().err.strip()
