@@ -226,7 +226,11 @@ def evaluation_method(args: argparse.Namespace) -> tuple[str, dict]:
                              f"fusion methods, not {method!r}; use --param NAME=VALUE for its own parameters")
         if weight is not None:
             given["same_camera_weight"] = weight
-        params.update({(f"{fuser}.{n}" if "+" in method else n): v for n, v in given.items()})
+        prefix = f"{fuser}." if "+" in method else ""
+        if "K" in given:  # as in training: a smaller K alone caps k and tau
+            defaults = parameters(method)
+            given.update({n: min(defaults[prefix + n], given["K"]) for n in ("k", "tau") if n not in given})
+        params.update({prefix + n: v for n, v in given.items()})
     return method, params
 
 

@@ -135,3 +135,11 @@ def test_rerank_reads_pytorch_result_mat_and_names_a_missing_field(files, capsys
                  "--out", str(tmp_path / "b.npz"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "broken.mat" in err and "gallery_f" in err and "\n" not in err and not (tmp_path / "b.npz").exists()
+
+
+def test_evaluate_fusion_with_a_small_K_alone_caps_k_and_tau(files, capsys):
+    tmp_path, *_ = files
+    for extra in (["--fusion", "zero-shot"], ["--method", "fusion+aqe"]):
+        assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--K", "8", "--json", "--quiet",
+                     *extra]) == 0, capsys.readouterr().err
+        assert 0 <= json.loads(capsys.readouterr().out)["mAP"] <= 1
