@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 from torch import Tensor
+
+from .atomic import atomic_write
 
 FORMATS = ("npz", "csv", "json")
 
@@ -54,23 +55,18 @@ def write_ranked(path: str | Path, index: Tensor, distance: Tensor, query_paths:
     path = Path(path)
     kind = output_format(path)
     index, distance = index.long().cpu().numpy(), distance.float().cpu().numpy()
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with open(partial, "wb" if kind == "npz" else "w", newline="" if kind == "csv" else None) as f:
-            if kind == "npz":
-                arrays = {"index": index, "distance": distance}
-                arrays.update({name: np.asarray(list(p), dtype=str) for name, p in
-                               (("query_paths", query_paths), ("gallery_paths", gallery_paths)) if p is not None})
-                np.savez(f, **arrays)
-            elif kind == "csv":
-                out = csv.writer(f)
-                out.writerow(["query", "rank", "gallery", "distance"])
-                out.writerows(_rows(index, distance, query_paths, gallery_paths))
-            else:
-                _write_json(f, _rows(index, distance, query_paths, gallery_paths))
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_write(path, "wb" if kind == "npz" else "w", **({"newline": ""} if kind == "csv" else {})) as f:
+        if kind == "npz":
+            arrays = {"index": index, "distance": distance}
+            arrays.update({name: np.asarray(list(p), dtype=str) for name, p in
+                           (("query_paths", query_paths), ("gallery_paths", gallery_paths)) if p is not None})
+            np.savez(f, **arrays)
+        elif kind == "csv":
+            out = csv.writer(f)
+            out.writerow(["query", "rank", "gallery", "distance"])
+            out.writerows(_rows(index, distance, query_paths, gallery_paths))
+        else:
+            _write_json(f, _rows(index, distance, query_paths, gallery_paths))
     return path
 
 

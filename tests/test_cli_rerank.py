@@ -47,7 +47,7 @@ def test_rerank_writes_the_methods_top_lists(files, method, params, capsys):
     with np.load(out) as data:
         assert np.array_equal(data["index"], index.numpy()) and np.allclose(data["distance"], distance.numpy())
         assert data["query_paths"][0] == "q/0.jpg" and len(data["gallery_paths"]) == len(gallery)
-    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_rerank_csv_json_and_features_with_a_split(files, capsys):
@@ -92,7 +92,7 @@ def test_rerank_bad_input_is_one_line_with_exit_code_2(files, capsys, args, mess
     assert main(["rerank", *inputs(tmp_path), *args, "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("reidgraph rerank: error: ") and message in err and "\n" not in err
-    assert not out.exists() and not [p for p in tmp_path.iterdir() if "partial" in p.name]
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_rerank_bad_files_are_one_line(files, capsys):

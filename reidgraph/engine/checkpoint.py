@@ -1,10 +1,11 @@
 """Checkpoints that survive interruption: written atomically, checked on load."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
+
+from ..atomic import atomic_write
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
@@ -14,14 +15,8 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
     and replace ``path`` in one rename: a crash mid-write leaves the previous
     checkpoint intact, never a truncated one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path, "wb") as f:
         torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: str | Path, kind: str) -> dict:

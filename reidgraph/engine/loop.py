@@ -11,6 +11,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from .._checks import int_in_range
+from ..atomic import atomic_write
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import Dist, barrier
@@ -130,10 +131,8 @@ def reconcile_log(log_path: Path, kind: str, records: Iterable[dict] | None) -> 
     if not changed and not missing:
         return
     out += [json.dumps(r) for r in missing]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = log_path.with_name(f".{log_path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in out))
-    os.replace(tmp, log_path)
+    with atomic_write(log_path) as f:
+        f.write("".join(line + "\n" for line in out))
 
 
 def run_epochs(*, kind: str, epochs: int, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
