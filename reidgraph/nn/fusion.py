@@ -44,14 +44,15 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
     query, gallery, settings = _prepare(query, gallery, settings, batch_size)
     camids = graph_camids(settings, query_camids, gallery_camids, query.shape[0], gallery.shape[0])
     _, neighbors = knn(query, gallery, settings.K, backend=backend)
-    index, distance = [], []
+    # Filled in place: small per-batch results kept alive between the batches'
+    # large freed blocks would fragment the heap and raise the peak with Q.
+    index, distance = torch.empty_like(neighbors), torch.empty_like(neighbors, dtype=query.dtype)
     for rows, z in _fused_graphs(model, query, gallery, neighbors, settings, batch_size, progress, *camids):
         dist = 1 - (z[:, 1:] @ z[:, :1].transpose(1, 2)).squeeze(2)
         # Stable: equal fused distances keep their FEN order.
-        dist, order = dist.sort(dim=1, stable=True)
-        index.append(neighbors[rows].gather(1, order))
-        distance.append(dist)
-    return HeadRanking(query, gallery, torch.cat(index), torch.cat(distance))
+        torch.sort(dist, dim=1, stable=True, out=(distance[rows], index[rows]))
+        index[rows] = neighbors[rows].gather(1, index[rows])
+    return HeadRanking(query, gallery, index, distance)
 
 
 @torch.no_grad()
@@ -79,8 +80,10 @@ def fused_features(model: torch.nn.Module, anchors, candidates, settings: GraphS
     camids = graph_camids(settings, anchor_camids, candidate_camids, anchors.shape[0], candidates.shape[0],
                           "anchor", "candidate")
     _, neighbors = knn(anchors, candidates, settings.K, backend=backend, exclude=exclude)
-    return torch.cat([z[:, 0] for _, z in _fused_graphs(model, anchors, candidates, neighbors, settings,
-                                                         batch_size, progress, *camids)])
+    fused = torch.empty_like(anchors)  # filled in place, as in ffgnn_rerank
+    for rows, z in _fused_graphs(model, anchors, candidates, neighbors, settings, batch_size, progress, *camids):
+        fused[rows] = z[:, 0]
+    return fused
 
 
 def _prepare(query, gallery, settings: GraphSettings | None, batch_size: int):
