@@ -104,8 +104,16 @@ def read_npz(path: Path, labels: bool) -> dict:
     with parsing("npz features file"):
         if not zipfile.is_zipfile(path):
             raise ValueError("not a zip archive: truncated, or saved in another format")
+        arrays, objects = {}, []
         with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files if name in FIELDS}
+            for name in (name for name in data.files if name in FIELDS):
+                try:
+                    arrays[name] = data[name]
+                except ValueError:  # an object array, which only a pickle load (able to run code) reads
+                    objects.append(name)
+    if objects:
+        raise ValueError(f"field {objects[0]!r} holds Python objects, not loaded as they could run code; save it "
+                         f"as strings or numbers: np.asarray({objects[0]}, dtype=str)")
     return our_fields(arrays, labels)
 
 

@@ -179,6 +179,12 @@ def test_unreadable_files(tmp_path):
                        lambda: read_features(tmp_path / name), tmp_path / name)
 
 
+def test_object_field_is_named(tmp_path):
+    path = tmp_path / "objects.npz"
+    np.savez(path, feats=FEATS, pids=PIDS, camids=CAMIDS, paths=np.array([object()] * len(PIDS), dtype=object))
+    one_line_error(ValueError, "field 'paths' holds Python objects.+dtype=str\\)$", lambda: read_features(path), path)
+
+
 def test_pt_shapes(tmp_path):
     path = tmp_path / "feats.pt"
     torch.save([torch.from_numpy(FEATS)], path)
