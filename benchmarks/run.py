@@ -126,11 +126,13 @@ def prepare(args, work: Path) -> tuple[Path, dict, str]:
         features, train = Path(args.features), None
         to_train = kinds(args.methods) - {kind for kind, given in (("paper", args.model),
                                                                     ("default", args.default_model)) if given}
-        needed = [features] + ([Path(args.train)] if to_train else [])
-        needed += [Path(m) for m in (args.model, args.default_model) if m]
-        for path in needed:
+        needed = [("--features", features)] + ([("--train", Path(args.train))] if to_train else [])
+        needed += [(flag, Path(m)) for flag, m in (("--model", args.model), ("--default-model", args.default_model))
+                   if m]
+        for flag, path in needed:
             if not path.is_file():
-                raise FileNotFoundError(f"{path} not found; pass --features/--train, or --quick")
+                raise FileNotFoundError(f"{flag} {path} not found; pass an existing file (or --quick for "
+                                        "generated data)")
         graph, epochs, described = {}, args.epochs, str(features)
     models = {"graph": graph, "paper": args.model, "default": args.default_model}
     for kind in sorted(kinds(args.methods)):

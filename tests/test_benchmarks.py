@@ -31,7 +31,12 @@ def test_quick_accuracy_table(tmp_path):
 def test_missing_features_file_exits_non_zero(tmp_path):
     done = subprocess.run([sys.executable, str(RUN), "--features", str(tmp_path / "nope.npz"), "--model", "m.pt"],
                           capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2 and "nope.npz not found" in done.stderr
+    assert done.returncode == 2 and "--features " in done.stderr and "nope.npz not found" in done.stderr
+    features = tmp_path / "f.npz"
+    features.write_bytes(b"")
+    done = subprocess.run([sys.executable, str(RUN), "--features", str(features), "--model", str(tmp_path / "m.pt"),
+                           "--methods", "FFGNN, paper preset"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "--model " in done.stderr and "m.pt not found" in done.stderr
 
 
 def test_bad_options_are_refused(tmp_path):
