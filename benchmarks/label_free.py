@@ -36,7 +36,7 @@ def held_out_rows(folder: Path) -> list[dict]:
     for method in METHODS:
         start = time.perf_counter()
         ranking = rerank(method, q.feats, g.feats, query_camids=q.camids, gallery_camids=g.camids)
-        row = score(method, ranking.order_chunks(), q, g, 0.0)
+        row = score(method, ranking, q, g, 0.0)
         rows.append({**row, "features": folder.name, "cameras": needs_cameras(method),
                      "seconds": time.perf_counter() - start, "query": len(q), "gallery": len(g)})
     return rows

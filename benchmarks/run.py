@@ -95,7 +95,7 @@ def run_method(name: str, features: str, models: dict, params: dict, device: str
     start = time.perf_counter()
     ranking = rerank(method, query.feats, gallery.feats, query_camids=query.camids, gallery_camids=gallery.camids,
                      model=models[model] if model else None, params=params, device=device)
-    row = score(name, (order.cpu() for order in ranking.order_chunks()), query, gallery, 0.0)
+    row = score(name, ranking, query, gallery, 0.0)
     return {**row, "registry_method": method, "params": params, "seconds": time.perf_counter() - start,
             "peak_rss_gib": peak_rss_gib(), "baseline_rss_gib": baseline}
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import replace
@@ -25,6 +26,7 @@ from .graph import GraphSettings
 from .ranked_lists import output_format, write_ranked
 from .rerank import needs_cameras, parameters, parts, rerank
 from .rerank.registry import SUMMARIES
+from .rerank.sharded import is_sharded, shard_range, sharded_rerank
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -144,24 +146,63 @@ def check_configs(settings: GraphSettings, *configs, num_train: int | None = Non
 
 
 def rerank_command(args: argparse.Namespace) -> int:
-    """Any model's features in, each query's re-ranked gallery list out; no identity labels needed."""
-    output_format(args.out)
-    params = method_params(args.method, args.param)
-    needs_cameras(args.method, params)  # checks the method's name and parameters before any work
-    device = checked_device(args.device)
-    query, gallery = rerank_inputs(args)
-    top = min(100, len(gallery)) if args.top is None else args.top
-    if not 1 <= top <= len(gallery):
-        raise ValueError(f"--top {top} is outside [1, {len(gallery)}]: the gallery holds {len(gallery)} items")
-    start = time.perf_counter()
-    ranking = rerank(args.method, query.feats, gallery.feats, query_camids=query.camids,
-                     gallery_camids=gallery.camids, model=args.model, params=params, device=device,
-                     progress=not args.quiet)
-    index, distance = ranking.top(top, progress=not args.quiet)
-    write_ranked(args.out, index, distance, query.paths, gallery.paths)
-    print(f"{args.method}: {len(query)} queries x {len(gallery)} gallery, top {top} of each written to {args.out} "
-          f"in {time.perf_counter() - start:.1f} s")
+    """Any model's features in, each query's re-ranked gallery list out; no identity labels needed.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the per-query methods are sharded over the processes
+    (:mod:`reidgraph.rerank.sharded`) and process 0 writes the lists; the others run on process 0 alone.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    try:
+        output_format(args.out)
+        params = method_params(args.method, args.param)
+        needs_cameras(args.method, params)  # checks the method's name and parameters before any work
+        device = checked_device(args.device)
+        if world_size > 1 and not is_sharded(args.method):
+            if int(os.environ["RANK"]):
+                return 0
+            print(f"reidgraph rerank: {args.method} compares all queries with all of the gallery and is not sharded "
+                  f"yet; process 0 runs it alone and the other {world_size - 1} exit", file=sys.stderr)
+            world_size = 1
+        query, gallery = rerank_inputs(args)
+        top = min(100, len(gallery)) if args.top is None else args.top
+        if not 1 <= top <= len(gallery):
+            raise ValueError(f"--top {top} is outside [1, {len(gallery)}]: the gallery holds {len(gallery)} items")
+        num_gallery, gallery_paths = len(gallery), gallery.paths
+        start = time.perf_counter()
+        if world_size > 1:
+            lists = rerank_shard(args, params, device, query, gallery, top, world_size)
+        else:
+            ranking = rerank(args.method, query.feats, gallery.feats, query_camids=query.camids,
+                             gallery_camids=gallery.camids, model=args.model, params=params, device=device,
+                             progress=not args.quiet)
+            lists = ranking.top(top, progress=not args.quiet)
+    except (ValueError, FileNotFoundError):
+        if int(os.environ.get("LOCAL_RANK", "0")):
+            return 2  # every process of a node meets the same bad input; the node's first one reports it
+        raise
+    if lists is None:  # not process 0 of a sharded run
+        return 0
+    write_ranked(args.out, *lists, query.paths, gallery_paths)
+    print(f"{args.method}: {len(query)} queries x {num_gallery} gallery, top {top} of each written to {args.out} "
+          f"in {time.perf_counter() - start:.1f} s" + (f" by {world_size} processes" if world_size > 1 else ""))
     return 0
+
+
+def rerank_shard(args: argparse.Namespace, params: dict, device: torch.device, query: FeatureSet,
+                 gallery: FeatureSet, top: int, world_size: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """This process's part of a sharded ``rerank``: the lists on process 0, ``None`` on the others."""
+    if world_size > len(gallery):
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+        asked = (f"--nproc-per-node {local}" if local == world_size
+                 else f"{world_size} processes (--nnodes x --nproc-per-node)")
+        raise ValueError(f"{asked} exceeds the gallery's {len(gallery)} images; use at most {len(gallery)} processes")
+    job = init_distributed(str(device))
+    first, stop = shard_range(len(gallery), job.world_size, job.rank)
+    shard = gallery.subset(torch.arange(first, stop))
+    del gallery  # this process keeps its shard's rows only
+    return sharded_rerank(args.method, query.feats, shard.feats, first, query_camids=query.camids,
+                          gallery_camids=shard.camids, model=args.model, params=params, top=top, device=job.device,
+                          progress=not args.quiet)
 
 
 def rerank_inputs(args: argparse.Namespace) -> tuple[FeatureSet, FeatureSet]:
@@ -190,7 +231,7 @@ def evaluate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     ranking = rerank(method, query.feats, gallery.feats, query_camids=query.camids, gallery_camids=gallery.camids,
                      model=args.model, params=params, device=device, progress=not args.quiet)
-    row = score(method, (order.cpu() for order in ranking.order_chunks()), query, gallery, 0.0)
+    row = score(method, ranking, query, gallery, 0.0)
     row["seconds"] = time.perf_counter() - start
     if args.json:
         print(json.dumps({k: row[k] for k in ("method", "rank1", "rank5", "rank10", "mAP", "mINP")}))

@@ -9,6 +9,8 @@ once, and derives from it what users need:
   ``distance [Q, k]`` ascending, the first ``k`` of its full order;
 * ``order_chunks()``: each query's full gallery order, ``[q, G]`` blocks, by
   stable ascending sort of ``d`` (ties keep gallery order);
+* ``evaluate(...)``: CMC, mAP and mINP of that order, counted from ``d``
+  without sorting it (:func:`~reidgraph.evaluation.evaluate_distances`);
 * ``dense()``: all of ``d`` at once, for small inputs and tests.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ._checks import as_features, int_in_range, same_dim
+from .evaluation import RankMetrics, evaluate_distances, evaluate_order
 
 
 class Ranking:
@@ -56,6 +59,10 @@ class Ranking:
             index.append(i.cpu())
             distance.append(d.float().cpu())
         return torch.cat(index), torch.cat(distance)
+
+    def evaluate(self, q_pids, g_pids, q_camids, g_camids) -> RankMetrics:
+        """CMC, mAP and mINP of :meth:`order_chunks` (the Market-1501 protocol), counted without a sort."""
+        return evaluate_distances(self.distance_chunks(), q_pids, g_pids, q_camids, g_camids)
 
     def dense(self, chunk_size: int = 1024) -> Tensor:
         """All ``[Q, G]`` distances at once; for small inputs only."""
@@ -104,6 +111,11 @@ class CosineRanking(Ranking):
 
     def order_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
         return ranked_orders(self.query, self.gallery, chunk_size=chunk_size)
+
+    def evaluate(self, q_pids, g_pids, q_camids, g_camids) -> RankMetrics:
+        """As :meth:`Ranking.evaluate`, on :meth:`order_chunks`, which ranks by similarity: ``1 - cos``
+        rounds nearly equal similarities to equal distances."""
+        return evaluate_order(self.order_chunks(), q_pids, g_pids, q_camids, g_camids)
 
 
 class HeadRanking(CosineRanking):

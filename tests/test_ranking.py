@@ -80,3 +80,25 @@ def test_head_ranking_puts_the_head_first_and_distances_follow_the_order():
     for k in (3, 6, 15):
         index, distance = ranking.top(k, chunk_size=2)
         assert torch.equal(index, orders[:, :k]) and torch.allclose(distance, dense.gather(1, index))
+
+
+@pytest.mark.parametrize("method", ["cosine", "fusion-paper", "k-reciprocal", "ecn", "aqe", "gnn-rerank",
+                                    "ca-jaccard"])
+def test_evaluate_scores_the_order_of_every_method(method):
+    """``Ranking.evaluate`` (counted, no sort) equals scoring the method's full orders."""
+    from reidgraph.evaluation import evaluate_order
+    from reidgraph.rerank import rerank
+
+    g = torch.Generator().manual_seed(3)
+    centres = torch.randn(8, 16, generator=g)
+    pids = torch.arange(60) % 8
+    feats = centres[pids] + 0.8 * torch.randn(60, 16, generator=g)
+    cams = torch.randint(0, 3, (60,), generator=g)
+    q, gal = slice(0, 15), slice(15, 60)
+    ranking = rerank(method, feats[q], feats[gal], query_camids=cams[q], gallery_camids=cams[gal],
+                     params={"K": 10, "k": 4, "tau": 5} if method == "fusion-paper" else None)
+    labels = pids[q], pids[gal], cams[q], cams[gal]
+    counted, sorted_ = ranking.evaluate(*labels), evaluate_order(ranking.order_chunks(), *labels)
+    assert counted.mAP == pytest.approx(sorted_.mAP, abs=1e-12)
+    assert counted.mINP == pytest.approx(sorted_.mINP, abs=1e-12)
+    assert (counted.cmc == sorted_.cmc).all()

@@ -13,7 +13,7 @@ from ..evaluation import evaluate_order
 from ..features import FeatureSet
 from ..graph import GraphSettings
 from ..nn import FFGNN, ffgnn_rerank
-from ..ranking import ranked_orders
+from ..ranking import Ranking, ranked_orders
 from ..visualize import ranked_lists_picture, save_picture
 from .distributed import Dist, barrier
 from .extract import extract_features
@@ -22,9 +22,13 @@ from .train_gnn import GNNTrainConfig, load_ffgnn, load_graph_classifier, train_
 from .train_joint import JointTrainConfig, train_joint
 
 
-def score(name: str, orders, query: FeatureSet, gallery: FeatureSet, seconds: float) -> dict:
-    """One results row: rank-1/5/10, mAP, mINP (fractions) and the seconds it took."""
-    m = evaluate_order(orders, query.pids, gallery.pids, query.camids, gallery.camids)
+def score(name: str, ranking, query: FeatureSet, gallery: FeatureSet, seconds: float) -> dict:
+    """One results row: rank-1/5/10, mAP, mINP (fractions) and the seconds it took.
+
+    ``ranking``: a :class:`~reidgraph.ranking.Ranking`, or ``[q, G]`` gallery orders (chunks or one tensor).
+    """
+    labels = query.pids, gallery.pids, query.camids, gallery.camids
+    m = ranking.evaluate(*labels) if isinstance(ranking, Ranking) else evaluate_order(ranking, *labels)
     at = lambda r: float(m.cmc[min(r, len(m.cmc)) - 1])  # noqa: E731 - galleries smaller than 10 cap the CMC
     return {"method": name, "rank1": at(1), "rank5": at(5), "rank10": at(10), "mAP": m.mAP, "mINP": m.mINP,
             "seconds": seconds}

@@ -1,4 +1,4 @@
 """Evaluation: ranking metrics (CMC, mAP, mINP) under the standard ReID protocol."""
-from .rank import RankMetrics, evaluate_order, evaluate_rank
+from .rank import RankMetrics, evaluate_distances, evaluate_order, evaluate_rank
 
-__all__ = ["RankMetrics", "evaluate_order", "evaluate_rank"]
+__all__ = ["RankMetrics", "evaluate_distances", "evaluate_order", "evaluate_rank"]

@@ -22,9 +22,11 @@ from torch import Tensor
 
 from .._checks import as_labels
 
-__all__ = ["RankMetrics", "evaluate_order", "evaluate_rank"]
+__all__ = ["RankMetrics", "evaluate_distances", "evaluate_order", "evaluate_rank"]
 
 DEFAULT_CHUNK_SIZE = 1024
+# Query rows counted at once by evaluate_distances (its [rows, G] int64 buckets: 64 MiB at G = 32,768).
+_COUNT_ROWS = 256
 
 
 @dataclass
@@ -50,9 +52,9 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
                   chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple:
     """Rank the gallery by distance for every query and score the rankings.
 
-    Each chunk of ``chunk_size`` query rows is argsorted with a stable sort (ties
-    go to the lower gallery index) and handed to :func:`evaluate_order`, so
-    memory is bounded by ``chunk_size x G``.
+    The ranking is the stable order of each row (ties go to the lower gallery
+    index), scored without sorting by :func:`evaluate_distances`, a chunk of
+    ``chunk_size`` query rows at a time, so memory is bounded by ``chunk_size x G``.
 
     Args:
         distmat: ``[Q, G]`` distances, torch or numpy, any real dtype, on any
@@ -61,7 +63,7 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
         g_pids, g_camids: ``[G]`` integer person and camera ids of the gallery.
         max_rank: length of the CMC curve, capped at ``G``. Default 50.
         return_minp: also return mINP. Default False.
-        chunk_size: query rows sorted at once. Default 1024.
+        chunk_size: query rows scored at once. Default 1024.
 
     Returns:
         ``(cmc, mAP)`` or ``(cmc, mAP, mINP)``: ``cmc`` is a float64 numpy array
@@ -83,7 +85,7 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
     g_camids = as_labels(g_camids, num_g, "g_camids", "distmat (gallery columns)")
     _positive_int("chunk_size", chunk_size)
 
-    metrics = evaluate_order(_argsort_chunks(distmat, chunk_size), q_pids, g_pids, q_camids, g_camids, max_rank)
+    metrics = evaluate_distances(_row_chunks(distmat, chunk_size), q_pids, g_pids, q_camids, g_camids, max_rank)
     if return_minp:
         return metrics.cmc, metrics.mAP, metrics.mINP
     return metrics.cmc, metrics.mAP
@@ -132,10 +134,54 @@ def evaluate_order(order: Tensor | np.ndarray | Iterable[Tensor | np.ndarray], q
     g_pids = as_labels(g_pids, num_g, "g_pids", "the gallery")
     g_camids = as_labels(g_camids, num_g, "g_camids", "the gallery")
 
-    num_cmc = min(max_rank, num_g)
-    first_hits = torch.zeros(num_cmc, dtype=torch.long)
-    ap_sum = inp_sum = 0.0
-    num_valid = 0
+    return _summary(_scored_orders(chunks, q_pids, g_pids, q_camids, g_camids, num_q, num_g),
+                    num_q, num_g, max_rank, "order covers")
+
+
+def evaluate_distances(distances: Tensor | Iterable[Tensor], q_pids: Any, g_pids: Any, q_camids: Any,
+                       g_camids: Any, max_rank: int = 50) -> RankMetrics:
+    r"""Score distances without sorting them: the metrics of :func:`evaluate_order` on their stable argsort.
+
+    A query's metrics need only the positions of its true matches. With junk
+    removed and the true matches :math:`t_1 < \dots < t_m` in (distance, index)
+    order (the stable order: ties go to the lower gallery index),
+
+    .. math::
+        p_k = k + \bigl|\{i \text{ kept, not a match} : (d_i, i) < (d_{t_k}, t_k)\}\bigr|
+
+    which a ``searchsorted`` of every item into the query's ``m`` sorted match
+    distances counts in ``O(G \log m)``, against ``O(G \log G)`` for a sort.
+
+    Args:
+        distances: ``[Q, G]`` float distances, or an iterable of ``[q_i, G]``
+            chunks covering the queries in order (as ``Ranking.distance_chunks()`` yields).
+        q_pids, q_camids, g_pids, g_camids, max_rank: as in :func:`evaluate_order`.
+
+    Returns:
+        :class:`RankMetrics`, equal to ``evaluate_order`` of the stable argsort.
+    """
+    _positive_int("max_rank", max_rank)
+    if isinstance(distances, (Tensor, np.ndarray)):
+        distances = torch.as_tensor(distances)
+        if distances.dim() != 2:
+            raise ValueError(f"distances: expected 2 dimensions [Q, G], got shape {tuple(distances.shape)}; "
+                             "pass one row of gallery distances per query")
+        num_q, num_g = distances.shape
+        distances = distances.split(DEFAULT_CHUNK_SIZE)
+    else:
+        num_q, num_g = _numel(q_pids), _numel(g_pids)
+    _check_not_empty(num_q, num_g, "distances")
+    q_pids = as_labels(q_pids, num_q, "q_pids", "the query set")
+    q_camids = as_labels(q_camids, num_q, "q_camids", "the query set")
+    g_pids = as_labels(g_pids, num_g, "g_pids", "the gallery")
+    g_camids = as_labels(g_camids, num_g, "g_camids", "the gallery")
+    return _summary(_scored_distances(distances, q_pids, g_pids, q_camids, g_camids, num_q, num_g),
+                    num_q, num_g, max_rank, "distances cover")
+
+
+def _scored_orders(chunks, q_pids: Tensor, g_pids: Tensor, q_camids: Tensor, g_camids: Tensor, num_q: int,
+                   num_g: int) -> Iterator[tuple[int, Tensor, Tensor, Tensor]]:
+    """``(rows covered so far, first, AP, INP)`` of each checked chunk of orders (see :func:`_score_chunk`)."""
     start = 0
     for chunk in chunks:
         chunk = _as_order(chunk, "order chunk")
@@ -158,15 +204,50 @@ def evaluate_order(order: Tensor | np.ndarray | Iterable[Tensor | np.ndarray], q
                              "some gallery indices and misses others; pass argsort output, one full ranking per query")
         if g_pids.device != chunk.device:
             g_pids, g_camids = g_pids.to(chunk.device), g_camids.to(chunk.device)
-        first, ap, inp = _score_chunk(chunk, q_pids[start:stop].to(chunk.device),
-                                      q_camids[start:stop].to(chunk.device), g_pids, g_camids)
+        yield stop, *_score_chunk(chunk, q_pids[start:stop].to(chunk.device), q_camids[start:stop].to(chunk.device),
+                                  g_pids, g_camids)
+        start = stop
+
+
+def _scored_distances(chunks, q_pids: Tensor, g_pids: Tensor, q_camids: Tensor, g_camids: Tensor, num_q: int,
+                      num_g: int) -> Iterator[tuple[int, Tensor, Tensor, Tensor]]:
+    """``(rows covered so far, first, AP, INP)`` of each checked chunk of distances (see :func:`_count_chunk`)."""
+    start = 0
+    for chunk in chunks:
+        chunk = torch.as_tensor(chunk)
+        if chunk.dim() != 2 or chunk.shape[1] != num_g:
+            raise ValueError(f"distance chunks must be [q, {num_g}] (one column per gallery item), got shape "
+                             f"{tuple(chunk.shape)}")
+        if not chunk.is_floating_point():
+            raise ValueError(f"distances must be floats, got {chunk.dtype}; pass a float array")
+        stop = start + chunk.shape[0]
+        if stop > num_q:
+            raise ValueError(f"distances cover more than {num_q} queries but q_pids has {num_q}; "
+                             "pass one row per query")
+        _refuse_nan(chunk, start, "distances contain")
+        if g_pids.device != chunk.device:
+            g_pids, g_camids = g_pids.to(chunk.device), g_camids.to(chunk.device)
+        for lo in range(0, chunk.shape[0], _COUNT_ROWS):
+            rows = slice(start + lo, min(start + lo + _COUNT_ROWS, stop))
+            yield rows.stop, *_count_chunk(chunk[lo:lo + _COUNT_ROWS], q_pids[rows].to(chunk.device),
+                                           q_camids[rows].to(chunk.device), g_pids, g_camids)
+        start = stop
+
+
+def _summary(scored: Iterator[tuple[int, Tensor, Tensor, Tensor]], num_q: int, num_g: int, max_rank: int,
+             what: str) -> RankMetrics:
+    """CMC, mAP and mINP over the valid queries of every scored chunk."""
+    num_cmc = min(max_rank, num_g)
+    first_hits = torch.zeros(num_cmc, dtype=torch.long)
+    ap_sum = inp_sum = 0.0
+    num_valid = covered = 0
+    for covered, first, ap, inp in scored:
         first_hits += torch.bincount(first[first <= num_cmc] - 1, minlength=num_cmc).cpu()
         ap_sum += float(ap.sum())
         inp_sum += float(inp.sum())
         num_valid += first.numel()
-        start = stop
-    if start != num_q:
-        raise ValueError(f"order covers {start} queries but q_pids has {num_q}; pass one ranking row per query")
+    if covered != num_q:
+        raise ValueError(f"{what} {covered} queries but q_pids has {num_q}; pass one ranking row per query")
     if num_valid == 0:
         raise ValueError("no query has a true match in the gallery once same-camera matches and pid -1 are "
                          "removed; check q_pids/g_pids and q_camids/g_camids")
@@ -211,18 +292,60 @@ def _score_chunk(order: Tensor, q_pids: Tensor, q_camids: Tensor, g_pids: Tensor
     return first[valid], ap_sum[valid] / num_match[valid], num_match[valid] / last[valid].double()
 
 
-def _argsort_chunks(distmat: Tensor | np.ndarray, chunk_size: int) -> Iterator[Tensor]:
-    """Yield ``[chunk_size, G]`` gallery orders (stable argsort) of ``distmat`` row chunks."""
+def _count_chunk(dist: Tensor, q_pids: Tensor, q_camids: Tensor, g_pids: Tensor,
+                 g_camids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_score_chunk` from distances ``[q, G]``, counting instead of sorting (see :func:`evaluate_distances`)."""
+    num_q, num_g = dist.shape
+    same_pid = g_pids[None] == q_pids[:, None]
+    junk = (same_pid & (g_camids[None] == q_camids[:, None])) | (g_pids[None] == -1)
+    match = same_pid & ~junk
+    num_match = match.sum(1)
+    valid = num_match > 0
+    width = max(int(num_match.max()) if num_q else 0, 1)
+    # Each row's match distances, padded with +inf, in (distance, index) order: nonzero lists columns in
+    # ascending order and the stable sort keeps it among equal distances.
+    rows, cols = match.nonzero(as_tuple=True)
+    slot = torch.arange(rows.numel(), device=dist.device) - (torch.cumsum(num_match, 0) - num_match)[rows]
+    values = torch.full((num_q, width), float("inf"), dtype=dist.dtype, device=dist.device)
+    index = torch.full((num_q, width), num_g, dtype=torch.long, device=dist.device)
+    values[rows, slot], index[rows, slot] = dist[rows, cols], cols
+    values, order = values.sort(dim=1, stable=True)
+    index = index.gather(1, order)
+    # Bucket of each kept non-match: how many matches come before it (distance first, then index).
+    before = torch.searchsorted(values, dist.contiguous())
+    tie = values.gather(1, before.clamp_max(width - 1)) == dist
+    tie &= ~junk & ~match
+    if bool(tie.any()):
+        r, c = tie.nonzero(as_tuple=True)
+        before[r, c] += ((values[r] == dist[r, c, None]) & (index[r] < c[:, None])).sum(1)
+    before[junk | match] = width  # not counted
+    counts = torch.zeros(num_q, width + 1, dtype=torch.long, device=dist.device).scatter_add_(
+        1, before, torch.ones_like(before))
+    k = torch.arange(1, width + 1, device=dist.device)
+    position = k + counts[:, :width].cumsum(1)                # p_k, 1-based, junk-free
+    real = k <= num_match[:, None]
+    precision = torch.where(real, k / position.double(), 0.0)
+    last = position.gather(1, (num_match - 1).clamp_min(0)[:, None]).squeeze(1)
+    return (position[valid, 0], precision.sum(1)[valid] / num_match[valid],
+            num_match[valid] / last[valid].double())
+
+
+def _row_chunks(distmat: Tensor | np.ndarray, chunk_size: int) -> Iterator[Tensor]:
+    """Yield ``[chunk_size, G]`` floating row blocks of ``distmat`` as torch tensors."""
     for start in range(0, distmat.shape[0], chunk_size):
         block = distmat[start:start + chunk_size]
         if isinstance(block, np.ndarray):
             # torch cannot wrap negative-stride views; only this block is copied.
             block = torch.from_numpy(np.ascontiguousarray(block))
-        if block.is_floating_point() and bool(block.isnan().any()):
-            row = start + int(block.isnan().any(1).nonzero()[0])
-            raise ValueError(f"distmat contains NaN (first in query row {row}); "
-                             "repair the features or distances before ranking")
-        yield torch.argsort(block, dim=1, stable=True)
+        block = block if block.is_floating_point() else block.double()
+        _refuse_nan(block, start, "distmat contains")
+        yield block
+
+
+def _refuse_nan(block: Tensor, start: int, what: str) -> None:
+    if bool(block.isnan().any()):
+        row = start + int(block.isnan().any(1).nonzero()[0])
+        raise ValueError(f"{what} NaN (first in query row {row}); repair the features or distances before ranking")
 
 
 def _as_order(order: Tensor | np.ndarray, name: str) -> Tensor:

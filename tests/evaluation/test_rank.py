@@ -208,3 +208,36 @@ def test_order_rows_that_are_not_permutations_are_refused():
     with pytest.raises(ValueError, match=r"order row 1 \(query 1\)"):
         evaluate_order(iter([good, bad]), q_pids, g_pids, q_cams, g_cams)
     assert evaluate_order(torch.tensor([[0, 1, 2], [2, 1, 0]]), q_pids, g_pids, q_cams, g_cams).mAP == pytest.approx(0.75)
+
+
+def test_distances_equal_the_plain_loop_with_ties_and_junk():
+    """Counting positions equals the per-query loop on its stable argsort, with heavy ties and junk."""
+    from reidgraph.evaluation import evaluate_distances
+
+    g = torch.Generator().manual_seed(5)
+    for trial in range(20):
+        Q, G = int(torch.randint(1, 40, (1,), generator=g)), int(torch.randint(1, 300, (1,), generator=g))
+        dist = torch.randint(0, 6 if trial % 2 else 10**6, (Q, G), generator=g).double()  # few values: ties
+        q_pids, g_pids = torch.randint(0, 5, (Q,), generator=g), torch.randint(-1, 5, (G,), generator=g)
+        q_cams, g_cams = torch.randint(0, 3, (Q,), generator=g), torch.randint(0, 3, (G,), generator=g)
+        if not any((g_pids == p).logical_and(g_cams != c).any() for p, c in zip(q_pids, q_cams)):
+            continue
+        cmc, mAP, mINP, valid = reference(dist.numpy(), q_pids.numpy(), g_pids.numpy(), q_cams.numpy(),
+                                          g_cams.numpy())
+        chunks = dist.float().split(7)
+        m = evaluate_distances(iter(chunks), q_pids, g_pids, q_cams, g_cams)
+        assert m.num_valid_queries == valid
+        np.testing.assert_allclose(m.cmc, cmc)
+        assert m.mAP == pytest.approx(mAP, abs=1e-12) and m.mINP == pytest.approx(mINP, abs=1e-12)
+
+
+def test_distances_refuse_bad_chunks():
+    from reidgraph.evaluation import evaluate_distances
+
+    pids, cams = torch.tensor([1, 2]), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match=r"distance chunks must be \[q, 2\]"):
+        evaluate_distances(iter([torch.zeros(2, 3)]), pids, pids, cams, cams)
+    with pytest.raises(ValueError, match="distances contain NaN \\(first in query row 1\\)"):
+        evaluate_distances(torch.tensor([[0.0, 1.0], [float("nan"), 0.0]]), pids, pids, cams, torch.tensor([1, 0]))
+    with pytest.raises(ValueError, match="distances cover 1 queries but q_pids has 2"):
+        evaluate_distances(iter([torch.zeros(1, 2)]), pids, pids, cams, cams)
