@@ -161,7 +161,7 @@ def rerank_command(args: argparse.Namespace) -> int:
             if int(os.environ["RANK"]):
                 return 0
             print(f"reidgraph rerank: {args.method} compares all queries with all of the gallery and is not sharded "
-                  f"yet; process 0 runs it alone and the other {world_size - 1} exit", file=sys.stderr)
+                  f"yet; process 0 of {world_size} runs it alone while the others exit", file=sys.stderr)
             world_size = 1
         query, gallery = rerank_inputs(args)
         top = min(100, len(gallery)) if args.top is None else args.top
@@ -170,7 +170,18 @@ def rerank_command(args: argparse.Namespace) -> int:
         num_gallery, gallery_paths = len(gallery), gallery.paths
         start = time.perf_counter()
         if world_size > 1:
-            lists = rerank_shard(args, params, device, query, gallery, top, world_size)
+            if world_size > num_gallery:
+                local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+                asked = (f"--nproc-per-node {local} exceeds" if local == world_size
+                         else f"{world_size} processes (--nnodes x --nproc-per-node) exceed")
+                raise ValueError(f"{asked} the gallery's {num_gallery} images; use at most {num_gallery} processes")
+            job = init_distributed(str(device))
+            first, stop = shard_range(num_gallery, world_size, job.rank)
+            gallery = gallery.subset(torch.arange(first, stop))  # this process keeps its shard's rows only
+            gallery_paths = gallery_paths if job.is_main else None
+            lists = sharded_rerank(args.method, query.feats, gallery.feats, first, query_camids=query.camids,
+                                   gallery_camids=gallery.camids, model=args.model, params=params, top=top,
+                                   device=job.device, progress=not args.quiet)
         else:
             ranking = rerank(args.method, query.feats, gallery.feats, query_camids=query.camids,
                              gallery_camids=gallery.camids, model=args.model, params=params, device=device,
@@ -186,23 +197,6 @@ def rerank_command(args: argparse.Namespace) -> int:
     print(f"{args.method}: {len(query)} queries x {num_gallery} gallery, top {top} of each written to {args.out} "
           f"in {time.perf_counter() - start:.1f} s" + (f" by {world_size} processes" if world_size > 1 else ""))
     return 0
-
-
-def rerank_shard(args: argparse.Namespace, params: dict, device: torch.device, query: FeatureSet,
-                 gallery: FeatureSet, top: int, world_size: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """This process's part of a sharded ``rerank``: the lists on process 0, ``None`` on the others."""
-    if world_size > len(gallery):
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
-        asked = (f"--nproc-per-node {local}" if local == world_size
-                 else f"{world_size} processes (--nnodes x --nproc-per-node)")
-        raise ValueError(f"{asked} exceeds the gallery's {len(gallery)} images; use at most {len(gallery)} processes")
-    job = init_distributed(str(device))
-    first, stop = shard_range(len(gallery), job.world_size, job.rank)
-    shard = gallery.subset(torch.arange(first, stop))
-    del gallery  # this process keeps its shard's rows only
-    return sharded_rerank(args.method, query.feats, shard.feats, first, query_camids=query.camids,
-                          gallery_camids=shard.camids, model=args.model, params=params, top=top, device=job.device,
-                          progress=not args.quiet)
 
 
 def rerank_inputs(args: argparse.Namespace) -> tuple[FeatureSet, FeatureSet]:
