@@ -129,10 +129,7 @@ def evaluate_order(order: Tensor | np.ndarray | Iterable[Tensor | np.ndarray], q
         num_q, num_g = _numel(q_pids), _numel(g_pids)
         chunks = order
     _check_not_empty(num_q, num_g, "order")
-    q_pids = as_labels(q_pids, num_q, "q_pids", "the query set")
-    q_camids = as_labels(q_camids, num_q, "q_camids", "the query set")
-    g_pids = as_labels(g_pids, num_g, "g_pids", "the gallery")
-    g_camids = as_labels(g_camids, num_g, "g_camids", "the gallery")
+    q_pids, g_pids, q_camids, g_camids = _checked_labels(q_pids, g_pids, q_camids, g_camids, num_q, num_g)
 
     return _summary(_scored_orders(chunks, q_pids, g_pids, q_camids, g_camids, num_q, num_g),
                     num_q, num_g, max_rank, "order covers")
@@ -171,10 +168,7 @@ def evaluate_distances(distances: Tensor | Iterable[Tensor], q_pids: Any, g_pids
     else:
         num_q, num_g = _numel(q_pids), _numel(g_pids)
     _check_not_empty(num_q, num_g, "distances")
-    q_pids = as_labels(q_pids, num_q, "q_pids", "the query set")
-    q_camids = as_labels(q_camids, num_q, "q_camids", "the query set")
-    g_pids = as_labels(g_pids, num_g, "g_pids", "the gallery")
-    g_camids = as_labels(g_camids, num_g, "g_camids", "the gallery")
+    q_pids, g_pids, q_camids, g_camids = _checked_labels(q_pids, g_pids, q_camids, g_camids, num_q, num_g)
     return _summary(_scored_distances(distances, q_pids, g_pids, q_camids, g_camids, num_q, num_g),
                     num_q, num_g, max_rank, "distances cover")
 
@@ -232,6 +226,13 @@ def _scored_distances(chunks, q_pids: Tensor, g_pids: Tensor, q_camids: Tensor, 
             yield rows.stop, *_count_chunk(chunk[lo:lo + _COUNT_ROWS], q_pids[rows].to(chunk.device),
                                            q_camids[rows].to(chunk.device), g_pids, g_camids)
         start = stop
+
+
+def _checked_labels(q_pids, g_pids, q_camids, g_camids, num_q: int, num_g: int) -> tuple[Tensor, ...]:
+    """``(q_pids, g_pids, q_camids, g_camids)`` as integer tensors of ``num_q`` / ``num_g`` entries."""
+    return (as_labels(q_pids, num_q, "q_pids", "the query set"), as_labels(g_pids, num_g, "g_pids", "the gallery"),
+            as_labels(q_camids, num_q, "q_camids", "the query set"),
+            as_labels(g_camids, num_g, "g_camids", "the gallery"))
 
 
 def _summary(scored: Iterator[tuple[int, Tensor, Tensor, Tensor]], num_q: int, num_g: int, max_rank: int,
