@@ -1,4 +1,5 @@
 """Features to graphs: kNN backends, neighbourhood adjacency, PyG graph builder."""
+from .ann import AnnIndex, HNSWSettings, IVFSettings
 from .adjacency import (cosine_similarity, neighborhood_adjacency, normalize_adjacency, row_topk_mask,
                         soft_jaccard, topk_members)
 from .builder import (GraphSettings, NeighborhoodGraph, block_diagonal, build_graphs, dense_to_edges,
@@ -6,7 +7,7 @@ from .builder import (GraphSettings, NeighborhoodGraph, block_diagonal, build_gr
 from .search import knn
 
 __all__ = [
-    "GraphSettings", "NeighborhoodGraph", "block_diagonal", "build_graphs", "cosine_similarity",
-    "dense_to_edges", "iter_graph_batches", "knn", "neighborhood_adjacency", "normalize_adjacency",
-    "row_topk_mask", "soft_jaccard", "topk_members",
+    "AnnIndex", "GraphSettings", "HNSWSettings", "IVFSettings", "NeighborhoodGraph", "block_diagonal",
+    "build_graphs", "cosine_similarity", "dense_to_edges", "iter_graph_batches", "knn", "neighborhood_adjacency",
+    "normalize_adjacency", "row_topk_mask", "soft_jaccard", "topk_members",
 ]

@@ -13,6 +13,13 @@ of largest cosine similarity, best first. Three backends:
   product; the ``Q × G`` matrix is never stored. The default on CUDA.
 * ``"faiss"``: an exact ``faiss.IndexFlatIP`` (CPU), when faiss is installed;
   offered for comparison, never chosen by ``"auto"``.
+
+Two approximate backends, for galleries past exact search, never chosen by
+``"auto"`` (see :mod:`reidgraph.graph.ann`): ``"ivf"`` (faiss inverted file)
+and ``"hnsw"`` (faiss HNSW graph). ``knn`` builds a temporary index over the
+gallery with the settings in ``ann``, or searches a prebuilt
+:class:`~reidgraph.graph.ann.AnnIndex` passed as ``ann``, so that a big
+gallery's index is built once.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import functools
 import subprocess
 import sys
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +35,11 @@ from torch import Tensor
 
 from .._checks import as_features, int_in_range, same_dim
 
-BACKENDS = ("auto", "torch", "keops", "faiss")
+if TYPE_CHECKING:
+    from .ann import AnnIndex, HNSWSettings, IVFSettings
+
+BACKENDS = ("auto", "torch", "keops", "faiss", "ivf", "hnsw")
+ANN_BACKENDS = ("ivf", "hnsw")
 # bfloat16 keeps 8 significant bits: rounding a value moves it by at most this fraction.
 _BF16_UNIT = 2.0**-9
 # Candidates kept per row by the bfloat16 screen, as a multiple of k; enough that
@@ -84,6 +96,12 @@ def resolve_backend(backend: str, device: torch.device) -> str:
                              "run `pip install faiss-cpu` or use backend='torch'") from None
         if device.type != "cpu":
             raise ValueError("backend='faiss' runs on CPU tensors here; use backend='torch' or 'keops' on CUDA")
+    if backend in ANN_BACKENDS:
+        try:
+            import faiss  # noqa: F401
+        except ImportError:
+            raise ValueError(f"backend={backend!r} needs faiss, which is not installed; "
+                             "run `pip install faiss-cpu` or use backend='torch'") from None
     return backend
 
 
@@ -113,7 +131,8 @@ def worth_screening(k: int, gallery: Tensor) -> bool:
 
 def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude_self: bool = False,
         exclude: Tensor | None = None, chunk_size: int = 1024,
-        screen: bool | None = None) -> tuple[Tensor, Tensor]:
+        screen: bool | None = None,
+        ann: AnnIndex | IVFSettings | HNSWSettings | dict | None = None) -> tuple[Tensor, Tensor]:
     r"""Top-``k`` gallery neighbours of each query by cosine similarity.
 
     .. math::
@@ -124,7 +143,8 @@ def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude_s
         query: ``[Q, D]`` features.
         gallery: ``[G, D]`` features.
         k: neighbours per query, ``1 <= k <= G`` (``G - 1`` with ``exclude_self``).
-        backend: ``"auto"``, ``"torch"``, ``"keops"`` or ``"faiss"``.
+        backend: ``"auto"``, ``"torch"``, ``"keops"``, ``"faiss"``; or, approximate,
+            ``"ivf"`` or ``"hnsw"`` (faiss; any device, searched on the CPU).
         exclude_self: query ``i`` is gallery item ``i`` (same set, ``Q == G``);
             leave it out of its own neighbours.
         exclude: ``[Q]`` gallery index to leave out of each query's
@@ -133,6 +153,12 @@ def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude_s
         chunk_size: query rows per matmul in the torch backend.
         screen: torch backend only: screen in bfloat16 and refine in float32
             (:func:`screened_topk`); ``None`` decides by :func:`worth_screening`.
+        ann: ``"ivf"`` / ``"hnsw"`` only: a prebuilt
+            :class:`~reidgraph.graph.ann.AnnIndex` of that kind over ``gallery``
+            (searched as it is), or the settings of a temporary index over
+            ``gallery``: :class:`~reidgraph.graph.ann.IVFSettings` /
+            :class:`~reidgraph.graph.ann.HNSWSettings` or a dict of their
+            fields; ``None``: their defaults.
 
     Returns:
         ``(similarities [Q, k], indices [Q, k])``, best first.
@@ -144,9 +170,14 @@ def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude_s
     available = gallery.shape[0] - int(exclude is not None)
     int_in_range("k", k, 1, available, f"the gallery offers {available} neighbours per query")
     int_in_range("chunk_size", chunk_size, 1, 2**31)
+    backend = resolve_backend(backend, query.device)
+    if backend in ANN_BACKENDS:
+        from .ann import ann_knn
+        return ann_knn(query, gallery, k, backend, ann, exclude)
+    if ann is not None:
+        raise ValueError(f"ann= applies to backend='ivf' or 'hnsw', not {backend!r}; drop it or pick one of those")
     query = F.normalize(query, dim=1)
     gallery = F.normalize(gallery.to(query), dim=1)
-    backend = resolve_backend(backend, query.device)
     if backend == "keops":
         return _knn_keops(query, gallery, k, exclude)
     if backend == "faiss":
