@@ -106,3 +106,20 @@ def same_camera_weight_and_ids(weight, camids, shape: tuple, single: bool = Fals
     if tuple(camids.shape) != tuple(shape):
         raise ValueError(f"camids must give one camera per node, shape {list(shape)}, got {list(camids.shape)}")
     return weight, camids.long()
+
+
+def given_neighbors(neighbors: Any, Q: int, G: int, k: int) -> Tensor:
+    """The first ``k`` columns of a ``[Q, >= k]`` int64 table of gallery indices in ``[0, G)``, or a one-line
+    ``ValueError`` naming what is wrong."""
+    neighbors = torch.as_tensor(neighbors)
+    if neighbors.dtype.is_floating_point or neighbors.dtype == torch.bool or neighbors.ndim != 2:
+        raise ValueError(f"neighbors must be a [queries, k] integer table of gallery indices, got {neighbors.ndim}-d "
+                         f"{neighbors.dtype}; pass the indices an index search returns")
+    if neighbors.shape[0] != Q or neighbors.shape[1] < k:
+        raise ValueError(f"neighbors is {tuple(neighbors.shape)} but {Q} queries with at least {k} neighbours each "
+                         f"are needed; search {k} or more neighbours per query")
+    neighbors = neighbors[:, :k].long()
+    if neighbors.numel() and (int(neighbors.min()) < 0 or int(neighbors.max()) >= G):
+        raise ValueError(f"neighbors holds indices outside the gallery's [0, {G}); search the index built over this "
+                         "gallery")
+    return neighbors

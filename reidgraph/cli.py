@@ -23,9 +23,10 @@ from .engine.train_joint import JointTrainConfig
 from .feature_files import FORMATS
 from .features import FeatureSet
 from .graph import GraphSettings
+from .graph.ann import KINDS as ANN_KINDS, AnnIndex, HNSWSettings
 from .ranked_lists import output_format, write_ranked
 from .rerank import needs_cameras, parameters, parts, rerank
-from .rerank.registry import SUMMARIES
+from .rerank.registry import NEIGHBOR_METHODS, SUMMARIES, takes_index
 from .rerank.sharded import is_sharded, shard_range, sharded_rerank
 
 
@@ -156,6 +157,8 @@ def rerank_command(args: argparse.Namespace) -> int:
         output_format(args.out)
         params = method_params(args.method, args.param)
         needs_cameras(args.method, params)  # checks the method's name and parameters before any work
+        if args.index:
+            takes_index(args.method)
         device = checked_device(args.device)
         if world_size > 1 and not is_sharded(args.method):
             if int(os.environ["RANK"]):
@@ -164,6 +167,10 @@ def rerank_command(args: argparse.Namespace) -> int:
                   f"yet; process 0 of {world_size} runs it alone while the others exit", file=sys.stderr)
             world_size = 1
         query, gallery = rerank_inputs(args)
+        if args.index and world_size > 1:
+            raise ValueError("--index searches one process's index; run without torchrun, or drop --index for the "
+                             "sharded exact search")
+        index = AnnIndex.load(args.index).check(gallery.feats) if args.index else None
         top = min(100, len(gallery)) if args.top is None else args.top
         if not 1 <= top <= len(gallery):
             raise ValueError(f"--top {top} is outside [1, {len(gallery)}]: the gallery holds {len(gallery)} items")
@@ -185,7 +192,7 @@ def rerank_command(args: argparse.Namespace) -> int:
         else:
             ranking = rerank(args.method, query.feats, gallery.feats, query_camids=query.camids,
                              gallery_camids=gallery.camids, model=args.model, params=params, device=device,
-                             progress=not args.quiet)
+                             index=index, progress=not args.quiet)
             lists = ranking.top(top, progress=not args.quiet)
     except (ValueError, FileNotFoundError):
         if int(os.environ.get("LOCAL_RANK", "0")):
@@ -196,6 +203,26 @@ def rerank_command(args: argparse.Namespace) -> int:
     write_ranked(args.out, *lists, query.paths, gallery_paths)
     print(f"{args.method}: {len(query)} queries x {num_gallery} gallery, top {top} of each written to {args.out} "
           f"in {time.perf_counter() - start:.1f} s" + (f" by {world_size} processes" if world_size > 1 else ""))
+    return 0
+
+
+def index_command(args: argparse.Namespace) -> int:
+    """Build an approximate kNN index over a gallery's features once and save it, for ``rerank --index``."""
+    from .graph.ann import ann_settings
+
+    chosen = {"ivf": {"nlist": args.nlist, "nprobe": args.nprobe, "train_size": args.train_size},
+              "hnsw": {"M": args.M, "ef_construction": args.ef_construction, "ef_search": args.ef_search}}
+    other = "hnsw" if args.kind == "ivf" else "ivf"
+    stray = [name for name, value in chosen[other].items() if value is not None]
+    if stray:
+        flag = "--" + stray[0].replace("_", "-")
+        raise ValueError(f"{flag} is a setting of {other} indexes, not {args.kind}; drop it or pass --kind {other}")
+    settings = ann_settings(args.kind, {n: v for n, v in chosen[args.kind].items() if v is not None})
+    gallery = FeatureSet.load(args.gallery, format=args.format, labels=False)
+    start = time.perf_counter()
+    index = AnnIndex.build(gallery.feats, args.kind, settings, progress=not args.quiet)
+    index.save(args.out)
+    print(f"{index} built in {time.perf_counter() - start:.1f} s and saved to {args.out}")
     return 0
 
 
@@ -485,10 +512,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_input_options(p, single=False)
     add_method_options(p, required=True)
     p.add_argument("--top", type=int, help="gallery items listed per query (default: 100, or the gallery if smaller)")
+    p.add_argument("--index", help="an approximate kNN index of the gallery from `reidgraph index`, searched in place "
+                                   f"of exact kNN ({', '.join(NEIGHBOR_METHODS)} only)")
     p.add_argument("--out", required=True, help="ranked.npz (index, distance), ranked.csv or ranked.json")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=rerank_command)
+
+    p = sub.add_parser("index", help="build an approximate kNN index (faiss IVF or HNSW) over gallery features once, "
+                                     "for rerank --index")
+    p.add_argument("--gallery", required=True, help="gallery features (labels optional)")
+    p.add_argument("--format", choices=FORMATS, help="the features file's format (default: by extension)")
+    p.add_argument("--kind", choices=ANN_KINDS, default="ivf", help="ivf: k-means cells, fast to build; hnsw: a "
+                                                                     "graph, slower to build (default: ivf)")
+    hnsw = HNSWSettings()
+    p.add_argument("--nlist", type=int, help="ivf: k-means cells (default: 4 sqrt(G), at most G/39)")
+    p.add_argument("--nprobe", type=int, help="ivf: cells scanned per query (default: enough for about 30 items per "
+                                              "neighbour asked for, at least 64)")
+    p.add_argument("--train-size", type=int, help="ivf: gallery rows that train k-means (default: 50 nlist)")
+    p.add_argument("--M", type=int, help=f"hnsw: links per item (default: {hnsw.M})")
+    p.add_argument("--ef-construction", type=int, help=f"hnsw: candidates kept while inserting (default: "
+                                                        f"{hnsw.ef_construction})")
+    p.add_argument("--ef-search", type=int, help="hnsw: candidates kept while searching (default: 2 k, at least 64)")
+    p.add_argument("--out", required=True, help="index file to write (e.g. gallery.ann)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=index_command)
 
     p = sub.add_parser("evaluate", help="CMC/mAP/mINP of a features file ranked by any method (FFGNN with --model)")
     add_input_options(p, single=True)

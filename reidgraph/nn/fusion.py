@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import as_features, int_in_range, same_dim
+from .._checks import as_features, given_neighbors, int_in_range, same_dim
 from ..graph import GraphSettings, iter_graph_batches, knn
 from ..graph.builder import graph_camids
 from ..ranking import HeadRanking
@@ -21,8 +21,8 @@ from ..ranking import HeadRanking
 
 @torch.no_grad()
 def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings | None = None, *,
-                 query_camids=None, gallery_camids=None, backend: str = "auto", batch_size: int = 64,
-                 progress: bool = False) -> HeadRanking:
+                 query_camids=None, gallery_camids=None, backend: str = "auto", neighbors=None,
+                 batch_size: int = 64, progress: bool = False) -> HeadRanking:
     """Re-rank each query's top-K gallery neighbours with a trained FFGNN.
 
     Args:
@@ -34,6 +34,9 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
         query_camids, gallery_camids: ``[Q]`` / ``[G]`` camera ids, needed by
             camera-aware settings (``same_camera_weight < 1``).
         backend: kNN backend.
+        neighbors: ``[Q, >= K]`` gallery indices of each query's nearest neighbours, best first
+            (e.g. from :meth:`~reidgraph.graph.AnnIndex.search`); its first ``K`` columns are the
+            graph's nodes. Default: exact :func:`~reidgraph.graph.knn` with ``backend``.
         batch_size: query graphs fused at once (memory ``batch_size (K+1)^2``).
         progress: show a progress bar.
 
@@ -43,7 +46,8 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
     """
     query, gallery, settings = _prepare(query, gallery, settings, batch_size)
     camids = graph_camids(settings, query_camids, gallery_camids, query.shape[0], gallery.shape[0])
-    _, neighbors = knn(query, gallery, settings.K, backend=backend)
+    neighbors = (knn(query, gallery, settings.K, backend=backend)[1] if neighbors is None
+                 else given_neighbors(neighbors, query.shape[0], gallery.shape[0], settings.K).to(query.device))
     # Filled in place: small per-batch results kept alive between the batches'
     # large freed blocks would fragment the heap and raise the peak with Q.
     index, distance = torch.empty_like(neighbors), torch.empty_like(neighbors, dtype=query.dtype)

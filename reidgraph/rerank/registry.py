@@ -25,9 +25,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
+from .._checks import given_neighbors
 from ..graph import GraphSettings
-from ..ranking import CosineRanking, Ranking
+from ..ranking import CosineRanking, HeadRanking, Ranking
 from .ca_jaccard import ca_jaccard
 from .ecn import ecn
 from .gnn_rerank import gnn_rerank
@@ -64,6 +67,10 @@ FUSERS = {
 SUMMARIES = {"cosine": "the features' own ranking, 1 - cos (no re-ranking)", **FUSERS,
              **{name: peer.summary for name, peer in PEERS.items()},
              "FUSER+PEER": "a peer on fused features, e.g. ffgnn+ecn, fusion+ca-jaccard"}
+# The methods that need only each query's nearest gallery neighbours, so can take them from an index.
+NEIGHBOR_METHODS = ("cosine", *FUSERS)
+# The neighbours cosine ranking takes from an index: the paper's K.
+COSINE_HEAD = 150
 # Training-free fusion's parameters: its graph's and the propagation's.
 _GRAPH = ("K", "k", "lam", "tau", "same_camera_weight")
 _FUSION = {"alpha": 0.3, "steps": 3}
@@ -109,7 +116,7 @@ def needs_cameras(method: str, params: dict | None = None) -> bool:
 
 def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=None, model: str | Path | None = None,
            params: dict[str, Any] | None = None, device: str | torch.device | None = None,
-           progress: bool = False) -> Ranking:
+           index=None, progress: bool = False) -> Ranking:
     """Re-rank ``gallery`` for each query with the named method.
 
     Args:
@@ -120,6 +127,10 @@ def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=Non
         model: the FFGNN model file of ``ffgnn`` (its graph settings are used).
         params: the method's parameters by name (:func:`parameters`).
         device: where to compute (default: the features' device).
+        index: an :class:`~reidgraph.graph.AnnIndex` over ``gallery``, searched for each query's
+            nearest neighbours in place of exact kNN; for the per-query methods only
+            (:data:`NEIGHBOR_METHODS`). The fusers search their ``K``; ``cosine`` searches
+            :data:`COSINE_HEAD` (or ``G``) and ranks them by exact cosine, the rest of the gallery after them.
         progress: progress bars.
 
     Returns:
@@ -137,6 +148,8 @@ def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=Non
                          "the features, or choose a method without cameras (cosine, fusion-paper, k-reciprocal, "
                          "ecn, aqe, gnn-rerank)")
     cams = [None if c is None else torch.as_tensor(c).to(device) for c in (query_camids, gallery_camids)]
+    if index is not None:
+        takes_index(method)
     if fuser:
         net, settings = _fuser(fuser, model, own[fuser], query.shape[1])
         if settings.camera_aware and not cameras:
@@ -146,12 +159,35 @@ def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=Non
         if not peer:
             from ..nn import ffgnn_rerank
             return ffgnn_rerank(net, query, gallery, settings, query_camids=cams[0], gallery_camids=cams[1],
-                                progress=progress)
+                                neighbors=_searched(index, query, gallery, settings.K), progress=progress)
         query, gallery = _fused(net, settings, query, gallery, *cams, progress)
     if not peer:
-        return CosineRanking(query, gallery)
+        if index is None:
+            return CosineRanking(query, gallery)
+        return _cosine_head(query, gallery, _searched(index, query, gallery, min(COSINE_HEAD, gallery.shape[0])))
     chosen = PEERS[peer]
     return chosen.function(query, gallery, *(cams if chosen.cameras else ()), **own[peer])
+
+
+def takes_index(method: str) -> None:
+    """Nothing, or a one-line ``ValueError`` unless ``method`` can search a gallery index (:data:`NEIGHBOR_METHODS`)."""
+    if method not in NEIGHBOR_METHODS:
+        raise ValueError(f"method {method!r} compares every image with every other and cannot use a gallery index; "
+                         f"use one of {', '.join(NEIGHBOR_METHODS)} with it, or drop the index")
+
+
+def _searched(index, query: Tensor, gallery: Tensor, k: int) -> Tensor | None:
+    """``[Q, k]`` neighbours of each query found by ``index`` (checked to be over ``gallery``), or ``None``."""
+    return None if index is None else index.check(gallery).search(query, k)[1]
+
+
+def _cosine_head(query: Tensor, gallery: Tensor, neighbors: Tensor) -> HeadRanking:
+    """The given neighbours ranked by exact cosine distance, then the rest of the gallery."""
+    q, g = F.normalize(query, dim=1), F.normalize(gallery, dim=1)
+    index = given_neighbors(neighbors, q.shape[0], g.shape[0], neighbors.shape[1]).to(q.device)
+    distance = 1 - torch.einsum("qd,qkd->qk", q, g[index])
+    distance, order = distance.sort(dim=1, stable=True)
+    return HeadRanking(q, g, index.gather(1, order), distance)
 
 
 def _fuser_parameters(fuser: str | None) -> dict[str, Any]:

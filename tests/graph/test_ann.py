@@ -215,7 +215,8 @@ def test_missing_faiss_is_explained(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_faiss)
     for call in (lambda: AnnIndex.build(torch.randn(50, 4), "hnsw"),
-                 lambda: knn(torch.randn(3, 4), torch.randn(50, 4), 2, backend="ivf")):
+                 lambda: knn(torch.randn(3, 4), torch.randn(50, 4), 2, backend="ivf"),
+                 lambda: knn(torch.randn(3, 4), torch.randn(50, 4), 2, backend="faiss")):
         with pytest.raises(ValueError, match=r"needs faiss, which is not installed; run `pip install faiss-cpu`"):
             call()
 

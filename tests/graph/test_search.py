@@ -130,17 +130,3 @@ def test_missing_keops_is_explained(monkeypatch):
     monkeypatch.setattr(knn_module, "keops_available", lambda: False)
     with pytest.raises(ValueError, match="pip install pykeops"):
         knn(torch.randn(3, 4), torch.randn(5, 4), 2, backend="keops")
-
-
-def test_missing_faiss_is_explained(monkeypatch):
-    import builtins
-    real_import = builtins.__import__
-
-    def no_faiss(name, *args, **kwargs):
-        if name == "faiss":
-            raise ImportError("no faiss here")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_faiss)
-    with pytest.raises(ValueError, match="pip install faiss-cpu"):
-        knn(torch.randn(3, 4), torch.randn(5, 4), 2, backend="faiss")
