@@ -206,6 +206,18 @@ def rerank_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_command(args: argparse.Namespace) -> int:
+    """A trained FEN checkpoint as an ONNX model: images ``[B, 3, H, W]`` in, features ``[B, D]`` out."""
+    from .export import export_onnx
+
+    try:
+        path = export_onnx(args.checkpoint, args.out, height=args.height, width=args.width, opset=args.opset)
+    except ImportError as err:
+        raise ValueError(str(err)) from None
+    print(f"{args.checkpoint} exported to {path}")
+    return 0
+
+
 def index_command(args: argparse.Namespace) -> int:
     """Build an approximate kNN index over a gallery's features once and save it, for ``rerank --index``."""
     from .graph.ann import ann_settings
@@ -518,6 +530,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=rerank_command)
+
+    p = sub.add_parser("export", help="a FEN checkpoint (fen.pt) as an ONNX model, for onnxruntime and others")
+    p.add_argument("--checkpoint", required=True, help="fen.pt from `reidgraph train`")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--height", type=int, help="input height (default: the checkpoint's)")
+    p.add_argument("--width", type=int, help="input width (default: the checkpoint's)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    p.set_defaults(func=export_command)
 
     p = sub.add_parser("index", help="build an approximate kNN index (faiss IVF or HNSW) over gallery features once, "
                                      "for rerank --index")

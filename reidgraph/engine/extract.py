@@ -18,7 +18,7 @@ from ..models import FEN
 def extract_features(fen: FEN, records: Sequence[ImageRecord], height: int, width: int, *,
                      split: str | None = None, batch_size: int = 128, num_workers: int = 2,
                      device: str | torch.device = "cpu", progress: bool = True) -> FeatureSet:
-    """BNNeck features ``[N, D]`` of ``records`` (the retrieval feature, method.md §1).
+    """BNNeck features ``[N, D]`` of ``records`` (the retrieval feature, BNNeck of paper §4.2).
 
     Unreadable images are dropped (with a warning, by :class:`ImageDataset`), so
     the result may hold fewer rows than ``records``; its ``paths`` say which.
@@ -29,7 +29,7 @@ def extract_features(fen: FEN, records: Sequence[ImageRecord], height: int, widt
     fen.eval().to(device)
     feats = []
     for images, _, _, _ in tqdm(loader, desc="features", unit="batch", disable=not progress, leave=False):
-        feats.append(fen(images.to(device)).feat_bn.float().cpu())
+        feats.append(fen(images.to(device)).float().cpu())  # eval mode: the [B, D] BNNeck feature
     fen.train(was_training)
     return FeatureSet(torch.cat(feats), data.pids, data.camids, paths=[r.path for r in data.records],
                       split=None if split is None else [split] * len(data))

@@ -1,4 +1,4 @@
-"""The Feature-Extracting Network (FEN): a torchvision backbone with a BNNeck (method.md §1)."""
+"""The Feature-Extracting Network (FEN): a torchvision backbone, last stride 1, with a BNNeck (paper §4.2)."""
 from __future__ import annotations
 
 import os
@@ -76,8 +76,11 @@ class FEN(torch.nn.Module):
 
     Shapes:
         - **input:** images :math:`(B, 3, H, W)`, ImageNet-normalised.
-        - **output:** :class:`FENOutput` with ``feat``, ``feat_bn`` :math:`(B, D)`
-          and ``logits`` :math:`(B, C)` or ``None``; ``D`` is :attr:`dim`.
+        - **output:** in training mode, :class:`FENOutput` with ``feat``, ``feat_bn``
+          :math:`(B, D)` and ``logits`` :math:`(B, C)` or ``None``; in eval mode, the
+          retrieval feature ``feat_bn`` :math:`(B, D)` alone, a plain tensor (what
+          ONNX export and other deployments want). ``D`` is :attr:`dim`.
+          :meth:`outputs` gives the :class:`FENOutput` in either mode.
     """
 
     def __init__(self, arch: str = "resnet50", num_classes: int = 0, last_stride: int = 1,
@@ -128,11 +131,19 @@ class FEN(torch.nn.Module):
                              "pass a batch of RGB images")
         return self.body(images)
 
-    def forward(self, images: Tensor) -> FENOutput:
+    def outputs(self, images: Tensor) -> FENOutput:
+        """Pooled feature, BNNeck feature and logits of ``images``, in training or eval mode."""
         feat = self.feature_map(images).mean(dim=(2, 3))
         feat_bn = self.neck(feat)
         logits = self.classifier(feat_bn) if self.classifier is not None else None
         return FENOutput(feat, feat_bn, logits)
+
+    def forward(self, images: Tensor) -> FENOutput | Tensor:
+        """:meth:`outputs` when training; the ``[B, D]`` retrieval feature ``feat_bn`` in eval mode."""
+        if not self.training:
+            # No classifier in eval mode: retrieval needs only the BNNeck feature.
+            return self.neck(self.feature_map(images).mean(dim=(2, 3)))
+        return self.outputs(images)
 
     def config(self) -> dict:
         """Constructor arguments (without ``weights``), stored in checkpoints to rebuild the model."""

@@ -24,9 +24,9 @@ def test_trains_checkpoints_and_resumes(tiny_market, tmp_path):
     loaded, config = load_fen(tmp_path / "fen.pt")
     assert config["height"] == 32
     images = torch.randn(2, 3, 32, 16)
-    assert torch.allclose(loaded(images).feat_bn, train_fen(train, FENTrainConfig(epochs=2, **CONFIG),
-                                                            checkpoint=tmp_path / "fen.pt",
-                                                            progress=False)(images).feat_bn, atol=1e-5)
+    assert torch.allclose(loaded(images), train_fen(train, FENTrainConfig(epochs=2, **CONFIG),
+                                                    checkpoint=tmp_path / "fen.pt",
+                                                    progress=False)(images), atol=1e-5)
     relabelled = [r._replace(camid=r.camid + 1) if i == 0 else r for i, r in enumerate(train)]
     with pytest.raises(ValueError, match=r"fen.pt was trained on other images \(.*\); pass --restart"):
         train_fen(relabelled, FENTrainConfig(epochs=3, **CONFIG), checkpoint=tmp_path / "fen.pt", progress=False)

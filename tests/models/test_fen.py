@@ -1,13 +1,10 @@
 """FEN: shapes per backbone, last stride, BNNeck, weight loading from local files."""
-from pathlib import Path
-
 import pytest
 import torch
 import torchvision
+from shared_data import shared_path
 
 from reidgraph.models import ARCHS, FEN, FENOutput
-
-MOBILENET_WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "weights" / "mobilenet_v2_imagenet_features.pt"
 
 
 @pytest.fixture
@@ -45,9 +42,19 @@ def test_last_stride_one_doubles_the_final_map(arch, images):
 def test_feat_is_the_pooled_feature_map(images):
     fen = FEN("resnet18").eval()
     with torch.no_grad():
-        out = fen(images)
+        out = fen.outputs(images)
         assert torch.allclose(out.feat, fen.feature_map(images).mean(dim=(2, 3)))
         assert torch.allclose(out.feat_bn, fen.neck(out.feat))
+
+
+def test_eval_mode_returns_the_bnneck_feature_tensor(images):
+    fen = FEN("resnet18", num_classes=3)
+    assert isinstance(fen(images), FENOutput)  # training mode: everything the losses need
+    fen.eval()
+    with torch.no_grad():
+        feat = fen(images)
+        assert type(feat) is torch.Tensor and feat.shape == (4, 512)
+        assert torch.equal(feat, fen.outputs(images).feat_bn)
 
 
 def test_bnneck_bias_frozen_at_zero_and_no_classifier_bias():
@@ -66,7 +73,7 @@ def test_no_classifier_gives_no_logits(images):
 def test_eval_mode_is_deterministic(images):
     fen = FEN("resnet18", num_classes=3).eval()
     with torch.no_grad():
-        a, b = fen(images), fen(images)
+        a, b = fen.outputs(images), fen.outputs(images)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
@@ -130,12 +137,11 @@ def test_archs_listed():
 
 @pytest.mark.slow
 def test_loads_imagenet_mobilenet_v2_features():
-    if not MOBILENET_WEIGHTS.is_file():
-        pytest.skip(f"weights not found: {MOBILENET_WEIGHTS} (they live in ../shared beside the checkout)")
-    fen = FEN("mobilenet_v2", weights=MOBILENET_WEIGHTS).eval()
-    state = torch.load(MOBILENET_WEIGHTS, map_location="cpu", weights_only=True)
+    weights = shared_path("weights", "mobilenet_v2_imagenet_features.pt", what="weights")
+    fen = FEN("mobilenet_v2", weights=weights).eval()
+    state = torch.load(weights, map_location="cpu", weights_only=True)
     own = fen.body.state_dict()
     assert all(torch.equal(own[k], v) for k, v in state.items())
     with torch.no_grad():
-        out = fen(torch.randn(2, 3, 128, 64))
+        out = fen.outputs(torch.randn(2, 3, 128, 64))
     assert torch.isfinite(out.feat).all() and (out.feat >= 0).all()

@@ -1,0 +1,114 @@
+"""Models that leave Python: a trained FEN as an ONNX file.
+
+The exported graph takes ``images [batch, 3, H, W]`` (RGB, ``float32``, resized to
+the training size and normalised with the ImageNet mean and std, as
+:func:`reidgraph.data.transforms.build_transforms` does at test time) and returns
+``features [batch, D]``, the BNNeck feature that ``reidgraph extract`` writes. The
+batch axis is dynamic; height and width are fixed at export.
+
+Needs the ``export`` extra: ``pip install 'reidgraph[export]'``.
+"""
+from __future__ import annotations
+
+import inspect
+import io
+import warnings
+from pathlib import Path
+
+import torch
+
+from ._checks import int_in_range
+from .atomic import atomic_write
+
+__all__ = ["export_onnx", "DEFAULT_OPSET"]
+
+#: ONNX opset of the exported graph: supported by every onnxruntime since 1.14.
+DEFAULT_OPSET = 17
+
+_INSTALL = "pip install 'reidgraph[export]'"
+
+
+def _import_onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError(f"exporting to ONNX needs the onnx package; install it with {_INSTALL}") from None
+    return onnx
+
+
+def _load(checkpoint: Path):
+    """The FEN of a ``reidgraph train`` checkpoint (``fen.pt``) and its stage-1 settings, or a one-line ValueError."""
+    from .engine.train_fen import load_fen
+
+    try:
+        return load_fen(checkpoint)
+    except FileNotFoundError:
+        raise ValueError(f"checkpoint {checkpoint} does not exist; pass the fen.pt written by `reidgraph train`") \
+            from None
+    except ValueError as err:  # not a checkpoint, or another kind: load_checkpoint's message says which
+        raise ValueError(str(err)) from None
+    except (KeyError, TypeError, RuntimeError) as err:  # a "fen" checkpoint without a loadable FEN in it
+        detail = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{checkpoint} is a 'fen' checkpoint without a loadable FEN ({detail}); "
+                         "pass the fen.pt written by `reidgraph train`") from None
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path, *, height: int | None = None, width: int | None = None,
+                opset: int = DEFAULT_OPSET) -> Path:
+    """Export the FEN of a ``reidgraph train`` checkpoint to ONNX.
+
+    Args:
+        checkpoint: the stage-1 checkpoint (``fen.pt`` in the folder ``reidgraph train`` writes).
+        out: the ONNX file to write (its folder is created; written atomically, so a failed
+            export leaves no partial file).
+        height, width: input image size; default the size the FEN was trained at.
+        opset: ONNX opset version. (default: :data:`DEFAULT_OPSET`)
+
+    Returns:
+        ``out`` as a :class:`~pathlib.Path`, holding a model that passed ``onnx.checker``: input
+        ``images [batch, 3, height, width]``, output ``features [batch, D]``; its metadata
+        (``reidgraph.*`` keys) records the arch, image size, feature dimension and normalisation.
+
+    Raises:
+        ImportError: ``onnx`` is not installed (``pip install 'reidgraph[export]'``).
+        ValueError: the checkpoint is missing or not a FEN checkpoint, or a size is out of range.
+    """
+    onnx = _import_onnx()
+    checkpoint, out = Path(checkpoint), Path(out)
+    int_in_range("opset", opset, 7, 10**4)
+    fen, config = _load(checkpoint)
+    height = int_in_range("height", config.get("height", 256) if height is None else height, 1, 2**16)
+    width = int_in_range("width", config.get("width", 128) if width is None else width, 1, 2**16)
+
+    fen = fen.eval().cpu()
+    images = torch.zeros(2, 3, height, width)  # batch 2: nothing may specialise on a batch of 1
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript-based exporter (dynamo=False) needs no onnxscript and handles the whole
+        # FEN; torch >= 2.9 warns that it is deprecated. The shape check in FEN.feature_map is
+        # traced as a constant, which is right for the fixed channel count.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        # torch 2.4 has no `dynamo` argument and always uses the TorchScript-based exporter.
+        legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+        torch.onnx.export(fen, (images,), buffer, opset_version=opset, input_names=["images"],
+                          output_names=["features"],
+                          dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}}, **legacy)
+
+    from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    model = onnx.load_from_string(buffer.getvalue())
+    model.doc_string = (f"reidgraph FEN ({fen.arch}): images [batch, 3, {height}, {width}], RGB in [0, 1] "
+                        f"normalised with mean {IMAGENET_MEAN} and std {IMAGENET_STD} -> features [batch, {fen.dim}] "
+                        "(the BNNeck feature that `reidgraph extract` writes)")
+    for key, value in {"arch": fen.arch, "height": height, "width": width, "dim": fen.dim,
+                       "mean": ",".join(map(str, IMAGENET_MEAN)), "std": ",".join(map(str, IMAGENET_STD)),
+                       "checkpoint": checkpoint.name}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = f"reidgraph.{key}", str(value)
+    onnx.checker.check_model(model, full_check=True)
+    with atomic_write(out, "wb") as f:
+        f.write(model.SerializeToString())
+    return out
