@@ -6,7 +6,7 @@ default recipe, each trained on the train file and scored on the val file (R1 / 
 Market-1501 figures stand beside each row. Trainings run in parallel worker processes, one thread each.
 
 Example:
-    python benchmarks/ablation.py ../shared/features/osnet_x0_25_msmt17 ../shared/features/omz_0277 \
+    python benchmarks/ablation.py SHARED/features/osnet_x0_25_msmt17 SHARED/features/omz_0277 \
         --out benchmarks/results/ablation_cpu2.json
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from results_io import save
+from shared_paths import add_feature_folders, feature_folders
 
 # Table 1 of the paper, Market-1501, (R1, mAP).
 PAPER = {"Basel.": (94.5, 85.2), "ori_w_mask": (94.6, 89.4), "jnt_wo_mask": (94.0, 88.7), "rdm": (94.2, 87.6),
@@ -52,18 +53,19 @@ def run_row(folder: str, row: str, epochs: int | None) -> dict:
         orders = ffgnn_rerank(model, query.feats, gallery.feats, settings, query_camids=query.camids,
                               gallery_camids=gallery.camids).order_chunks()
     m = evaluate_order(orders, query.pids, gallery.pids, query.camids, gallery.camids)
-    return {"features": folder, "row": row, "rank1": float(m.cmc[0]), "mAP": m.mAP,
+    return {"features": folder, "row": row, "rank1": m.rank(1), "mAP": m.mAP,
             "seconds": time.perf_counter() - start, "epochs": None if config is None else config.epochs,
             "graph": None if settings is None else settings.as_dict()}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folders", nargs="+", help="feature folders with cuhk03_labeled_{train,val}.npz")
+    add_feature_folders(parser, "cuhk03_labeled_{train,val}.npz")
     parser.add_argument("--workers", type=int, default=2, help="parallel trainings (default: 2)")
     parser.add_argument("--epochs", type=int, help="override every preset's epochs (a quick look; not Table 1)")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
+    args.folders = feature_folders(args.folders, parser)
     for folder in args.folders:
         for name in ("cuhk03_labeled_train.npz", "cuhk03_labeled_val.npz"):
             if not (Path(folder) / name).is_file():

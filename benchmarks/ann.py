@@ -1,6 +1,6 @@
 """Approximate kNN (faiss IVF and HNSW, reidgraph.graph.ann) against exact search.
 
-(a) Real features (``../shared/features/*/cuhk03_labeled_val.npz``, CUHK03-NP
+(a) Real features (``SHARED/features/*/cuhk03_labeled_val.npz``, CUHK03-NP
 query/gallery): recall@150 of each kind at its default settings against exact
 torch kNN, and the mAP change (points) of two K=150 pipelines when they take the
 ANN's neighbours instead of the exact ones: the cosine ranking of each query's
@@ -23,7 +23,7 @@ queries for K=150; recall@150 on the first 1,000 queries against exact chunked
 torch search, also for a ladder of ``nprobe`` / ``ef_search`` values.
 
 Example:
-    nice -n 10 python benchmarks/ann.py --out benchmarks/results/ann_cpu2.json
+    REIDGRAPH_SHARED=SHARED nice -n 10 python benchmarks/ann.py --out benchmarks/results/ann_cpu2.json
     python benchmarks/ann.py --quick        # tiny sizes, seconds
 """
 from __future__ import annotations
@@ -36,8 +36,9 @@ from pathlib import Path
 
 from results_io import save
 from scale import isolated_call, peak_rss_gib
+from shared_paths import ENV, shared
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "features"
+SHARED = shared("features")  # None where $REIDGRAPH_SHARED is unset: part (a) is then skipped
 FEATURE_SETS = {"osnet": "osnet_x0_25_msmt17", "omz": "omz_0277"}
 KINDS = ("ivf", "hnsw")
 K = 150
@@ -232,9 +233,9 @@ def main() -> int:
         parser.error("--recall-queries must be between 1 and --queries")
     results = {"machine": args.machine, "k": K, "shared": [], "million": None}
 
-    missing = [f for f in FEATURE_SETS.values() if not (SHARED / f / "cuhk03_labeled_val.npz").is_file()]
+    missing = [f for f in FEATURE_SETS.values() if SHARED is None or not (SHARED / f / "cuhk03_labeled_val.npz").is_file()]
     if not args.skip_shared and missing:
-        print(f"(a) skipped: no features in {SHARED} for {', '.join(missing)}")
+        print(f"(a) skipped: no features in {SHARED or f'$' + ENV + '/features (unset)'} for {', '.join(missing)}")
     elif not args.skip_shared:
         print(f"(a) real features, CUHK03-NP val queries; K={K}; ANN at default settings; mAP in %, change in points")
         print(f"{'features':<9}{'gallery':<40}{'kind':<6}{'recall@150':>11}{'cosine top-150 mAP':>22}"

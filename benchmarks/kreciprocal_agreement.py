@@ -25,7 +25,7 @@ of each with each original,
 under the standard protocol (:func:`reidgraph.evaluation.evaluate_order`).
 
 Example:
-    python benchmarks/kreciprocal_agreement.py --out benchmarks/results/kreciprocal_agreement_cpu2.json
+    python benchmarks/kreciprocal_agreement.py --shared SHARED --out benchmarks/results/kreciprocal_agreement_cpu2.json
 """
 from __future__ import annotations
 
@@ -35,13 +35,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from results_io import save
+from shared_paths import EPILOG, shared
 
 from reidgraph.evaluation import evaluate_order
 from reidgraph.features import FeatureSet
 from reidgraph.rerank import k_reciprocal
 from reidgraph.rerank.kreciprocal import VARIANTS
 
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 FEATURE_SETS = {"osnet_x0_25_msmt17": "features/osnet_x0_25_msmt17/cuhk03_labeled_val.npz",
                 "omz_0277": "features/omz_0277/cuhk03_labeled_val.npz"}
 CONVENTIONS = {"a": "Euclidean distance input (Zhong et al.'s feature script)",
@@ -144,7 +144,7 @@ def measure(path: Path, params: dict) -> dict:
     for name, order in orders.items():
         m = evaluate_order(order, *labels)
         rankings[name] = {"agreement_top10": {c: agreement(order, ref) for c, ref in references.items()},
-                          "mAP": m.mAP, "rank1": float(m.cmc[0])}
+                          "mAP": m.mAP, "rank1": m.rank(1)}
     return {"path": str(path), "Q": len(qf), "G": len(gf), "rankings": rankings}
 
 
@@ -169,14 +169,16 @@ def print_table(results: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED,
-                        help=f"the shared folder holding features/ (default: {DEFAULT_SHARED})")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=EPILOG)
+    parser.add_argument("--shared", type=Path, default=shared(),
+                        help="the shared folder holding features/ (required where REIDGRAPH_SHARED is unset)")
     parser.add_argument("--k1", type=int, default=20, help="k-reciprocal neighbourhood size (default: 20)")
     parser.add_argument("--k2", type=int, default=6, help="query expansion neighbours (default: 6)")
     parser.add_argument("--lam", type=float, default=0.3, help="weight of the original distance (default: 0.3)")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
+    if args.shared is None:
+        parser.error("--shared: give the shared folder holding features/, or set REIDGRAPH_SHARED")
     params = {"k1": args.k1, "k2": args.k2, "lam": args.lam}
     results = {"params": params, "top": TOP, "conventions": CONVENTIONS,
                "feature_sets": {name: measure(args.shared / rel, params) for name, rel in FEATURE_SETS.items()}}

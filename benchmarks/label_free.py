@@ -7,7 +7,7 @@ without the camera ids it may use. Val is not read: the README's advice on which
 without labels comes from this table.
 
 Example:
-    python benchmarks/label_free.py ../shared/features/osnet_x0_25_msmt17 ../shared/features/omz_0277 \
+    python benchmarks/label_free.py SHARED/features/osnet_x0_25_msmt17 SHARED/features/omz_0277 \
         --out benchmarks/results/label_free_cpu2.json
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from results_io import save
+from shared_paths import add_feature_folders, feature_folders
 
 METHODS = ["cosine", "fusion-paper", "k-reciprocal", "ecn", "aqe", "gnn-rerank", "fusion-paper+k-reciprocal",
            "fusion-paper+ecn", "fusion", "ca-jaccard", "fusion+ca-jaccard", "fusion+ecn"]
@@ -44,9 +45,10 @@ def held_out_rows(folder: Path) -> list[dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folders", nargs="+", type=Path, help="feature folders with cuhk03_labeled_train.npz")
+    add_feature_folders(parser, "cuhk03_labeled_train.npz")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
+    args.folders = [Path(f) for f in feature_folders(args.folders, parser)]
     missing = [str(f) for f in args.folders if not (f / "cuhk03_labeled_train.npz").is_file()]
     if missing:
         print(f"benchmarks/label_free.py: no cuhk03_labeled_train.npz in {', '.join(missing)}", file=sys.stderr)

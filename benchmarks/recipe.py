@@ -7,7 +7,7 @@ with the default recipe, alone and followed by ECN on its fused features (the co
 benchmarks/run.py reports on val). Val is not read.
 
 Example:
-    python benchmarks/recipe.py ../shared/features/osnet_x0_25_msmt17 ../shared/features/omz_0277 \
+    python benchmarks/recipe.py SHARED/features/osnet_x0_25_msmt17 SHARED/features/omz_0277 \
         --out benchmarks/results/recipe_cpu2.json
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from results_io import save
+from shared_paths import add_feature_folders, feature_folders
 
 ROWS = ["FEN", *(f"training-free, camera-aware, lam={lam}" for lam in (0.0, 0.3, 0.5, 0.7)), "CA-Jaccard",
         "FFGNN, default recipe", "FFGNN, default recipe + ECN"]
@@ -58,16 +59,17 @@ def run_row(folder: str, row: str) -> dict:
             orders = ffgnn_rerank(model, q.feats, g.feats, settings, query_camids=q.camids,
                                   gallery_camids=g.camids).order_chunks()
     m = evaluate_order(orders, q.pids, g.pids, q.camids, g.camids)
-    return {"features": folder, "row": row, "rank1": float(m.cmc[0]), "mAP": m.mAP,
+    return {"features": folder, "row": row, "rank1": m.rank(1), "mAP": m.mAP,
             "held_out": {"ids": held.pids.unique().numel(), "query": len(q), "gallery": len(g)}}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folders", nargs="+", help="feature folders with cuhk03_labeled_train.npz")
+    add_feature_folders(parser, "cuhk03_labeled_train.npz")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (default: 2)")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
+    args.folders = feature_folders(args.folders, parser)
     for folder in args.folders:
         if not (Path(folder) / "cuhk03_labeled_train.npz").is_file():
             print(f"benchmarks/recipe.py: {folder} holds no cuhk03_labeled_train.npz", file=sys.stderr)

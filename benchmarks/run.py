@@ -1,7 +1,7 @@
 """Side-by-side comparison of FFGNN and the re-ranking methods people use, on the same features.
 
-Accuracy section: on a features file (default: the real CUHK03-labeled val
-features in ../shared/features), in one table with rank-1, rank-5, mAP, mINP,
+Accuracy section: on a features file (--features; default, where REIDGRAPH_SHARED is
+set: the real CUHK03-labeled val features in SHARED/features), in one table with rank-1, rank-5, mAP, mINP,
 time (ranking plus evaluation) and peak resident memory:
 - the FEN ranking and each peer re-ranking method (k-reciprocal, CA-Jaccard,
   ECN, AQE, GNN re-ranking);
@@ -22,7 +22,10 @@ run) on generated clustered features, each run in its own process, with its
 peak resident memory. A Market-size run writes benchmarks/results/summary.json.
 
 Examples:
-    python benchmarks/run.py --scale both --out benchmarks/results/run_cpu2.json
+    python benchmarks/run.py --features SHARED/features/osnet_x0_25_msmt17/cuhk03_labeled_val.npz \
+        --train SHARED/features/osnet_x0_25_msmt17/cuhk03_labeled_train.npz --scale both \
+        --out benchmarks/results/run_cpu2.json
+    REIDGRAPH_SHARED=SHARED python benchmarks/run.py --scale both   # the same files
     python benchmarks/run.py --quick          # tiny sizes, about a minute
     python benchmarks/run.py --device cuda --scale market
 """
@@ -39,8 +42,8 @@ from pathlib import Path
 
 from results_io import save
 from scale import isolated_call, peak_rss_gib, scale_section
+from shared_paths import EPILOG, FEATURE_SETS, shared
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "features" / "osnet_x0_25_msmt17"
 PEERS = {"k-reciprocal": "k-reciprocal", "CA-Jaccard": "ca-jaccard", "ECN": "ecn", "AQE": "aqe",
          "GNN re-ranking": "gnn-rerank"}  # table name -> registry name; each with its paper's parameters
 QUICK = {"k-reciprocal": {"k1": 6, "k2": 3}, "ca-jaccard": {"k1_intra": 2, "k1_inter": 6, "k2_intra": 2, "k2_inter": 2},
@@ -123,16 +126,19 @@ def prepare(args, work: Path) -> tuple[Path, dict, str]:
         graph, epochs, described = {"K": 20, "k": 5, "tau": 5}, 1, "generated features (quick: 20 ids, 16-d)"
         features = work / "test.npz"
     else:
-        features, train = Path(args.features), None
+        train = None
         to_train = kinds(args.methods) - {kind for kind, given in (("paper", args.model),
                                                                     ("default", args.default_model)) if given}
-        needed = [("--features", features)] + ([("--train", Path(args.train))] if to_train else [])
-        needed += [(flag, Path(m)) for flag, m in (("--model", args.model), ("--default-model", args.default_model))
-                   if m]
+        needed = [("--features", args.features)] + ([("--train", args.train)] if to_train else [])
+        needed += [(flag, m) for flag, m in (("--model", args.model), ("--default-model", args.default_model)) if m]
         for flag, path in needed:
-            if not path.is_file():
+            if path is None:
+                raise FileNotFoundError(f"{flag} not given; pass an existing file, set REIDGRAPH_SHARED, or use "
+                                        "--quick for generated data")
+            if not Path(path).is_file():
                 raise FileNotFoundError(f"{flag} {path} not found; pass an existing file (or --quick for "
                                         "generated data)")
+        features = Path(args.features)
         graph, epochs, described = {}, args.epochs, str(features)
     models = {"graph": graph, "paper": args.model, "default": args.default_model}
     for kind in sorted(kinds(args.methods)):
@@ -154,10 +160,15 @@ def kinds(rows: list[str]) -> set[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--features", default=str(DEFAULT / "cuhk03_labeled_val.npz"), help="features to rank")
-    parser.add_argument("--train", default=str(DEFAULT / "cuhk03_labeled_train.npz"),
-                        help="train features for the FFGNN (when no --model)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=EPILOG)
+    default = {split: shared("features", FEATURE_SETS[0], f"cuhk03_labeled_{split}.npz") for split in ("val", "train")}
+    parser.add_argument("--features", default=default["val"],
+                        help=f"features to rank (required unless --quick; default: SHARED/features/{FEATURE_SETS[0]}/"
+                             "cuhk03_labeled_val.npz)")
+    parser.add_argument("--train", default=default["train"],
+                        help="train features for the FFGNN, when one is trained here (default: "
+                             f"SHARED/features/{FEATURE_SETS[0]}/cuhk03_labeled_train.npz)")
     parser.add_argument("--model", help="an FFGNN from train-gnn --preset paper instead of training one")
     parser.add_argument("--default-model", help="an FFGNN from train-gnn (default recipe) instead of training one")
     parser.add_argument("--methods", nargs="+", metavar="ROW", default=list(METHODS),

@@ -3,9 +3,18 @@
 # For each feature folder (cuhk03_labeled_{train,val}.npz): train-gnn with default flags on the train
 # file, then evaluate on the val file: the model, zero-shot camera-aware fusion (the paper's graph
 # settings, and the default recipe's lambda=0.3), and the features alone. One JSON line each.
-# Usage: bash benchmarks/targets.sh ../shared/features/osnet_x0_25_msmt17 ../shared/features/omz_0277
+# Usage: bash benchmarks/targets.sh SHARED/features/osnet_x0_25_msmt17 SHARED/features/omz_0277
+# With no folders given and REIDGRAPH_SHARED=DIR set (the shared data folder, SHARED above), those two folders
+# under DIR are used; without either, the script stops.
 # With MODELS=DIR the trained models are kept there (DIR/NAME.pt), e.g. for benchmarks/run.py --default-model.
 set -euo pipefail
+if [ $# -eq 0 ]; then
+  if [ -z "${REIDGRAPH_SHARED:-}" ]; then
+    echo "benchmarks/targets.sh: give the feature folders (e.g. SHARED/features/omz_0277), or set REIDGRAPH_SHARED" >&2
+    exit 2
+  fi
+  set -- "$REIDGRAPH_SHARED/features/osnet_x0_25_msmt17" "$REIDGRAPH_SHARED/features/omz_0277"
+fi
 if [ -n "${MODELS:-}" ]; then
   work=$MODELS && mkdir -p "$work"
 else

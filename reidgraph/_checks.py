@@ -88,6 +88,27 @@ def as_labels(labels: Any, n: int, name: str, features: str) -> Tensor:
     return t.long()
 
 
+def camera_ids(camids: Any, shape: int | tuple[int, ...], name: str, features: str, missing: str) -> Tensor:
+    """``camids`` as int64 camera ids, one per vector of ``features``; every camera-id check goes through here.
+
+    Args:
+        shape: the number ``n`` of vectors (ids ``[n]``), or the shape of a batch of graphs' nodes
+            (``(B, n)``: ids ``[B, n]``).
+        missing: the message when ``camids`` is None: what needs the cameras and what to pass.
+
+    Raises a one-line ``ValueError`` when the ids are missing, of the wrong shape or not integers.
+    """
+    if camids is None:
+        raise ValueError(missing)
+    if isinstance(shape, int):
+        return as_labels(camids, shape, name, features)
+    got = tuple(camids.shape) if hasattr(camids, "shape") else np.shape(camids)
+    if tuple(got) != tuple(shape):
+        raise ValueError(f"{name} must give one camera per node, shape {list(shape)}, got {list(got)}")
+    flat = camids.reshape(-1) if isinstance(camids, Tensor) else np.asarray(camids).reshape(-1)
+    return as_labels(flat, flat.shape[0], name, features).view(shape)
+
+
 def same_camera_weight_and_ids(weight, camids, shape: tuple, single: bool = False):
     """Check a same-camera weight in ``[0, 1]`` and, when it is below 1, camera ids of ``shape``.
 
@@ -97,15 +118,11 @@ def same_camera_weight_and_ids(weight, camids, shape: tuple, single: bool = Fals
     weight = in_unit_interval("same_camera_weight", weight)
     if weight == 1:
         return weight, None
-    if camids is None:
-        raise ValueError(f"same_camera_weight={weight} makes graphs camera-aware, which needs each node's camera id: "
-                         "pass camids (for features: the query's and gallery's camids)")
-    camids = torch.as_tensor(camids)
-    if single and camids.dim() == 1:
-        camids = camids[None]
-    if tuple(camids.shape) != tuple(shape):
-        raise ValueError(f"camids must give one camera per node, shape {list(shape)}, got {list(camids.shape)}")
-    return weight, camids.long()
+    if single and camids is not None and np.ndim(camids) == 1:
+        camids = camids[None] if isinstance(camids, Tensor) else np.asarray(camids)[None]
+    return weight, camera_ids(camids, tuple(shape), "camids", "the graphs' nodes",
+                              f"same_camera_weight={weight} makes graphs camera-aware, which needs each node's "
+                              "camera id: pass camids (for features: the query's and gallery's camids)")
 
 
 def given_neighbors(neighbors: Any, Q: int, G: int, k: int) -> Tensor:

@@ -1,4 +1,4 @@
-"""Training losses (method.md §4, paper eqs. 13-15)."""
+"""Training losses (paper eqs. (13)-(15), §3.3 "Loss Function")."""
 from __future__ import annotations
 
 import torch

@@ -27,12 +27,13 @@ from .evaluation import RankMetrics, evaluate_distances, evaluate_order
 
 
 class Ranking:
-    """Base of every method's result: subclasses give ``shape`` and ``distance_chunks``."""
+    """Base of every method's result: subclasses give ``distance_chunks``, and ``shape`` unless they hold
+    ``query`` and ``gallery`` features."""
 
     @property
     def shape(self) -> tuple[int, int]:
-        """``(Q, G)``: queries and gallery items."""
-        raise NotImplementedError
+        """``(Q, G)``: queries and gallery items (by default, the rows of ``query`` and ``gallery``)."""
+        return self.query.shape[0], self.gallery.shape[0]
 
     def distance_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
         """Yield the final distance ``[q, G]`` of consecutive chunks of ``q <= chunk_size`` queries."""
@@ -68,6 +69,14 @@ class Ranking:
         """All ``[Q, G]`` distances at once; for small inputs only."""
         return torch.cat(list(self.distance_chunks(chunk_size)))
 
+    def _query_ranges(self, chunk_size: int) -> Iterator[tuple[int, int]]:
+        """``(start, stop)`` of consecutive chunks of at most ``chunk_size`` queries, the loop of every
+        :meth:`distance_chunks`; ``chunk_size`` is checked when the iteration starts."""
+        int_in_range("chunk_size", chunk_size, 1, 2**31)
+        Q = self.shape[0]
+        for start in range(0, Q, chunk_size):
+            yield start, min(start + chunk_size, Q)
+
 
 def smallest(dist: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """``(index, value)`` ``[n, k]``: the first ``k`` of each row's stable ascending order.
@@ -100,14 +109,9 @@ class CosineRanking(Ranking):
         self.gallery = F.normalize(as_features(gallery, "gallery"), dim=1).to(self.query)
         same_dim(self.query, self.gallery)
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.query.shape[0], self.gallery.shape[0]
-
     def distance_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
-        int_in_range("chunk_size", chunk_size, 1, 2**31)
-        for start in range(0, self.query.shape[0], chunk_size):
-            yield 1 - self.query[start:start + chunk_size] @ self.gallery.T
+        for start, stop in self._query_ranges(chunk_size):
+            yield 1 - self.query[start:stop] @ self.gallery.T
 
     def order_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
         return ranked_orders(self.query, self.gallery, chunk_size=chunk_size)
@@ -135,8 +139,8 @@ class HeadRanking(CosineRanking):
         self.index, self.distance = index, distance
 
     def distance_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
-        for start, rest in zip(range(0, self.shape[0], chunk_size), super().distance_chunks(chunk_size)):
-            rows = slice(start, start + chunk_size)
+        for (start, stop), rest in zip(self._query_ranges(chunk_size), super().distance_chunks(chunk_size)):
+            rows = slice(start, stop)
             yield rest.add_(2).scatter_(1, self.index[rows].to(rest.device), self.distance[rows].to(rest))
 
     def order_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:

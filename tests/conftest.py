@@ -1,21 +1,13 @@
-from pathlib import Path
-
 import pytest
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FEATURE_SETS = ("osnet_x0_25_msmt17", "omz_0277")
+from shared_data import FEATURE_SETS, shared_features_path
 
 
 @pytest.fixture(params=FEATURE_SETS)
 def shared_features(request):
-    """The real CUHK03-labeled features in ../shared (train, val) of each shared model; skip where absent."""
+    """The real CUHK03-labeled features (train, val) of each shared model; skip where absent (tests/shared_data.py)."""
     from reidgraph.features import FeatureSet
 
-    paths = [SHARED / "features" / request.param / f"cuhk03_labeled_{split}.npz" for split in ("train", "val")]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        pytest.skip(f"real features not found: {', '.join(missing)} (they live in ../shared beside the checkout)")
-    return tuple(FeatureSet.load(p) for p in paths)
+    return tuple(FeatureSet.load(shared_features_path(request.param, split)) for split in ("train", "val"))
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +17,3 @@ def tiny_market(tmp_path_factory):
 
     return make_synthetic_market(tmp_path_factory.mktemp("market"), num_train_ids=6, num_test_ids=6,
                                  images_per_id=5, num_cams=3, height=32, width=16, seed=0)
-
-
-TINY_TRAIN = ["--arch", "resnet18", "--height", "32", "--width", "16", "--P", "4", "--images-per-id", "2",
-              "--workers", "0", "--K", "10", "--k", "3", "--tau", "3", "--quiet"]

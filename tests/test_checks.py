@@ -1,9 +1,9 @@
-"""as_labels: integer ids only, every refusal a one-line ValueError."""
+"""as_labels and camera_ids: integer ids only, every refusal a one-line ValueError."""
 import numpy as np
 import pytest
 import torch
 
-from reidgraph._checks import as_labels
+from reidgraph._checks import as_labels, camera_ids
 
 
 @pytest.mark.parametrize("labels", [
@@ -29,3 +29,16 @@ def test_as_labels_refuses_text_and_objects_with_a_one_line_value_error(labels):
 def test_as_labels_accepts_integers(labels):
     t = as_labels(labels, 5, "q_pids", "the query set")
     assert t.dtype == torch.long and t.tolist() == [int(v) for v in np.asarray(labels)]
+
+
+def test_camera_ids_of_vectors_and_of_graph_nodes():
+    assert camera_ids([0, 1, 1], 3, "query_camids", "query", "unused").tolist() == [0, 1, 1]
+    nodes = camera_ids(np.zeros((2, 4), dtype=np.int32), (2, 4), "camids", "the graphs' nodes", "unused")
+    assert nodes.dtype == torch.long and nodes.shape == (2, 4)
+    for args, message in [((None, 3, "query_camids", "query", "query_camids is missing"), "query_camids is missing"),
+                          (([0, 1], 3, "query_camids", "query", ""), r"query_camids has shape \(2,\) but query has 3"),
+                          ((torch.zeros(2, 3), (2, 4), "camids", "x", ""), r"one camera per node, shape \[2, 4\]"),
+                          ((torch.zeros(2, 4), (2, 4), "camids", "x", ""), "camids must hold integers")]:
+        with pytest.raises(ValueError, match=message) as err:
+            camera_ids(*args)
+        assert "\n" not in str(err.value)

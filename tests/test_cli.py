@@ -2,6 +2,8 @@ import json
 
 import pytest
 
+from helpers import TINY_TRAIN
+
 from reidgraph.cli import main
 
 
@@ -17,7 +19,6 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
 
 
 def test_train_extract_evaluate(tiny_market, tmp_path, capsys):
-    from conftest import TINY_TRAIN
     out = tmp_path / "run"
     assert main(["train", "--dataset", "market1501", "--root", str(tiny_market), "--out", str(out),
                  "--epochs-fen", "1", "--epochs-gnn", "1", "--epochs-joint", "1", "--joint-graphs", "2",

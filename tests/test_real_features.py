@@ -1,4 +1,4 @@
-"""The feature-level path on real ReID features (../shared/features, both models); marked slow."""
+"""The feature-level path on real ReID features (SHARED/features, tests/shared_data.py; both models); slow."""
 import pytest
 
 from reidgraph.engine import recipe, train_ffgnn
@@ -9,7 +9,7 @@ from reidgraph.ranking import ranked_orders
 
 pytestmark = pytest.mark.slow
 
-# ../shared/features/README.md, with the original authors' evaluation code: (rank-1, mAP) of the features alone.
+# SHARED/features/README.md, with the original authors' evaluation code: (rank-1, mAP) of the features alone.
 PUBLISHED = {512: (22.1, 23.9), 256: (60.8, 63.2)}  # OSNet x0.25 is 512-d, omz 0277 256-d
 
 

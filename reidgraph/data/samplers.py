@@ -103,7 +103,7 @@ class PKSampler(torch.utils.data.Sampler):
 
 def neighbourhood_split(num_items: int, fraction: float = 0.2, seed: int = 0,
                         epoch: int = 0) -> tuple[Tensor, Tensor]:
-    """Split the training images into graph anchors and their gallery (method.md §5 step 2).
+    """Split the training images into graph anchors and their gallery (paper §3.3 "Training Stage", second step).
 
     ``round(fraction * num_items)`` items (at least 1, at most ``num_items - 1``)
     become anchors (the paper's queries, N/5); the rest are the gallery their

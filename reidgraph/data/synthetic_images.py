@@ -26,10 +26,10 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
 from .._checks import int_in_range
+from .datasets import MARKET_FOLDERS
 
 # Bump when the rendering changes, so folders written by an older generator are regenerated.
 GENERATOR_VERSION = 1
-SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 
 PALETTE = np.array([
     (25, 25, 28), (70, 70, 75), (128, 128, 130), (230, 230, 225),   # black, dark grey, grey, white
@@ -321,7 +321,7 @@ def _complete(root: Path, params: dict) -> bool:
     """Whether ``root`` holds a finished generation with ``params``; refuses to touch foreign data."""
     meta = root / "synthetic.json"
     if not meta.is_file():
-        if any(any((root / split).glob("*.jpg")) for split in SPLITS):
+        if any(any((root / folder).glob("*.jpg")) for folder in MARKET_FOLDERS.values()):
             raise ValueError(f"root={str(root)!r} holds images but no synthetic.json, so they were not written by "
                              "make_synthetic_market; pass an empty or new folder")
         return False
@@ -381,9 +381,9 @@ def make_synthetic_market(root: str | os.PathLike, num_train_ids: int = 100, num
     if _complete(root, params):
         return root
 
-    for split in SPLITS:
-        (root / split).mkdir(parents=True, exist_ok=True)
-        for old in (root / split).glob("*.jpg"):
+    for folder in MARKET_FOLDERS.values():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for old in (root / folder).glob("*.jpg"):
             old.unlink()
     _write_meta(root, params, complete=False)
     cameras = [_make_camera(seed, c, height, width) for c in range(1, num_cams + 1)]
@@ -397,7 +397,7 @@ def make_synthetic_market(root: str | os.PathLike, num_train_ids: int = 100, num
                 frames = rng.integers(0, 900_000) + np.cumsum(rng.integers(5, 30, count))
                 query = rng.integers(count) if pid > num_train_ids else -1
                 for bb, frame in enumerate(frames):
-                    split = "bounding_box_train" if query < 0 else "query" if bb == query else "bounding_box_test"
+                    split = MARKET_FOLDERS["train" if query < 0 else "query" if bb == query else "gallery"]
                     camera, image_rng = cameras[cam - 1], np.random.default_rng([seed, 3, pid, cam, bb])
                     img = _render(ident, camera, view, facing, image_rng, height, width)
                     img.save(root / split / f"{pid:04d}_c{cam}s1_{frame:06d}_{bb:02d}.jpg", quality=camera.quality)

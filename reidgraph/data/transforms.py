@@ -1,4 +1,4 @@
-"""Image transforms for training and testing the FEN (method.md §1)."""
+"""Image transforms for training and testing the FEN (paper §4.2: resize, flip, translation, random erasing)."""
 from __future__ import annotations
 
 import torchvision.transforms as T

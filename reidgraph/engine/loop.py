@@ -23,7 +23,7 @@ RESUMABLE_CHANGES = {"epochs"}
 
 @dataclass
 class OptimConfig:
-    """Settings every stage shares: Adam at ``lr``, ÷10 every ``lr_step`` epochs (method.md §5),
+    """Settings every stage shares: Adam at ``lr``, ÷10 every ``lr_step`` epochs (paper §4.2),
     triplet margin and label smoothing of the losses, and the seed."""
 
     epochs: int = 3

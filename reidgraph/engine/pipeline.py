@@ -1,4 +1,4 @@
-"""Images in, ranked lists out: the three stages of method.md §5, then evaluation (§6)."""
+"""Images in, ranked lists out: paper §3.3 "Training Stage" (three stages), then "Testing Stage" and §4.1 metrics."""
 from __future__ import annotations
 
 import json
@@ -29,9 +29,8 @@ def score(name: str, ranking, query: FeatureSet, gallery: FeatureSet, seconds: f
     """
     labels = query.pids, gallery.pids, query.camids, gallery.camids
     m = ranking.evaluate(*labels) if isinstance(ranking, Ranking) else evaluate_order(ranking, *labels)
-    at = lambda r: float(m.cmc[min(r, len(m.cmc)) - 1])  # noqa: E731 - galleries smaller than 10 cap the CMC
-    return {"method": name, "rank1": at(1), "rank5": at(5), "rank10": at(10), "mAP": m.mAP, "mINP": m.mINP,
-            "seconds": seconds}
+    return {"method": name, "rank1": m.rank(1), "rank5": m.rank(5), "rank10": m.rank(10), "mAP": m.mAP,
+            "mINP": m.mINP, "seconds": seconds}
 
 
 def print_table(rows: list[dict]) -> None:

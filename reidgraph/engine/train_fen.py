@@ -1,4 +1,4 @@
-"""Stage 1 of method.md §5: train the FEN with softmax + batch-hard triplet on P×K batches."""
+"""Stage 1 (paper §3.3 "Training Stage", first step): train the FEN with softmax + batch-hard triplet, P×K batches."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -23,7 +23,7 @@ from .loop import OptimConfig, optimise, run_epochs, records_fingerprint
 
 @dataclass
 class FENTrainConfig(OptimConfig):
-    """Stage-1 settings: backbone, image size and augmentation, P×K batches (method.md §1, §5)."""
+    """Stage-1 settings: backbone, image size and augmentation, P×K batches (paper §3.3 "Training Stage", §4.2)."""
 
     epochs: int = 60
     lr_step: int = 20

@@ -1,4 +1,4 @@
-"""Stage 2 of method.md §5: train the FFGNN on neighbourhood graphs of fixed features.
+"""Stage 2 (paper §3.3 "Training Stage", steps 2-4): train the FFGNN on neighbourhood graphs of fixed features.
 
 Each epoch draws a fresh fifth of the training images as anchors; each anchor's
 top-K neighbours among the other four fifths make its graph. Mini-batches of

@@ -1,4 +1,4 @@
-"""Stage 3 of method.md §5: fine-tune the FEN and the FFGNN together on image graphs.
+"""Stage 3 (paper §3.3 "Training Stage", last step): fine-tune the FEN and the FFGNN together on image graphs.
 
 Each epoch re-extracts the training features with the current FEN, draws N/5
 anchors and finds each one's top-K among the rest (as in stage 2); each step

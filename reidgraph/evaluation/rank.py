@@ -12,7 +12,7 @@ intermediate values never exists at once.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +39,25 @@ class RankMetrics:
         mAP: mean average precision, in ``[0, 1]``.
         mINP: mean inverse negative penalty, in ``[0, 1]``.
         num_valid_queries: number of queries that were counted.
+        num_gallery: gallery size ``G``, when known; a CMC as long as the gallery covers every rank.
     """
 
     cmc: np.ndarray
     mAP: float
     mINP: float
     num_valid_queries: int
+    num_gallery: int | None = None
+
+    def rank(self, r: int) -> float:
+        """Rank-``r`` accuracy (1-based): the fraction of valid queries with a true match in their top ``r``.
+
+        Past a gallery of fewer than ``r`` items, every match is already counted: the CMC's last value. Past
+        a CMC cut at ``max_rank < r``, the value is unknown and a ``ValueError`` says so.
+        """
+        _positive_int("r", r)
+        if r > len(self.cmc) and len(self.cmc) != self.num_gallery:
+            raise ValueError(f"rank-{r} is past the CMC's {len(self.cmc)} ranks; evaluate with max_rank >= {r}")
+        return float(self.cmc[min(r, len(self.cmc)) - 1])
 
 
 def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any,
@@ -118,21 +131,8 @@ def evaluate_order(order: Tensor | np.ndarray | Iterable[Tensor | np.ndarray], q
     Returns:
         :class:`RankMetrics`.
     """
-    _positive_int("max_rank", max_rank)
-    if isinstance(order, (Tensor, np.ndarray)):
-        order = _as_order(order, "order")
-        num_q, num_g = order.shape
-        # Split even a single matrix, so per-chunk intermediates stay bounded.
-        chunks = order.split(DEFAULT_CHUNK_SIZE)
-    else:
-        # A stream does not know its length up front; the labels define Q and G.
-        num_q, num_g = _numel(q_pids), _numel(g_pids)
-        chunks = order
-    _check_not_empty(num_q, num_g, "order")
-    q_pids, g_pids, q_camids, g_camids = _checked_labels(q_pids, g_pids, q_camids, g_camids, num_q, num_g)
-
-    return _summary(_scored_orders(chunks, q_pids, g_pids, q_camids, g_camids, num_q, num_g),
-                    num_q, num_g, max_rank, "order covers")
+    return _evaluate(order, (q_pids, g_pids, q_camids, g_camids), max_rank, lambda m: _as_order(m, "order"),
+                     _scored_orders, "order", "order covers")
 
 
 def evaluate_distances(distances: Tensor | Iterable[Tensor], q_pids: Any, g_pids: Any, q_camids: Any,
@@ -157,20 +157,36 @@ def evaluate_distances(distances: Tensor | Iterable[Tensor], q_pids: Any, g_pids
     Returns:
         :class:`RankMetrics`, equal to ``evaluate_order`` of the stable argsort.
     """
+    return _evaluate(distances, (q_pids, g_pids, q_camids, g_camids), max_rank, _as_distance_matrix,
+                     _scored_distances, "distances", "distances cover")
+
+
+def _as_distance_matrix(distances: Tensor | np.ndarray) -> Tensor:
+    distances = torch.as_tensor(distances)
+    if distances.dim() != 2:
+        raise ValueError(f"distances: expected 2 dimensions [Q, G], got shape {tuple(distances.shape)}; "
+                         "pass one row of gallery distances per query")
+    return distances
+
+
+def _evaluate(data, labels: tuple, max_rank: int, as_matrix: Callable[[Any], Tensor], scored: Callable,
+              what: str, covers: str) -> RankMetrics:
+    """The metrics of ``data``, one ``[Q, G]`` matrix (checked by ``as_matrix``) or a stream of row chunks,
+    each chunk checked and scored by ``scored`` against the checked ``labels`` (q_pids, g_pids, q_camids,
+    g_camids)."""
     _positive_int("max_rank", max_rank)
-    if isinstance(distances, (Tensor, np.ndarray)):
-        distances = torch.as_tensor(distances)
-        if distances.dim() != 2:
-            raise ValueError(f"distances: expected 2 dimensions [Q, G], got shape {tuple(distances.shape)}; "
-                             "pass one row of gallery distances per query")
-        num_q, num_g = distances.shape
-        distances = distances.split(DEFAULT_CHUNK_SIZE)
+    if isinstance(data, (Tensor, np.ndarray)):
+        data = as_matrix(data)
+        num_q, num_g = data.shape
+        # Split even a single matrix, so per-chunk intermediates stay bounded.
+        chunks = data.split(DEFAULT_CHUNK_SIZE)
     else:
-        num_q, num_g = _numel(q_pids), _numel(g_pids)
-    _check_not_empty(num_q, num_g, "distances")
-    q_pids, g_pids, q_camids, g_camids = _checked_labels(q_pids, g_pids, q_camids, g_camids, num_q, num_g)
-    return _summary(_scored_distances(distances, q_pids, g_pids, q_camids, g_camids, num_q, num_g),
-                    num_q, num_g, max_rank, "distances cover")
+        # A stream does not know its length up front; the labels define Q and G.
+        num_q, num_g = _numel(labels[0]), _numel(labels[1])
+        chunks = data
+    _check_not_empty(num_q, num_g, what)
+    labels = _checked_labels(*labels, num_q, num_g)
+    return _summary(scored(chunks, *labels, num_q, num_g), num_q, num_g, max_rank, covers)
 
 
 def _scored_orders(chunks, q_pids: Tensor, g_pids: Tensor, q_camids: Tensor, g_camids: Tensor, num_q: int,
@@ -254,7 +270,8 @@ def _summary(scored: Iterator[tuple[int, Tensor, Tensor, Tensor]], num_q: int, n
                          "removed; check q_pids/g_pids and q_camids/g_camids")
 
     cmc = (first_hits.cumsum(0).double() / num_valid).numpy()
-    return RankMetrics(cmc=cmc, mAP=ap_sum / num_valid, mINP=inp_sum / num_valid, num_valid_queries=num_valid)
+    return RankMetrics(cmc=cmc, mAP=ap_sum / num_valid, mINP=inp_sum / num_valid, num_valid_queries=num_valid,
+                       num_gallery=num_g)
 
 
 def _score_chunk(order: Tensor, q_pids: Tensor, q_camids: Tensor, g_pids: Tensor,

@@ -1,4 +1,4 @@
-r"""Edge weights of a neighbourhood graph (method.md §2, paper eqs. 2-10).
+r"""Edge weights of a neighbourhood graph (paper eqs. (2)-(10), §3.2 "Edge Setting").
 
 A batch of graphs is a tensor ``x: [B, n, D]`` whose node 0 is each graph's
 anchor and nodes ``1..K`` its top-K neighbours (``n = K + 1``). From it:

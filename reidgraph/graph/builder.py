@@ -1,4 +1,4 @@
-"""Neighbourhood graphs as PyTorch Geometric data (method.md §2).
+"""Neighbourhood graphs as PyTorch Geometric data (paper eqs. (1)-(10), §3.2).
 
 For each anchor, its top-K candidates by cosine similarity (the anchor itself
 left out when it belongs to the candidates) and the anchor form one graph of
@@ -14,11 +14,10 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.data import Data
-from torch_geometric.transforms import BaseTransform
 from tqdm.auto import tqdm
 
-from .._checks import as_features, as_labels, in_unit_interval, int_in_range, same_dim
+from .._checks import as_features, as_labels, camera_ids, in_unit_interval, int_in_range, same_dim
+from .._pyg import BaseTransform, Data
 from .adjacency import check_graph_params, neighborhood_adjacency, normalize_adjacency
 from .search import knn
 
@@ -148,11 +147,10 @@ def graph_camids(settings: GraphSettings, anchor_camids, candidate_camids, num_a
     """Checked ``[Q]`` / ``[G]`` camera ids for camera-aware ``settings`` (``(None, None)`` otherwise)."""
     if not settings.camera_aware:
         return None, None
-    if anchor_camids is None or candidate_camids is None:
-        raise ValueError(f"same_camera_weight={settings.same_camera_weight} builds camera-aware graphs, which need "
-                         f"the camera of every image: pass {anchors}_camids and {candidates}_camids")
-    return (as_labels(anchor_camids, num_anchors, f"{anchors}_camids", anchors),
-            as_labels(candidate_camids, num_candidates, f"{candidates}_camids", candidates))
+    missing = (f"same_camera_weight={settings.same_camera_weight} builds camera-aware graphs, which need "
+               f"the camera of every image: pass {anchors}_camids and {candidates}_camids")
+    return (camera_ids(anchor_camids, num_anchors, f"{anchors}_camids", anchors, missing),
+            camera_ids(candidate_camids, num_candidates, f"{candidates}_camids", candidates, missing))
 
 
 def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,

@@ -1,4 +1,4 @@
-"""The FFGNN network: stacked FFGNNConv layers with BatchNorm and ReLU (method.md §3).
+"""The FFGNN network: stacked FFGNNConv layers with BatchNorm and ReLU (paper eqs. (11)-(12), §3.2; 3 layers: §4.2).
 
 Two options beyond the paper: ``output="l2"`` (each layer's output L2-normalised
 instead of BatchNorm + ReLU) and ``init="identity"`` (every W starts at I). Together
@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.typing import Adj, OptTensor
 
 from .._checks import int_in_range
+from .._pyg import Adj, OptTensor
 from .ffgnn_conv import FFGNNConv
 
 
@@ -80,7 +80,9 @@ class FFGNN(torch.nn.Module):
 
     def forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None) -> Tensor:
         for conv, norm in zip(self.convs, self.norms):
-            x = self._after(norm, conv(x, edge_index, edge_weight))
+            x = conv(x, edge_index, edge_weight)
+            # _after() inlined: TorchScript cannot pass a submodule to a method.
+            x = norm(x).relu() if self.output == "batchnorm" else F.normalize(x, dim=-1)
         return x
 
     def project_first(self, x: Tensor) -> Tensor:

@@ -1,13 +1,13 @@
-"""The FFGNN graph-convolution layer (method.md §3, paper eqs. 11-12)."""
+"""The FFGNN graph-convolution layer (paper eqs. (11)-(12), §3.2 "Message Propagation and Features Fusion")."""
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 from torch import Tensor
-from torch_geometric.nn import MessagePassing
-from torch_geometric.typing import Adj, OptTensor
-from torch_geometric.utils import spmm
 
 from .._checks import in_unit_interval, int_in_range
+from .._pyg import Adj, MessagePassing, OptTensor, spmm
 
 
 class FFGNNConv(MessagePassing):
@@ -39,6 +39,9 @@ class FFGNNConv(MessagePassing):
           ``torch_sparse.SparseTensor``), i.e. :math:`S` itself.
         - **output:** node features :math:`(|\mathcal{V}|, F)`
     """
+
+    # TorchScript: the types of the arguments to propagate() (PyG reads this comment).
+    # propagate_type: (x: Tensor, edge_weight: Optional[Tensor])
 
     def __init__(self, channels: int, alpha: float = 0.3, **kwargs):
         kwargs.setdefault("aggr", "add")
@@ -75,7 +78,9 @@ class FFGNNConv(MessagePassing):
         """
         return (1 - self.alpha) * x + self.alpha * torch.bmm(s, self.lin(x) if xw is None else xw)
 
-    def message(self, x_j: Tensor, edge_weight: OptTensor) -> Tensor:
+    # Optional[Tensor], not OptTensor: PyG's TorchScript template asserts that an
+    # `edge_weight` annotated as ...Tensor is never None, which would reject edge_index alone.
+    def message(self, x_j: Tensor, edge_weight: Optional[Tensor]) -> Tensor:
         return x_j if edge_weight is None else edge_weight.view(-1, 1) * x_j
 
     def message_and_aggregate(self, adj_t: Adj, x: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""Test-time use of a trained FFGNN (method.md §6): FFGNN re-ranking and fused features.
+"""Test-time use of a trained FFGNN (the paper's §3.3, testing): FFGNN re-ranking and fused features.
 
 For each query: its top-K gallery neighbours by FEN features form a graph of
 ``K + 1`` nodes; the FFGNN fuses them; the K neighbours are re-ordered by the

@@ -91,10 +91,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import as_features, as_labels, in_unit_interval, int_in_range, same_dim
+from .._checks import camera_ids, in_unit_interval, int_in_range
+from ._common import joint_features
 from .kreciprocal import KReciprocal, _overlap, _pair_distance, _query_expansion, _reciprocal
 
 
@@ -115,10 +115,8 @@ def ca_jaccard(query: Any, gallery: Any, query_camids: Any, gallery_camids: Any,
     r"""CA-Jaccard re-ranking with sparse encodings, memory ``O(N k)`` (see the module docstring).
 
     Args:
-        query: ``[Q, D]`` features.
-        gallery: ``[G, D]`` features.
-        query_camids: ``[Q]`` integer camera ids of the queries.
-        gallery_camids: ``[G]`` integer camera ids of the gallery.
+        query, gallery: ``[Q, D]`` and ``[G, D]`` features.
+        query_camids, gallery_camids: ``[Q]`` and ``[G]`` integer camera ids of the queries and the gallery.
         k1_intra: CKRNN depth on the intra-camera list (``p`` and ``k1_intra``
             same-camera neighbours), ``1 <= k1_intra < Q + G``. Default 5.
         k1_inter: CKRNN depth on the inter-camera list (``k1_inter + 1`` items),
@@ -199,17 +197,11 @@ def ca_jaccard_dense(query: Any, gallery: Any, query_camids: Any, gallery_camids
 def _check(query, gallery, query_camids, gallery_camids, k1_intra, k1_inter, k2_intra, k2_inter,
            lam) -> tuple[Tensor, Tensor, int, tuple[int, int, int, int], float]:
     """Validated ``(features [N, D] L2-normalised, camera ids [N], Q, (k...), lam)``."""
-    query = as_features(query, "query")
-    gallery = as_features(gallery, "gallery")
-    same_dim(query, gallery)
-    cams = []
-    for name, ids, feats, what in (("query_camids", query_camids, query, "query"),
-                                   ("gallery_camids", gallery_camids, gallery, "gallery")):
-        if ids is None:
-            raise ValueError(f"{name} is missing; pass one integer camera id per {what} vector "
-                             f"([{feats.shape[0]}]): CA-Jaccard needs the cameras")
-        cams.append(as_labels(ids, feats.shape[0], name, what).to(query.device))
-    N = query.shape[0] + gallery.shape[0]
+    x, Q, N = joint_features(query, gallery)
+    cams = [camera_ids(ids, n, name, what, f"{name} is missing; pass one integer camera id per {what} vector "
+                                          f"([{n}]): CA-Jaccard needs the cameras").to(x.device)
+            for name, ids, n, what in (("query_camids", query_camids, Q, "query"),
+                                       ("gallery_camids", gallery_camids, N - Q, "gallery"))]
     many = f"query + gallery hold {N} items, and {{}} must be smaller"
     k1_intra = int_in_range("k1_intra", k1_intra, 1, N - 1, many.format("k1_intra"))
     k1_inter = int_in_range("k1_inter", k1_inter, 1, N - 1, many.format("k1_inter"))
@@ -217,8 +209,7 @@ def _check(query, gallery, query_camids, gallery_camids, k1_intra, k1_inter, k2_
           int_in_range("k2_intra", k2_intra, 1, k1_intra + 1, "CLQE takes p and at most k1_intra same-camera rows"),
           int_in_range("k2_inter", k2_inter, 0, k1_inter + 1, "CLQE takes at most k1_inter + 1 other-camera rows"))
     lam = in_unit_interval("lam", lam)
-    x = F.normalize(torch.cat([query, gallery.to(query)]), dim=1)
-    return x, torch.cat(cams), query.shape[0], ks, lam
+    return x, torch.cat(cams), Q, ks, lam
 
 
 def _camera_lists(x: Tensor, cams: Tensor, k_intra: int, k_inter: int, chunk_size: int) -> tuple[Tensor, Tensor]:

@@ -43,12 +43,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from reidgraph._checks import as_features, int_in_range, same_dim
+from reidgraph._checks import int_in_range
 from reidgraph.graph import knn
 from reidgraph.ranking import Ranking
+
+from ._common import joint_features, rows_to_sparse
 
 
 class ECN(Ranking):
@@ -65,11 +66,11 @@ class ECN(Ranking):
         self.expanded = expanded
         self.inv_span = inv_span
         self.peak = peak
-        self.rank_matrix = _rows_to_sparse(ranks, self.weights.expand(N, k), N)
+        self.rank_matrix = rows_to_sparse(ranks, self.weights.expand(N, k), N)
         self.rank_matrix_t = self.rank_matrix.t().coalesce()
-        self.gallery_rank = _rows_to_sparse(ranks[num_query:], self.weights.expand(N - num_query, k), N)
+        self.gallery_rank = rows_to_sparse(ranks[num_query:], self.weights.expand(N - num_query, k), N)
         gallery_expanded = expanded[num_query:]
-        self.gallery_spread = _rows_to_sparse(gallery_expanded, inv_span[gallery_expanded], N)
+        self.gallery_spread = rows_to_sparse(gallery_expanded, inv_span[gallery_expanded], N)
         self.beta = inv_span[expanded].sum(dim=1)
 
     @property
@@ -78,10 +79,9 @@ class ECN(Ranking):
 
     def distance_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
         """Yield ``[q, G]`` ECN distances for consecutive chunks of ``q <= chunk_size`` queries."""
-        int_in_range("chunk_size", chunk_size, 1, 2**31)
         Q, M = self.num_query, self.expanded.shape[1]
-        for start in range(0, Q, chunk_size):
-            rows = torch.arange(start, min(start + chunk_size, Q), device=self.ranks.device)
+        for start, stop in self._query_ranges(chunk_size):
+            rows = torch.arange(start, stop, device=self.ranks.device)
             # sum_{i in N(p)} b_i R_ig  =  F_gallery (F^T B_p^T)
             spread_t = _columns(self.expanded[rows], self.inv_span[self.expanded[rows]], self.ranks.shape[0])
             own_side = self.gallery_rank @ (self.rank_matrix_t @ spread_t)
@@ -106,8 +106,7 @@ def ecn(query: Tensor, gallery: Tensor, k: int = 25, t: int = 3, q: int = 8) -> 
     Returns:
         An :class:`ECN` ranking; smaller distances mean more similar.
     """
-    feats, Q = _joint_features(query, gallery)
-    N = feats.shape[0]
+    feats, Q, N = joint_features(query, gallery)
     k = int_in_range("k", k, 1, N, f"query and gallery hold {N} items")
     t = int_in_range("t", t, 1, min(k, N - 1), "t direct neighbours must fit in the rank list of length k")
     q = int_in_range("q", q, 1, N - 1, f"query and gallery hold {N} items")
@@ -125,8 +124,7 @@ def ecn_dense(query: Tensor, gallery: Tensor, k: int = 25, t: int = 3, q: int = 
 
     For tests on small inputs only. Returns ``[Q, G]`` distances.
     """
-    feats, Q = _joint_features(query, gallery)
-    N = feats.shape[0]
+    feats, Q, N = joint_features(query, gallery)
     sim = feats @ feats.T
     sim.fill_diagonal_(float("inf"))
     order = sim.argsort(dim=1, descending=True, stable=True)
@@ -152,25 +150,9 @@ def ecn_dense(query: Tensor, gallery: Tensor, k: int = 25, t: int = 3, q: int = 
     return out
 
 
-def _joint_features(query: Tensor, gallery: Tensor) -> tuple[Tensor, int]:
-    query = as_features(query, "query")
-    gallery = as_features(gallery, "gallery")
-    same_dim(query, gallery)
-    feats = torch.cat([query, gallery.to(query)])
-    return F.normalize(feats, dim=1), query.shape[0]
-
-
-def _rows_to_sparse(cols: Tensor, values: Tensor, width: int) -> Tensor:
-    """Sparse ``[rows, width]`` matrix with ``values[r, c]`` at ``(r, cols[r, c])``; repeats add up."""
-    rows = torch.arange(cols.shape[0], device=cols.device).repeat_interleave(cols.shape[1])
-    index = torch.stack([rows, cols.flatten()])
-    # The indices come from kNN lists, in range by construction.
-    return torch.sparse_coo_tensor(index, values.flatten(), (cols.shape[0], width),
-                                   check_invariants=False).coalesce()
-
-
 def _columns(cols: Tensor, values: Tensor, height: int) -> Tensor:
-    """Dense ``[height, rows]``: the transpose of :func:`_rows_to_sparse`, as one chunk-sized block."""
+    """Dense ``[height, rows]``: the transpose of :func:`~reidgraph.rerank._common.rows_to_sparse`, as one
+    chunk-sized block."""
     # Built contiguous: sparse @ dense is several times faster that way than on a transposed view.
     out = torch.zeros(height, cols.shape[0], dtype=values.dtype, device=cols.device)
     return out.scatter_add_(0, cols.T, values.expand_as(cols).T)
@@ -190,7 +172,7 @@ def _row_minima(ranks: Tensor, N: int, dtype: torch.dtype, chunk_size: int = 102
     minima = torch.zeros(N, dtype=dtype, device=ranks.device)
     full = (indegree[ranks].sum(dim=1) >= N).nonzero().flatten()
     if len(full):
-        rank_matrix = _rows_to_sparse(ranks, weights.expand(N, k), N)
+        rank_matrix = rows_to_sparse(ranks, weights.expand(N, k), N)
         for start in range(0, len(full), chunk_size):
             rows = full[start:start + chunk_size]
             block = rank_matrix @ _columns(ranks[rows], weights.expand(len(rows), k), N)

@@ -32,12 +32,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from reidgraph._checks import as_features, int_in_range, same_dim
+from reidgraph._checks import int_in_range
 from reidgraph.graph import knn
 from reidgraph.ranking import Ranking
+
+from ._common import joint_features, rows_to_sparse
 
 ROUNDS = 2  # the paper's two propagation steps
 
@@ -59,9 +60,8 @@ class GNNRerank(Ranking):
 
     def distance_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
         """Yield ``[q, G]`` distances for consecutive chunks of ``q <= chunk_size`` queries."""
-        int_in_range("chunk_size", chunk_size, 1, 2**31)
-        for start in range(0, self.num_query, chunk_size):
-            block = _row_slice(self.rows, start, min(start + chunk_size, self.num_query)).to_dense()
+        for start, stop in self._query_ranges(chunk_size):
+            block = _row_slice(self.rows, start, stop).to_dense()
             # sparse @ dense is several times faster with a contiguous dense operand
             yield 1 - (self.gallery @ block.T.contiguous()).T
 
@@ -76,16 +76,15 @@ def gnn_rerank(query: Tensor, gallery: Tensor, k1: int = 26, k2: int = 7) -> GNN
         k2: neighbours messages come from, itself included, ``1 <= k2 <= k1``. Default 7.
 
     Returns:
-        A :class:`GNNRerank` ranking; smaller distances mean more similar.
+        A :class:`GNNRerank`: distances ``1 - cos`` of the propagated rows, smaller for closer items.
     """
-    feats, Q = _joint_features(query, gallery)
-    N = feats.shape[0]
+    feats, Q, N = joint_features(query, gallery)
     k1 = int_in_range("k1", k1, 1, N, f"query and gallery hold {N} items")
     k2 = int_in_range("k2", k2, 1, k1, "messages come from within the k1 neighbours")
     sims, nbrs = knn(feats, feats, k1, backend="torch")
-    adjacency = _sparse_rows(nbrs, torch.ones_like(sims), N)
+    adjacency = rows_to_sparse(nbrs, torch.ones_like(sims), N)
     if k2 > 1:
-        messages = _sparse_rows(nbrs[:, :k2], sims[:, :k2] ** 2, N)
+        messages = rows_to_sparse(nbrs[:, :k2], sims[:, :k2] ** 2, N)
         for _ in range(ROUNDS):
             symmetric = (adjacency + adjacency.t()).coalesce()
             adjacency = torch.sparse.mm(messages, symmetric).coalesce()
@@ -100,8 +99,7 @@ def gnn_rerank_dense(query: Tensor, gallery: Tensor, k1: int = 26, k2: int = 7) 
 
     Returns ``[Q, G]`` distances.
     """
-    feats, Q = _joint_features(query, gallery)
-    N = feats.shape[0]
+    feats, Q, N = joint_features(query, gallery)
     sims, order = (feats @ feats.T).topk(k1, dim=1)
     A = torch.zeros(N, N, dtype=feats.dtype)
     for i in range(N):
@@ -118,21 +116,6 @@ def gnn_rerank_dense(query: Tensor, gallery: Tensor, k1: int = 26, k2: int = 7) 
     else:
         A = A / A.norm(dim=1, keepdim=True)
     return 1 - A[:Q] @ A[Q:].T
-
-
-def _joint_features(query: Tensor, gallery: Tensor) -> tuple[Tensor, int]:
-    query = as_features(query, "query")
-    gallery = as_features(gallery, "gallery")
-    same_dim(query, gallery)
-    return F.normalize(torch.cat([query, gallery.to(query)]), dim=1), query.shape[0]
-
-
-def _sparse_rows(cols: Tensor, values: Tensor, width: int) -> Tensor:
-    """Sparse ``[rows, width]`` with ``values[r, c]`` at ``(r, cols[r, c])``."""
-    rows = torch.arange(cols.shape[0], device=cols.device).repeat_interleave(cols.shape[1])
-    # The indices come from kNN lists, in range by construction.
-    return torch.sparse_coo_tensor(torch.stack([rows, cols.flatten()]), values.flatten(),
-                                   (cols.shape[0], width), check_invariants=False).coalesce()
 
 
 def _normalize_rows(matrix: Tensor) -> Tensor:

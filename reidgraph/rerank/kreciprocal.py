@@ -55,11 +55,11 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import as_features, in_unit_interval, int_in_range, same_dim
+from .._checks import in_unit_interval, int_in_range
 from ..ranking import Ranking
+from ._common import joint_features
 
 # Feature values gathered at once when measuring the distance of listed pairs (16 MiB in float32).
 _GATHER_BUDGET = 2**22
@@ -99,19 +99,13 @@ class KReciprocal(Ranking):
         if self.scale is None:
             self.scale = torch.ones(self.query.shape[0], dtype=self.query.dtype, device=self.query.device)
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.query.shape[0], self.gallery.shape[0]
-
     def distance_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
         r"""Yield ``d* = lam ((2 - 2 cos) / s_p)^e + (1 - lam) d_J`` for consecutive chunks of queries.
 
         Each chunk is ``[q, G]``, ``q = chunk_size`` but for the last.
         """
-        int_in_range("chunk_size", chunk_size, 1, 2**31)
         crow, col, m = self.crow, self.col, self.overlap
-        for start in range(0, self.query.shape[0], chunk_size):
-            stop = min(start + chunk_size, self.query.shape[0])
+        for start, stop in self._query_ranges(chunk_size):
             # d* = lam d + (1 - lam) on pairs that do not meet, less (1 - lam) m / (2 - m) on those
             # that do; built in place so a chunk costs one [q, G] buffer.
             out = self.query[start:stop] @ self.gallery.T
@@ -232,17 +226,13 @@ def k_reciprocal_dense(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6
 
 
 def _check(query, gallery, k1, k2, lam, variant) -> tuple[Tensor, int, int, int, float, int]:
-    query = as_features(query, "query")
-    gallery = as_features(gallery, "gallery")
-    same_dim(query, gallery)
-    N = query.shape[0] + gallery.shape[0]
+    x, Q, N = joint_features(query, gallery)
     k1 = int_in_range("k1", k1, 1, N - 1, f"query + gallery hold {N} items, and k1 must be smaller")
     k2 = int_in_range("k2", k2, 1, k1, "query expansion averages at most k1 neighbours")
     lam = in_unit_interval("lam", lam)
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r} is not one of {', '.join(map(repr, VARIANTS))}")
-    x = F.normalize(torch.cat([query, gallery.to(query)]), dim=1)
-    return x, query.shape[0], k1, k2, lam, VARIANTS[variant] or 1
+    return x, Q, k1, k2, lam, VARIANTS[variant] or 1
 
 
 def _original_distance(a: Tensor, b: Tensor) -> Tensor:

@@ -3,11 +3,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from shared_data import shared_path
 
 from reidgraph.data import datasets
 from reidgraph.data.datasets import DATASETS, ImageRecord, ReIDDataset, load_dataset, register_dataset
-
-SHARED_CUHK03 = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "cuhk03-labeled"
 
 
 def make_images(folder: Path, names) -> None:
@@ -228,8 +227,7 @@ def test_stats_table_counts_ids_images_and_cameras_per_split(tmp_path):
 
 @pytest.mark.slow
 def test_shared_cuhk03_labeled_follows_the_np_rule():
-    if not (SHARED_CUHK03 / "labels.csv").is_file():
-        pytest.skip(f"real CUHK03 not found at {SHARED_CUHK03} (it lives in ../shared beside the checkout)")
-    data = load_dataset("cuhk03_shared", SHARED_CUHK03)
+    root = shared_path("datasets", "cuhk03-labeled", "labels.csv", what="real CUHK03").parent
+    data = load_dataset("cuhk03_shared", root)
     assert data.stats() == [("train", 743, 7239, 2), ("query", 100, 200, 2), ("gallery", 100, 738, 2)]
     assert all(Path(r.path).is_file() for r in data.query)

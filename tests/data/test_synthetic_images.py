@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from reidgraph.data import synthetic_images
+from reidgraph.data.datasets import MARKET_FOLDERS
 from reidgraph.data.synthetic_images import make_synthetic_market
 
 NAME = re.compile(r"^(\d{4})_c(\d)s1_(\d{6})_(\d{2})\.jpg$")
@@ -29,11 +30,11 @@ def tiny(tmp_path_factory):
 
 
 def test_market_layout_and_names(tiny):
-    for split in synthetic_images.SPLITS:
+    for split in MARKET_FOLDERS.values():
         for p in (tiny / split).iterdir():
             assert NAME.match(p.name), p.name
             assert Image.open(p).size == (16, 32)
-    train, query, gallery = (_labels(tiny, s) for s in synthetic_images.SPLITS)
+    train, query, gallery = (_labels(tiny, s) for s in MARKET_FOLDERS.values())
     assert len(train) == 4 * 6 and {pid for pid, _ in train} == {1, 2, 3, 4}
     assert len(query) + len(gallery) == 3 * 6 and {pid for pid, _ in query + gallery} == {5, 6, 7}
     assert all(1 <= cam <= 3 for _, cam in train + query + gallery)

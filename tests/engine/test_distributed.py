@@ -5,7 +5,7 @@ import socket
 import subprocess
 import sys
 
-from conftest import TINY_TRAIN
+from helpers import TINY_TRAIN
 
 
 def test_two_process_training_through_torchrun(tiny_market, tmp_path):

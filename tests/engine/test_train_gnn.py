@@ -36,7 +36,7 @@ def test_default_recipe_lowers_its_loss_and_is_seeded(tmp_path):
 
 def test_paper_preset_is_the_papers_recipe():
     """Paper §4.2: Adam at 3e-4, ÷10 every 5 epochs (reached: 10 epochs), K=150, k=20, tau=20, lambda=0.7,
-    alpha=0.3; method.md §5: one graph of K+1 nodes per mini-batch, N/5 anchors; eqs. 13-15 as written."""
+    alpha=0.3; paper §3.3 "Training Stage": one graph of K+1 nodes per mini-batch, N/5 anchors; eqs. (13)-(15)."""
     settings, config = recipe("paper")
     assert settings == GraphSettings(K=150, k=20, lam=0.7, tau=20, edges="joint", mask=True, same_camera_weight=1.0)
     assert (config.lr, config.lr_step, config.graphs_per_batch, config.anchor_fraction) == (3e-4, 5, 1, 0.2)

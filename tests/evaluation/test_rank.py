@@ -90,6 +90,18 @@ def test_hand_made_ranking():
     assert (mAP_r, mINP_r) == (pytest.approx(mAP), pytest.approx(mINP))
 
 
+def test_rank_r_accuracy_reads_the_cmc():
+    m = evaluate_order(torch.tensor(ORDER), Q_PIDS, G_PIDS, Q_CAMS, G_CAMS)
+    assert (m.rank(1), m.rank(2), m.rank(6)) == (pytest.approx(1 / 3), 1.0, 1.0)
+    assert m.rank(10) == 1.0  # past a 6-item gallery every match is counted already
+    cut = evaluate_order(torch.tensor(ORDER), Q_PIDS, G_PIDS, Q_CAMS, G_CAMS, max_rank=3)
+    assert cut.rank(3) == 1.0
+    with pytest.raises(ValueError, match="rank-5 is past the CMC's 3 ranks; evaluate with max_rank >= 5"):
+        cut.rank(5)
+    with pytest.raises(ValueError, match="r=0 must be a positive integer"):
+        m.rank(0)
+
+
 def test_query_without_match_is_skipped():
     full = evaluate_order(np.array(ORDER), Q_PIDS, G_PIDS, Q_CAMS, G_CAMS)
     keep = [0, 1, 3]

@@ -1,4 +1,4 @@
-"""method.md §2 (eqs. 2-10) against plain loop references written here."""
+"""Paper eqs. (2)-(10), §3.2 "Edge Setting", against plain loop references written here."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""Test-time re-ranking (method.md §6) against a graph-by-graph reference."""
+"""Test-time re-ranking (paper §3.3 "Testing Stage") against a graph-by-graph reference."""
 import pytest
 import torch
 import torch.nn.functional as F

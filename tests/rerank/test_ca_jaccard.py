@@ -1,12 +1,9 @@
-from pathlib import Path
-
 import pytest
 import torch
+from shared_data import shared_features_path
 
 from reidgraph.evaluation import evaluate_order, evaluate_rank
 from reidgraph.rerank import CAJaccard, ca_jaccard, ca_jaccard_dense, k_reciprocal, k_reciprocal_dense
-
-VAL = Path(__file__).resolve().parents[3] / "shared" / "features" / "osnet_x0_25_msmt17" / "cuhk03_labeled_val.npz"
 
 
 def random_items(n=75, num_cams=4, seed=0):
@@ -185,11 +182,10 @@ def test_bad_chunk_size_raises():
 
 @pytest.mark.slow
 def test_improves_over_fen_on_real_features():
-    if not VAL.is_file():
-        pytest.skip(f"real features not found: {VAL} (they live in ../shared beside the checkout)")
+    val = shared_features_path("osnet_x0_25_msmt17", "val")
     from reidgraph.features import FeatureSet
 
-    query, gallery = FeatureSet.load(VAL).query_gallery()
+    query, gallery = FeatureSet.load(val).query_gallery()
     q, g = torch.nn.functional.normalize(query.feats, dim=1), torch.nn.functional.normalize(gallery.feats, dim=1)
     labels = (query.pids, gallery.pids, query.camids, gallery.camids)
     fen = evaluate_order(orders(2 - 2 * q @ g.T), *labels)

@@ -1,0 +1,41 @@
+"""Where the benchmarks find the shared data: the paths given on the command line, or ``$REIDGRAPH_SHARED``.
+
+No benchmark assumes where the shared data lives. Where ``REIDGRAPH_SHARED`` names the shared folder
+(holding ``features/``, ``datasets/``, ``weights/``), a path left off the command line defaults to its
+place under it; otherwise the path is required. Help texts write that folder as ``SHARED``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+ENV = "REIDGRAPH_SHARED"
+FEATURE_SETS = ("osnet_x0_25_msmt17", "omz_0277")
+"""The feature folders under ``SHARED/features``, one per backbone."""
+EPILOG = (f"environment: {ENV}=DIR names the shared data folder (SHARED in the examples above,\n"
+          "holding features/, datasets/, weights/); where it is set, a path left off the command line\n"
+          "defaults to its place under it, otherwise the path is required.")
+
+
+def shared(*parts: str) -> Path | None:
+    """``$REIDGRAPH_SHARED/<parts...>``, or None where the variable is unset or empty."""
+    root = os.environ.get(ENV)
+    return Path(root).joinpath(*parts) if root else None
+
+
+def add_feature_folders(parser: argparse.ArgumentParser, holding: str) -> None:
+    """The positional ``FOLDER ...`` argument (feature folders holding ``holding``) and the :data:`EPILOG`."""
+    parser.add_argument("folders", nargs="*", metavar="FOLDER",
+                        help=f"feature folders with {holding} (default, where {ENV} is set: "
+                             f"SHARED/features/{{{','.join(FEATURE_SETS)}}})")
+    parser.epilog = EPILOG
+
+
+def feature_folders(given: list, parser: argparse.ArgumentParser) -> list[str]:
+    """The feature folders given on the command line, else ``SHARED/features/<each of FEATURE_SETS>``."""
+    if given:
+        return [str(f) for f in given]
+    if shared() is None:
+        parser.error(f"give the feature folders (e.g. SHARED/features/{FEATURE_SETS[0]}), or set {ENV}")
+    return [str(shared("features", name)) for name in FEATURE_SETS]
