@@ -20,6 +20,7 @@ from .engine.extract import extract_features
 from .engine.pipeline import print_table, run_pipeline, score
 from .engine.train_fen import FENTrainConfig, load_fen
 from .engine.train_joint import JointTrainConfig
+from .export import DEFAULT_OPSET
 from .feature_files import FORMATS
 from .features import FeatureSet
 from .graph import GraphSettings
@@ -159,6 +160,9 @@ def rerank_command(args: argparse.Namespace) -> int:
         needs_cameras(args.method, params)  # checks the method's name and parameters before any work
         if args.index:
             takes_index(args.method)
+            if world_size > 1:
+                raise ValueError("--index searches one process's index; run without torchrun, or drop --index for "
+                                 "the sharded exact search")
         device = checked_device(args.device)
         if world_size > 1 and not is_sharded(args.method):
             if int(os.environ["RANK"]):
@@ -167,10 +171,7 @@ def rerank_command(args: argparse.Namespace) -> int:
                   f"yet; process 0 of {world_size} runs it alone while the others exit", file=sys.stderr)
             world_size = 1
         query, gallery = rerank_inputs(args)
-        if args.index and world_size > 1:
-            raise ValueError("--index searches one process's index; run without torchrun, or drop --index for the "
-                             "sharded exact search")
-        index = AnnIndex.load(args.index).check(gallery.feats) if args.index else None
+        index = AnnIndex.load(args.index) if args.index else None  # rerank checks it was built over this gallery
         top = min(100, len(gallery)) if args.top is None else args.top
         if not 1 <= top <= len(gallery):
             raise ValueError(f"--top {top} is outside [1, {len(gallery)}]: the gallery holds {len(gallery)} items")
@@ -536,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--height", type=int, help="input height (default: the checkpoint's)")
     p.add_argument("--width", type=int, help="input width (default: the checkpoint's)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
     p.set_defaults(func=export_command)
 
     p = sub.add_parser("index", help="build an approximate kNN index (faiss IVF or HNSW) over gallery features once, "

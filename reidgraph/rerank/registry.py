@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import given_neighbors
 from ..graph import GraphSettings
 from ..ranking import CosineRanking, HeadRanking, Ranking
 from .ca_jaccard import ca_jaccard
@@ -184,7 +183,7 @@ def _searched(index, query: Tensor, gallery: Tensor, k: int) -> Tensor | None:
 def _cosine_head(query: Tensor, gallery: Tensor, neighbors: Tensor) -> HeadRanking:
     """The given neighbours ranked by exact cosine distance, then the rest of the gallery."""
     q, g = F.normalize(query, dim=1), F.normalize(gallery, dim=1)
-    index = given_neighbors(neighbors, q.shape[0], g.shape[0], neighbors.shape[1]).to(q.device)
+    index = neighbors.to(q.device)
     distance = 1 - torch.einsum("qd,qkd->qk", q, g[index])
     distance, order = distance.sort(dim=1, stable=True)
     return HeadRanking(q, g, index.gather(1, order), distance)

@@ -1,4 +1,5 @@
 """Test-time re-ranking (paper §3.3 "Testing Stage") against a graph-by-graph reference."""
+import re
 import pytest
 import torch
 import torch.nn.functional as F
@@ -143,3 +144,20 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
     growth = [float(subprocess.run([sys.executable, "-c", script, str(n)], check=True, capture_output=True,
                                    text=True).stdout) for n in (500, 3000)]
     assert growth[1] - growth[0] < 100, growth
+
+
+def test_given_neighbors_equal_exact_search_and_bad_ones_are_one_line():
+    from reidgraph.graph import GraphSettings, knn
+    from reidgraph.nn import TrainingFreeFusion, ffgnn_rerank
+    g = torch.Generator().manual_seed(3)
+    query, gallery = torch.randn(5, 8, generator=g), torch.randn(40, 8, generator=g)
+    settings = GraphSettings(K=10, k=4, tau=4)
+    net = TrainingFreeFusion(0.3, 3)
+    wide = knn(query, gallery, 15, backend="torch")[1]  # more columns than K: the first K are used
+    given = ffgnn_rerank(net, query, gallery, settings, neighbors=wide)
+    exact = ffgnn_rerank(net, query, gallery, settings, backend="torch")
+    assert torch.equal(given.index, exact.index) and torch.allclose(given.distance, exact.distance)
+    for bad, message in [(wide[:, :9], "at least 10 neighbours"), (wide[:4], "5 queries"),
+                         (wide.float(), "integer table"), (wide + 40, "outside the gallery's [0, 40)")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            ffgnn_rerank(net, query, gallery, settings, neighbors=bad)
