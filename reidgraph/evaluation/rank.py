@@ -329,16 +329,10 @@ def _count_chunk(dist: Tensor, q_pids: Tensor, q_camids: Tensor, g_pids: Tensor,
     values[rows, slot], index[rows, slot] = dist[rows, cols], cols
     values, order = values.sort(dim=1, stable=True)
     index = index.gather(1, order)
-    # Bucket of each kept non-match: how many matches come before it (distance first, then index).
-    before = torch.searchsorted(values, dist.contiguous())
-    tie = values.gather(1, before.clamp_max(width - 1)) == dist
-    tie &= ~junk & ~match
-    if bool(tie.any()):
-        r, c = tie.nonzero(as_tuple=True)
-        before[r, c] += ((values[r] == dist[r, c, None]) & (index[r] < c[:, None])).sum(1)
-    before[junk | match] = width  # not counted
-    counts = torch.zeros(num_q, width + 1, dtype=torch.long, device=dist.device).scatter_add_(
-        1, before, torch.ones_like(before))
+    # Only kept non-matches no farther than their row's last match can come before a match.
+    last_match = values.gather(1, (num_match - 1).clamp_min(0)[:, None])
+    counted = (dist <= last_match) & ~junk & ~match
+    counts = _bucket_counts(dist, values, index, counted)
     k = torch.arange(1, width + 1, device=dist.device)
     position = k + counts[:, :width].cumsum(1)                # p_k, 1-based, junk-free
     real = k <= num_match[:, None]
@@ -346,6 +340,29 @@ def _count_chunk(dist: Tensor, q_pids: Tensor, q_camids: Tensor, g_pids: Tensor,
     last = position.gather(1, (num_match - 1).clamp_min(0)[:, None]).squeeze(1)
     return (position[valid, 0], precision.sum(1)[valid] / num_match[valid],
             num_match[valid] / last[valid].double())
+
+
+def _bucket_counts(dist: Tensor, values: Tensor, index: Tensor, counted: Tensor) -> Tensor:
+    """``[q, w + 1]``: how many ``counted`` items have ``b`` matches before them (distance first, then index).
+
+    Args:
+        dist: ``[q, G]`` distances; counted: ``[q, G]`` the items to bucket.
+        values, index: ``[q, w]`` each row's match distances (``+inf`` padded) and gallery indices, in order.
+    """
+    num_q, width = values.shape
+    counts = torch.zeros(num_q, width + 1, dtype=torch.long, device=dist.device)
+    if 4 * int(counted.sum()) > counted.numel():  # most items count (a poor ranking): bucket all at once
+        before = torch.searchsorted(values, dist.contiguous())
+        tie = counted & (values.gather(1, before.clamp_max(width - 1)) == dist)
+        if bool(tie.any()):
+            r, c = tie.nonzero(as_tuple=True)
+            before[r, c] += ((values[r] == dist[r, c, None]) & (index[r] < c[:, None])).sum(1)
+        before[~counted] = width
+        return counts.scatter_add_(1, before, torch.ones_like(before))
+    r, c = counted.nonzero(as_tuple=True)  # few count (a good ranking): bucket those alone
+    d, row_values = dist[r, c, None], values[r]
+    before = torch.searchsorted(row_values, d).squeeze(1) + ((row_values == d) & (index[r] < c[:, None])).sum(1)
+    return counts.index_put_((r, before), torch.ones_like(before), accumulate=True)
 
 
 def _row_chunks(distmat: Tensor | np.ndarray, chunk_size: int) -> Iterator[Tensor]:

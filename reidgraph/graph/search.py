@@ -45,6 +45,8 @@ _BF16_UNIT = 2.0**-9
 # Candidates kept per row by the bfloat16 screen, as a multiple of k; enough that
 # nearly every row's float32 refinement is certified exact (see screened_topk).
 _SCREEN_FACTOR = 4
+# Candidates for each row's smallest product kept by the bfloat16 screen (see screened_extremes).
+_LOW_CANDIDATES = 16
 
 
 def keops_available() -> bool:
@@ -234,7 +236,7 @@ def screened_topk(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None
     r"""Exact top-``k`` inner products of unit rows, screened in bfloat16 and refined in float32.
 
     1. :math:`\tilde s_{ij}`: the products in bfloat16 (float32 accumulation),
-       about twice the float32 matmul rate on hardware with native bfloat16.
+       two to four times the float32 matmul rate on hardware with native bfloat16.
     2. The ``m = 4k`` best candidates of each row by :math:`\tilde s`, rescored
        exactly in float32; the top ``k`` of those are returned.
     3. Certificate: rounding to bfloat16 moves each factor by at most
@@ -255,18 +257,64 @@ def screened_topk(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None
         ``(similarities [Q, k], indices [Q, k])``, best first, the same as the
         float32 matmul + topk up to float32 rounding of the scores.
     """
-    G, D = gallery.shape
-    m = min(_SCREEN_FACTOR * k, G - (0 if exclude is None else 1))
+    m = min(_SCREEN_FACTOR * k, gallery.shape[0] - (0 if exclude is None else 1))
     if m <= k:  # nothing to screen out
         return _masked(query @ gallery.T, exclude).topk(k, dim=1)
+    return _certified_top(query, gallery, k, m, exclude, _rough_products(query, gallery, exclude, gallery_bf16))
+
+
+def screened_extremes(query: Tensor, gallery: Tensor, k: int,
+                      gallery_bf16: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    r"""The exact top-``k`` and the exact smallest inner product of each row, from one bfloat16 product.
+
+    The top ``k`` as in :func:`screened_topk`. The minimum likewise, from the other end: the
+    16 smallest :math:`\tilde s` of each row are rescored in float32; every other item has
+    :math:`s \ge \tilde s_{(16)} - \varepsilon` (:math:`\tilde s_{(16)}` the 16th smallest), so a
+    row whose exact minimum lies below that bound is exact. The rows that fail are redone in float32.
+
+    Args:
+        query: ``[Q, D]`` unit rows; gallery: ``[G, D]`` unit rows (float32).
+        k: neighbours per row, ``k <= G``.
+        gallery_bf16: ``gallery`` in bfloat16, when the caller already has it.
+
+    Returns:
+        ``(similarities [Q, k], indices [Q, k], lowest [Q])``: the top ``k`` best first, and
+        ``min_j query_i . gallery_j``, each as float32 computes it up to rounding.
+    """
+    m = _SCREEN_FACTOR * k
+    if max(m, _LOW_CANDIDATES) >= gallery.shape[0]:  # nothing to screen out
+        exact = query @ gallery.T
+        return *exact.topk(k, dim=1), exact.amin(dim=1)
+    rough = _rough_products(query, gallery, None, gallery_bf16)
+    sim, idx = _certified_top(query, gallery, k, m, None, rough)
+    low, candidates = rough.topk(_LOW_CANDIDATES, dim=1, largest=False)
+    lowest = _sampled_products(query, gallery, candidates).amin(dim=1)
+    redo = torch.nonzero(lowest >= low[:, -1].float() - _screen_error(gallery.shape[1])).flatten()
+    if redo.numel():
+        lowest[redo] = (query[redo] @ gallery.T).amin(dim=1)
+    return sim, idx, lowest
+
+
+def _screen_error(dim: int) -> float:
+    """The bound :math:`\varepsilon` on ``|bfloat16 product - float32 product|`` of two unit rows of ``dim``."""
+    return 3 * _BF16_UNIT + _BF16_UNIT**2 + dim * 2.0**-24
+
+
+def _rough_products(query: Tensor, gallery: Tensor, exclude: Tensor | None,
+                    gallery_bf16: Tensor | None) -> Tensor:
+    """``[Q, G]`` bfloat16 products (float32 accumulation), each row's excluded column at -inf."""
     gallery_bf16 = gallery.bfloat16() if gallery_bf16 is None else gallery_bf16
-    rough = _masked((query.bfloat16() @ gallery_bf16.T).float(), exclude)
+    return _masked(query.bfloat16() @ gallery_bf16.T, exclude)
+
+
+def _certified_top(query: Tensor, gallery: Tensor, k: int, m: int, exclude: Tensor | None,
+                   rough: Tensor) -> tuple[Tensor, Tensor]:
+    """The exact top ``k`` from the ``m`` best candidates of ``rough``, rows failing the certificate redone."""
     bound, candidates = rough.topk(m, dim=1)
     exact = _sampled_products(query, gallery, candidates)
     sim, pos = exact.topk(k, dim=1)
     idx = candidates.gather(1, pos)
-    eps = 3 * _BF16_UNIT + _BF16_UNIT**2 + D * 2.0**-24
-    redo = torch.nonzero(sim[:, -1] <= bound[:, -1] + eps).flatten()
+    redo = torch.nonzero(sim[:, -1] <= bound[:, -1].float() + _screen_error(gallery.shape[1])).flatten()
     if redo.numel():
         own = None if exclude is None else exclude[redo]
         sim[redo], idx[redo] = _masked(query[redo] @ gallery.T, own).topk(k, dim=1)
@@ -274,16 +322,26 @@ def screened_topk(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None
 
 
 def _sampled_products(query: Tensor, gallery: Tensor, columns: Tensor) -> Tensor:
-    """``[Q, m]`` float32 products ``query[i] . gallery[columns[i, j]]``, computed in place by a
-    sampled dense-dense matmul (no ``[Q, m, D]`` gather)."""
+    """``[Q, m]`` float32 products ``query[i] . gallery[columns[i, j]]`` (see :func:`pair_products`)."""
     Q, m = columns.shape
     crow = torch.arange(0, Q * m + 1, m, device=columns.device)
-    zeros = torch.zeros(Q * m, dtype=query.dtype, device=query.device)
+    return pair_products(query, gallery, crow, columns.flatten()).view(Q, m)
+
+
+def pair_products(a: Tensor, b: Tensor, crow: Tensor, cols: Tensor) -> Tensor:
+    """``[E]`` products ``a[i] . b[cols[e]]`` of the pairs listed in CSR form, computed in place by a
+    sampled dense-dense matmul (no ``[E, D]`` gather).
+
+    Args:
+        a: ``[A, D]``; b: ``[B, D]``.
+        crow: ``[A + 1]`` row pointers: the pairs of row ``i`` are ``crow[i]:crow[i + 1]``.
+        cols: ``[E]`` int64 rows of ``b``.
+    """
+    zeros = torch.zeros(cols.numel(), dtype=a.dtype, device=a.device)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
-        pattern = torch.sparse_csr_tensor(crow, columns.flatten(), zeros, size=(Q, gallery.shape[0]),
-                                          check_invariants=False)
-        return torch.sparse.sampled_addmm(pattern, query, gallery.T, beta=0.0).values().view(Q, m)
+        pattern = torch.sparse_csr_tensor(crow, cols, zeros, size=(a.shape[0], b.shape[0]), check_invariants=False)
+        return torch.sparse.sampled_addmm(pattern, a, b.T, beta=0.0).values()
 
 
 def _knn_faiss(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None) -> tuple[Tensor, Tensor]:

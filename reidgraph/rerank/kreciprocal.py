@@ -58,11 +58,10 @@ import torch
 from torch import Tensor
 
 from .._checks import in_unit_interval, int_in_range
+from ..graph.search import pair_products, screened_extremes, worth_screening
 from ..ranking import Ranking
 from ._common import joint_features
 
-# Feature values gathered at once when measuring the distance of listed pairs (16 MiB in float32).
-_GATHER_BUDGET = 2**22
 # (query, column, gallery) triples formed at once when summing the Jaccard overlaps.
 _TRIPLE_BUDGET = 2**21
 # The ``variant`` argument: the power ``e`` of the row-scaled distance, or None for no row scaling.
@@ -244,6 +243,9 @@ def _neighbours(x: Tensor, k: int, chunk_size: int) -> tuple[Tensor, Tensor]:
 
     Each ``[chunk, N]`` block ``S = x_chunk x^T`` gives the ``k`` best columns
     (``topk``, best first, so normally the item itself first) and ``2 - 2 min_x S_px``.
+    Where :func:`~reidgraph.graph.search.worth_screening` says so, ``S`` is computed in
+    bfloat16 and both extremes are certified exact in float32
+    (:func:`~reidgraph.graph.search.screened_extremes`).
 
     Args:
         x: ``[N, D]`` L2-normalised features.
@@ -256,10 +258,15 @@ def _neighbours(x: Tensor, k: int, chunk_size: int) -> tuple[Tensor, Tensor]:
     N = x.shape[0]
     neighbours = torch.empty(N, k, dtype=torch.long, device=x.device)
     lowest = torch.empty(N, dtype=x.dtype, device=x.device)
+    x_bf16 = x.bfloat16() if worth_screening(k, x) else None
     for start in range(0, N, chunk_size):
-        sim = x[start:start + chunk_size] @ x.T
-        neighbours[start:start + chunk_size] = sim.topk(k, dim=1).indices
-        lowest[start:start + chunk_size] = sim.amin(dim=1)
+        rows = slice(start, start + chunk_size)
+        if x_bf16 is not None:
+            _, neighbours[rows], lowest[rows] = screened_extremes(x[rows], x, k, x_bf16)
+        else:
+            sim = x[rows] @ x.T
+            neighbours[rows] = sim.topk(k, dim=1).indices
+            lowest[rows] = sim.amin(dim=1)
     return neighbours, (2 - 2 * lowest).clamp_min(0)
 
 
@@ -271,13 +278,8 @@ def _divisor(farthest: Tensor, variant: str) -> Tensor:
 
 
 def _pair_distance(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """``2 - 2 cos(x_r, x_c)`` (unscaled) of each listed pair, gathering ``_GATHER_BUDGET`` feature values at most."""
-    out = torch.empty(rows.shape[0], dtype=x.dtype, device=x.device)
-    step = max(1, _GATHER_BUDGET // x.shape[1])
-    for start in range(0, rows.shape[0], step):
-        r, c = rows[start:start + step], cols[start:start + step]
-        out[start:start + step] = (2 - 2 * (x[r] * x[c]).sum(1)).clamp_min(0)
-    return out
+    """``2 - 2 cos(x_r, x_c)`` (unscaled) of each listed pair, ``rows`` sorted ascending."""
+    return (2 - 2 * pair_products(x, x, _row_pointers(rows, x.shape[0]), cols)).clamp_min(0)
 
 
 def _row_keys(neighbours: Tensor, n: int) -> Tensor:

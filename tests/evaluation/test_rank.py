@@ -222,8 +222,11 @@ def test_order_rows_that_are_not_permutations_are_refused():
     assert evaluate_order(torch.tensor([[0, 1, 2], [2, 1, 0]]), q_pids, g_pids, q_cams, g_cams).mAP == pytest.approx(0.75)
 
 
-def test_distances_equal_the_plain_loop_with_ties_and_junk():
-    """Counting positions equals the per-query loop on its stable argsort, with heavy ties and junk."""
+@pytest.mark.parametrize("informative", [False, True])
+def test_distances_equal_the_plain_loop_with_ties_and_junk(informative):
+    """Counting positions equals the per-query loop on its stable argsort, with heavy ties and junk; on random
+    distances (most items precede some match) and on informative ones (true matches mostly first, so that few
+    items precede the last match), which are counted by two paths."""
     from reidgraph.evaluation import evaluate_distances
 
     g = torch.Generator().manual_seed(5)
@@ -232,6 +235,9 @@ def test_distances_equal_the_plain_loop_with_ties_and_junk():
         dist = torch.randint(0, 6 if trial % 2 else 10**6, (Q, G), generator=g).double()  # few values: ties
         q_pids, g_pids = torch.randint(0, 5, (Q,), generator=g), torch.randint(-1, 5, (G,), generator=g)
         q_cams, g_cams = torch.randint(0, 3, (Q,), generator=g), torch.randint(0, 3, (G,), generator=g)
+        if informative:  # all but one in eight non-matches behind every match, ties kept among the rest
+            behind = (q_pids[:, None] != g_pids[None]) & (torch.rand(Q, G, generator=g) < 7 / 8)
+            dist += behind * dist.max()
         if not any((g_pids == p).logical_and(g_cams != c).any() for p, c in zip(q_pids, q_cams)):
             continue
         cmc, mAP, mINP, valid = reference(dist.numpy(), q_pids.numpy(), g_pids.numpy(), q_cams.numpy(),

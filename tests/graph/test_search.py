@@ -88,6 +88,26 @@ def test_screened_knn_is_exact(spread, monkeypatch):
     assert torch.equal(idx, exact_topk(g[:40], g, 7, exclude=own))
 
 
+@pytest.mark.parametrize("spread", [1.0, 0.05])
+def test_screened_extremes_are_exact(spread, monkeypatch):
+    """The top-k and the row minimum from one bfloat16 screen equal float64 search, on wide scores (certified
+    at once) and packed ones (rows redone in full); float64 features, so the refinement is exact."""
+    from reidgraph.graph import search
+    torch.manual_seed(1)
+    centre = torch.randn(1, 64, dtype=torch.float64)
+    g = torch.nn.functional.normalize(centre + spread * torch.randn(1500, 64, dtype=torch.float64), dim=1)
+    q = g[:50]
+    products = []  # rows of each matmul: the screen's, then those of rows redone in full
+    monkeypatch.setattr(search.Tensor, "__matmul__", lambda a, b: products.append(a.shape[0]) or torch.matmul(a, b))
+    sim, idx, lowest = search.screened_extremes(q, g, 9)
+    monkeypatch.undo()
+    exact = q @ g.T
+    assert torch.equal(idx, exact.topk(9, dim=1).indices)
+    assert torch.allclose(sim, exact.topk(9, dim=1).values)
+    assert torch.allclose(lowest, exact.min(dim=1).values, rtol=0, atol=1e-12)
+    assert products[0] == 50 and (len(products) > 1) == (spread < 1)
+
+
 def test_screening_rule():
     from reidgraph.graph.search import fast_bfloat16, worth_screening
     big = torch.randn(20000, 512)

@@ -201,3 +201,17 @@ def test_improves_map_on_clustered_data():
     _, plain = evaluate_rank(2 - 2 * q @ g.T, q_ids, g_ids, q_cams, g_cams)
     _, reranked = evaluate_rank(k_reciprocal(query, gallery).dense(), q_ids, g_ids, q_cams, g_cams)
     assert reranked > plain + 0.02, (plain, reranked)
+
+
+def test_screened_neighbours_give_the_same_ranking(monkeypatch):
+    """The bfloat16-screened neighbour pass (used on large float32 inputs) gives the same re-ranked order and,
+    up to float32 rounding, the same distances as the plain float32 pass."""
+    from reidgraph.rerank import kreciprocal
+    x, _ = clustered(num_ids=40, per_id=15, dim=256, noise=0.5, seed=3, dtype=torch.float32)
+    query, gallery = x[:100], x[100:]
+    results = {}
+    for screen in (False, True):
+        monkeypatch.setattr(kreciprocal, "worth_screening", lambda k, x, screen=screen: screen)
+        results[screen] = k_reciprocal(query, gallery).dense()
+    assert torch.allclose(results[True], results[False], atol=1e-5)
+    assert torch.equal(results[True].argsort(dim=1, stable=True)[:, :10], results[False].argsort(dim=1, stable=True)[:, :10])
