@@ -63,7 +63,7 @@ from ..ranking import Ranking
 from ._common import joint_features
 
 # (query, column, gallery) triples formed at once when summing the Jaccard overlaps.
-_TRIPLE_BUDGET = 2**21
+_TRIPLE_BUDGET = 2**23
 # The ``variant`` argument: the power ``e`` of the row-scaled distance, or None for no row scaling.
 VARIANTS = {"torchreid": 2, "zhong": 1, "unscaled": None}
 
@@ -339,7 +339,8 @@ def _overlap(rows: Tensor, cols: Tensor, weight: Tensor, Q: int, n: int,
              chunk_size: int) -> tuple[Tensor, Tensor, Tensor]:
     """CSR ``(crow, col, m)`` of ``m = sum_j min(V_pj, V_gj)`` on query-gallery pairs that meet.
 
-    Pairs come from the inverted index ``j -> {g : V_gj > 0}``, a chunk of queries at a time.
+    Pairs come from the inverted index ``j -> {g : V_gj > 0}``, a chunk of queries at a time, summed in a
+    ``[chunk, G]`` buffer (the size of one chunk of :meth:`KReciprocal.distance_chunks`).
     """
     G = n - Q
     is_gallery = rows >= Q
@@ -364,12 +365,17 @@ def _overlap(rows: Tensor, cols: Tensor, weight: Tensor, Q: int, n: int,
         lo, hi = int(row_ptr[start]), int(row_ptr[stop])
         p, j, v = rows[lo:hi], cols[lo:hi], weight[lo:hi]
         length = col_ptr[j + 1] - col_ptr[j]
-        which = torch.repeat_interleave(torch.arange(j.numel(), device=rows.device), length)
-        offset = torch.arange(which.numel(), device=rows.device) - (torch.cumsum(length, 0) - length)[which]
-        entry = col_ptr[j][which] + offset
-        pair, total = _sum_duplicates(p[which] * G + g_rows[entry], torch.minimum(v[which], g_vals[entry]))
-        out_rows.append(pair // G)
+        # Triple t pairs query entry e(t) with gallery entry col_ptr[j_e] + (t - first triple of e).
+        entry = torch.arange(int(length.sum()), device=rows.device) + torch.repeat_interleave(
+            col_ptr[j] - (torch.cumsum(length, 0) - length), length)
+        # Sums of minima accumulated in a [block, G] buffer: a scatter, where summing by sorted keys would sort
+        # every triple. Every minimum is positive, so the buffer's non-zeros are exactly the pairs that meet.
+        total = torch.zeros((stop - start) * G, dtype=weight.dtype, device=weight.device)
+        total.index_add_(0, torch.repeat_interleave((p - start) * G, length) + g_rows[entry],
+                         torch.minimum(torch.repeat_interleave(v, length), g_vals[entry]))
+        pair = total.nonzero().flatten()
+        out_rows.append(pair // G + start)
         out_cols.append(pair % G)
-        out_vals.append(total)
+        out_vals.append(total[pair])
         start = stop
     return _row_pointers(torch.cat(out_rows), Q), torch.cat(out_cols), torch.cat(out_vals)
