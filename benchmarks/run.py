@@ -32,7 +32,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -40,7 +39,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from results_io import save
+from results_io import save, update_summary
 from scale import isolated_call, peak_rss_gib, scale_section
 from shared_paths import EPILOG, FEATURE_SETS, shared
 
@@ -224,8 +223,7 @@ def main() -> int:
                    "msmt_scale_completed": summaries["msmt"]["completed"] if "msmt" in summaries else None}
         results["summary"] = summary
         if "market" in scales:  # summary.json holds the Market-scale figures (and MSMT's when run with them)
-            path = Path(__file__).resolve().parent / "results" / "summary.json"
-            path.write_text(json.dumps(summary, indent=2))
+            update_summary(summary, f"benchmarks/run.py --scale {args.scale} ({platform.machine()}, {args.device})")
     save(args.out, results)
     return 0
 
