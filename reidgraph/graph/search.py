@@ -58,6 +58,20 @@ def keops_available() -> bool:
     return True
 
 
+def keops_cuda() -> bool:
+    """Whether pykeops found a CUDA toolchain (``pykeops.config.gpu_available``).
+
+    Without one (nvrtc not found: the pip wheels of torch for CUDA 13 ship ``libnvrtc.so.13`` where
+    ``ctypes.util.find_library`` does not look), pykeops 2.3 switches to CPU only and then runs its CPU
+    kernel on the raw pointers of CUDA tensors, which crashes the interpreter.
+    """
+    if not keops_available():
+        return False
+    import pykeops.config
+
+    return bool(pykeops.config.gpu_available)
+
+
 @functools.lru_cache(maxsize=None)
 def keops_runs(device_type: str) -> bool:
     """Whether a tiny KeOps kNN runs on ``device_type``, tried once in a subprocess.
@@ -86,10 +100,14 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is unknown; choose one of {', '.join(BACKENDS)}")
     if backend == "auto":
-        return "keops" if device.type == "cuda" and keops_runs("cuda") else "torch"
+        return "keops" if device.type == "cuda" and keops_cuda() and keops_runs("cuda") else "torch"
     if backend == "keops" and not keops_available():
         raise ValueError("backend='keops' needs pykeops, which is not installed; "
                          "run `pip install pykeops` or use backend='torch'")
+    if backend == "keops" and device.type == "cuda" and not keops_cuda():
+        raise ValueError("backend='keops' on CUDA: pykeops found no CUDA compiler (nvrtc) and would run its CPU "
+                         "kernel on GPU memory; use backend='torch', or point CUDA_PATH at a CUDA toolkit with "
+                         "nvrtc (README: kNN backends)")
     if backend == "faiss":
         try:
             import faiss  # noqa: F401

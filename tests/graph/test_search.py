@@ -150,3 +150,19 @@ def test_missing_keops_is_explained(monkeypatch):
     monkeypatch.setattr(knn_module, "keops_available", lambda: False)
     with pytest.raises(ValueError, match="pip install pykeops"):
         knn(torch.randn(3, 4), torch.randn(5, 4), 2, backend="keops")
+
+
+def test_keops_without_its_cuda_toolchain_is_refused_on_cuda(monkeypatch):
+    """pykeops that found no nvrtc would run its CPU kernel on CUDA pointers (a crash): explicit 'keops' on CUDA
+    is a one-line error, and 'auto' picks torch without running the self-test."""
+    import reidgraph.graph.search as knn_module
+    if not keops_available():
+        pytest.skip("pykeops is not installed")
+    import pykeops.config
+    monkeypatch.setattr(pykeops.config, "gpu_available", False)
+    monkeypatch.setattr(knn_module, "keops_runs", lambda device_type: pytest.fail("the self-test ran"))
+    cuda = torch.device("cuda")
+    with pytest.raises(ValueError, match=r"^backend='keops' on CUDA: pykeops found no CUDA compiler \(nvrtc\)"):
+        knn_module.resolve_backend("keops", cuda)
+    assert knn_module.resolve_backend("auto", cuda) == "torch"
+    assert knn_module.resolve_backend("keops", torch.device("cpu")) == "keops"
