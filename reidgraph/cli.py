@@ -292,23 +292,28 @@ def evaluation_method(args: argparse.Namespace) -> tuple[str, dict]:
         given["steps"] = args.steps
     weight = camera_weight(args)
     if fuser == "ffgnn":
-        if given:
-            raise ValueError(f"--{', --'.join(given)}: {args.model or 'the model'} fixes the graphs it was trained "
-                             "on, and test graphs must be built the same way; drop them")
-        trained = load_ffgnn(args.model)[1].same_camera_weight if args.model and weight is not None else weight
-        if weight is not None and weight != trained:
-            raise ValueError(f"{args.model} was trained on graphs with same_camera_weight={trained}, and test graphs "
-                             "must be built the same way; drop --camera-aware/--same-camera-weight")
-    elif given or weight is not None:
-        if fuser is None:
-            raise ValueError(f"graph options (--K, --k, --lam, --tau, --alpha, --steps, camera weight) apply to "
-                             f"fusion methods, not {method!r}; use --param NAME=VALUE for its own parameters")
-        if weight is not None:
-            given["same_camera_weight"] = weight
-        prefix = f"{fuser}." if "+" in method else ""
-        defaults = {name.removeprefix(prefix): value for name, value in parameters(method).items()}
-        params.update({prefix + n: v for n, v in sized(given, defaults).items()})  # as in training
+        same_graphs_as_trained(args.model, given, weight)
+        return method, params
+    if fuser is None and (given or weight is not None):
+        raise ValueError(f"graph options (--K, --k, --lam, --tau, --alpha, --steps, camera weight) apply to "
+                         f"fusion methods, not {method!r}; use --param NAME=VALUE for its own parameters")
+    if weight is not None:
+        given["same_camera_weight"] = weight
+    prefix = f"{fuser}." if "+" in method else ""
+    defaults = {name.removeprefix(prefix): value for name, value in parameters(method).items()}
+    params.update({prefix + n: v for n, v in sized(given, defaults).items()})  # as in training
     return method, params
+
+
+def same_graphs_as_trained(model: str | None, given: dict, weight: float | None) -> None:
+    """Refuse graph options that would build test graphs other than the ones ``model`` was trained on."""
+    if given:
+        raise ValueError(f"--{', --'.join(given)}: {model or 'the model'} fixes the graphs it was trained "
+                         "on, and test graphs must be built the same way; drop them")
+    trained = load_ffgnn(model)[1].same_camera_weight if model and weight is not None else weight
+    if weight is not None and weight != trained:
+        raise ValueError(f"{model} was trained on graphs with same_camera_weight={trained}, and test graphs "
+                         "must be built the same way; drop --camera-aware/--same-camera-weight")
 
 
 def method_params(method: str, pairs: list[str] | None) -> dict:
@@ -444,9 +449,15 @@ def add_recipe_options(p: argparse.ArgumentParser) -> None:
                         + "; ".join(f"{name}: {what}" for name, (what, _) in ABLATIONS.items()))
 
 
-def add_graph_options(p: argparse.ArgumentParser, training: bool = True) -> None:
-    """Graph and fusion options; their defaults are the preset's (training) or the method's (evaluate)."""
-    source = "the preset's" if training else "the method's"
+def add_graph_options(p: argparse.ArgumentParser) -> None:
+    """Graph and fusion options of training; their defaults are the preset's."""
+    add_fusion_options(p, "the preset's")
+    GNN_TRAIN.add(p, shown="the preset's")
+    add_recipe_options(p)
+
+
+def add_fusion_options(p: argparse.ArgumentParser, source: str = "the method's") -> None:
+    """The options of the graphs and the fusion on them; by default, ``source`` sets each."""
     GRAPH.add(p, shown=source + "; paper {}")
     GNN.add(p, shown=source + "; paper {}")
     camera = p.add_mutually_exclusive_group()
@@ -454,9 +465,6 @@ def add_graph_options(p: argparse.ArgumentParser, training: bool = True) -> None
                         help="camera-aware graphs: ignore same-camera neighbours (same-camera weight 0); "
                              "uses the camera ids of the images")
     Options(GraphSettings, "same_camera_weight").add(camera, shown=source + "; paper {}", metavar="W")
-    if training:
-        GNN_TRAIN.add(p, shown="the preset's")
-        add_recipe_options(p)
 
 
 def add_dataset_options(p: argparse.ArgumentParser) -> None:
@@ -470,19 +478,13 @@ def add_format_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, help="the features files' format (default: by extension)")
 
 
-def add_input_options(p: argparse.ArgumentParser, single: bool) -> None:
-    formats = f"by extension ({', '.join(FORMATS)}) unless --format says"
-    if single:
-        p.add_argument("--features", required=True,
-                       help=f"test features with labels; split query/gallery, or the CUHK03-NP rule ({formats})")
-    else:
-        p.add_argument("--query", help=f"query features, labels optional ({formats})")
-        p.add_argument("--gallery", help="gallery features, from the same model")
-        p.add_argument("--features", help="one file holding both, with a split (e.g. pytorch_result.mat)")
-    add_format_option(p)
+def add_query_gallery_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--query", help=f"query features, labels optional (by extension: {', '.join(FORMATS)})")
+    p.add_argument("--gallery", help="gallery features, from the same model")
+    p.add_argument("--features", help="one file holding both, with a split (e.g. pytorch_result.mat)")
 
 
-def add_method_options(p: argparse.ArgumentParser, required: bool) -> None:
+def add_method_options(p: argparse.ArgumentParser, required: bool = False) -> None:
     names = ", ".join(f"{name}: {what}" for name, what in SUMMARIES.items())
     p.add_argument("--method", required=required, metavar="NAME",
                    help=f"re-ranking method{'' if required else ' (default: ffgnn with --model, else cosine)'}. "
@@ -493,6 +495,10 @@ def add_method_options(p: argparse.ArgumentParser, required: bool) -> None:
                    help="a method parameter, e.g. k1=30 (k-reciprocal) or ecn.k=20 in a composition; repeatable")
 
 
+def add_seed_option(p: argparse.ArgumentParser) -> None:
+    SEED.add(p, OptimConfig())
+
+
 def add_device_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
 
@@ -501,40 +507,17 @@ def add_quiet_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    SEED.add(p, OptimConfig())
-    add_device_option(p)
-    add_quiet_option(p)
-
-
 def add_restart_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restart", action="store_true", help="start afresh instead of resuming from --out")
 
 
-DESCRIPTION = ("Person re-identification with graph re-ranking: train a feature extractor and an FFGNN, extract "
-               "features, re-rank any model's features with FFGNN or its peers, and evaluate CMC/mAP.")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reidgraph", description=DESCRIPTION,
-                                     epilog="Run 'reidgraph COMMAND --help' for the options of one command.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('reidgraph')}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, func, summary: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
-        p.set_defaults(func=func)
-        return p
-
-    p = command("demo", demo, "end to end on generated pedestrian images (no download, CPU, minutes)")
+def demo_options(p: argparse.ArgumentParser) -> None:
     DEMO.add(p, DemoSettings())
     SIZE.add(p)
     SPARSITY.add(p, shown="{}, or --K if smaller")
-    SEED.add(p, OptimConfig())
-    add_quiet_option(p)
 
-    p = command("train", train, "stages 1-3 on a dataset, then CMC/mAP (use torchrun for several processes)")
-    add_dataset_options(p)
+
+def train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder for checkpoints, features, results (resumed from)")
     FEN.add(p, FENTrainConfig(), prefix="stage 1: ")
     STAGE2_OF_THREE.add(p, shown="the preset's", prefix="stage 2: ")
@@ -543,66 +526,91 @@ def build_parser() -> argparse.ArgumentParser:
                         "after a short FEN stage, and was never chosen on held-out train ids; see the README; "
                         f"{JointTrainConfig().epochs} is a starting point)")
     JOINT.add(p, prefix="stage 3: ")
-    add_restart_option(p)
-    add_graph_options(p)
-    add_run_options(p)
 
-    p = command("extract", extract, "features of a dataset from a trained FEN checkpoint")
-    add_dataset_options(p)
+
+def extract_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", required=True, help="FEN checkpoint (fen.pt from `reidgraph train`)")
     p.add_argument("--out", required=True, help="features .npz to write")
-    add_run_options(p)
 
-    p = command("train-gnn", train_gnn, "train the FFGNN (stage 2) on a features .npz from any model")
+
+def train_gnn_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", required=True, help="train features with pids and camids (.npz, .mat, .npy + "
                                                       ".csv, .pt)")
-    add_format_option(p)
     p.add_argument("--out", required=True, help="model file to write (.pt); resumed from when present")
     STAGE2.add(p, shown="the preset's")
-    add_restart_option(p)
-    add_graph_options(p)
-    add_run_options(p)
 
-    p = command("rerank", rerank_command, "re-rank any model's features with any method and write the ranked lists "
-                                          "(no identity labels needed)")
-    add_input_options(p, single=False)
+
+def rerank_options(p: argparse.ArgumentParser) -> None:
     add_method_options(p, required=True)
     p.add_argument("--top", type=int, help="gallery items listed per query (default: 100, or the gallery if smaller)")
     p.add_argument("--index", help="an approximate kNN index of the gallery from `reidgraph index`, searched in place "
                                    f"of exact kNN ({', '.join(NEIGHBOR_METHODS)} only)")
     p.add_argument("--out", required=True, help="ranked.npz (index, distance), ranked.csv or ranked.json")
-    add_device_option(p)
-    add_quiet_option(p)
 
-    p = command("export", export_command, "a FEN checkpoint (fen.pt) as an ONNX model, for onnxruntime and others")
+
+def export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="fen.pt from `reidgraph train`")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--height", type=int, help="input height (default: the checkpoint's)")
     p.add_argument("--width", type=int, help="input width (default: the checkpoint's)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
 
-    p = command("index", index_command, "build an approximate kNN index (faiss IVF or HNSW) over gallery features "
-                                        "once, for rerank --index")
+
+def index_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gallery", required=True, help="gallery features (labels optional)")
-    add_format_option(p)
     p.add_argument("--kind", choices=ANN_KINDS, default="ivf", help="ivf: k-means cells, fast to build; hnsw: a "
                                                                      "graph, slower to build (default: ivf)")
     for kind, options in INDEXES.items():
         options.add(p, prefix=f"{kind}: ")
     p.add_argument("--out", required=True, help="index file to write (e.g. gallery.ann)")
-    add_quiet_option(p)
 
-    p = command("evaluate", evaluate, "CMC/mAP/mINP of a features file ranked by any method (FFGNN with --model)")
-    add_input_options(p, single=True)
-    add_method_options(p, required=False)
+
+def evaluate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", required=True, help="test features with labels; split query/gallery, or the "
+                                                      f"CUHK03-NP rule (by extension: {', '.join(FORMATS)})")
+    add_method_options(p)
     p.add_argument("--fusion", choices=("zero-shot",),
                    help="zero-shot: training-free fusion (W = I, no BatchNorm/ReLU) on the paper's graphs, no model "
                         "needed; the same as --method fusion-paper")
     p.add_argument("--steps", type=int, help="propagation steps of training-free fusion (default: 3)")
-    add_graph_options(p, training=False)
     p.add_argument("--json", action="store_true", help="print one JSON object (fractions in [0, 1])")
-    add_device_option(p)
-    add_quiet_option(p)
+
+
+DESCRIPTION = ("Person re-identification with graph re-ranking: train a feature extractor and an FFGNN, extract "
+               "features, re-rank any model's features with FFGNN or its peers, and evaluate CMC/mAP.")
+RUN = (add_seed_option, add_device_option, add_quiet_option)
+# name: (what runs it, what it does, the functions that add its options: its own, then shared groups)
+COMMANDS = {
+    "demo": (demo, "end to end on generated pedestrian images (no download, CPU, minutes)",
+             (demo_options, add_seed_option, add_quiet_option)),
+    "train": (train, "stages 1-3 on a dataset, then CMC/mAP (use torchrun for several processes)",
+              (add_dataset_options, train_options, add_restart_option, add_graph_options, *RUN)),
+    "extract": (extract, "features of a dataset from a trained FEN checkpoint",
+                (add_dataset_options, extract_options, *RUN)),
+    "train-gnn": (train_gnn, "train the FFGNN (stage 2) on a features .npz from any model",
+                  (train_gnn_options, add_format_option, add_restart_option, add_graph_options, *RUN)),
+    "rerank": (rerank_command, "re-rank any model's features with any method and write the ranked lists (no identity "
+                               "labels needed)",
+               (add_query_gallery_options, add_format_option, rerank_options, add_device_option, add_quiet_option)),
+    "export": (export_command, "a FEN checkpoint (fen.pt) as an ONNX model, for onnxruntime and others",
+               (export_options,)),
+    "index": (index_command, "build an approximate kNN index (faiss IVF or HNSW) over gallery features once, for "
+                             "rerank --index", (index_options, add_format_option, add_quiet_option)),
+    "evaluate": (evaluate, "CMC/mAP/mINP of a features file ranked by any method (FFGNN with --model)",
+                 (evaluate_options, add_format_option, add_fusion_options, add_device_option, add_quiet_option)),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reidgraph", description=DESCRIPTION,
+                                     epilog="Run 'reidgraph COMMAND --help' for the options of one command.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('reidgraph')}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (run, summary, option_groups) in COMMANDS.items():
+        p = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+        for add in option_groups:
+            add(p)
+        p.set_defaults(func=run)
     return parser
 
 
