@@ -47,8 +47,8 @@ def _entries(doc: str) -> dict[str, str]:
 
 
 def _plain(text: str) -> str:
-    """RST text as a plain first sentence: roles and literals lose their markup."""
-    text = _LITERAL.sub(r"\1", _ROLE.sub(r"\1", text))
+    """RST text as a plain first sentence: roles and literals lose their markup; ``None`` is an option not given."""
+    text = _LITERAL.sub(r"\1", _ROLE.sub(r"\1", text.replace("``None``", "not given")))
     return _SENTENCE_END.split(text)[0].rstrip(".")
 
 
@@ -81,8 +81,8 @@ class Options:
         Args:
             defaults: settings whose values become the options' defaults; ``None``:
                 every option defaults to ``None`` (not given; see :meth:`given`).
-            shown: how the help states a default: a format string of the class's
-                default value (where ``defaults`` is ``None``), e.g. ``"the preset's; paper {}"``;
+            shown: how the help states a default: a format string of the default
+                (of ``defaults``, or else of the class), e.g. ``"the preset's; paper {}"``;
                 ``None`` states none. Defaults that are ``None`` are never stated.
             prefix: put before each help text, e.g. ``"hnsw: "``.
             extra: further keyword arguments of ``add_argument`` (e.g. ``metavar``).

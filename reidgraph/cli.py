@@ -41,7 +41,6 @@ from .rerank.sharded import is_sharded, shard_range, sharded_rerank
 def demo(args: argparse.Namespace) -> int:
     """The main job: generated pedestrian images -> FEN -> FFGNN -> ranked lists, on the CPU in minutes."""
     out = output_folder(args.out)
-    graph_sizes = {**SIZE.given(args), **SPARSITY.given(args)}
     # Every setting is checked before any work: the images, stage 1 and extraction take minutes.
     # Small images and light augmentation: on 64x32 crops, padding 10 and random
     # erasing remove most of the person (measured: rank-1 25 -> 14 at 12 epochs).
@@ -49,7 +48,7 @@ def demo(args: argparse.Namespace) -> int:
                                 lr_step=max(1, args.epochs * 2 // 3), P=min(16, args.ids), K=4, pad=4, erasing=0.0,
                                 num_workers=0, seed=args.seed)
     settings, gnn_config = recipe()
-    settings = replace(settings, **sized(graph_sizes, asdict(settings)))
+    settings = replace(settings, **sized({**SIZE.given(args), **SPARSITY.given(args)}, asdict(settings)))
     gnn_config = replace(gnn_config, seed=args.seed)
     joint_config = JointTrainConfig(epochs=1, max_graphs_per_epoch=args.joint_graphs or None, seed=args.seed)
     check_configs(settings, fen_config, gnn_config, joint_config, num_train=args.ids * 8)

@@ -25,7 +25,7 @@ class Settings(Base):
         size: graph size, see :class:`~reidgraph.nn.FFGNN` and ``K + 1``
             (eq. 8). Later sentences are left out.
         low, high: bounds in percent.
-        name: an optional name.
+        name: an optional name (``None``: no name).
     """
 
     size: int = 150
@@ -37,7 +37,7 @@ class Settings(Base):
 
 def test_field_docs_read_first_sentences_of_the_class_and_its_bases_as_plain_text():
     assert field_docs(Settings) == {"seed": "seed of everything", "low": "bounds in percent",
-                                    "high": "bounds in percent", "name": "an optional name",
+                                    "high": "bounds in percent", "name": "an optional name (not given: no name)",
                                     "size": "graph size, see FFGNN and K + 1 (eq. 8)"}
 
 
@@ -58,8 +58,9 @@ def test_options_without_defaults_are_given_only_when_passed():
     parser = argparse.ArgumentParser()
     options = Options(Settings, "size", "name")
     options.add(parser, shown="the preset's; paper {}", prefix="graph: ")
-    assert "graph: an optional name" in parser.format_help()  # a None default is not stated
-    assert "(default: the preset's; paper 150)" in " ".join(parser.format_help().split())
+    help_text = " ".join(parser.format_help().split())
+    assert "(default: the preset's; paper 150)" in help_text
+    assert help_text.endswith("--name NAME graph: an optional name (not given: no name)")  # None is not stated
     assert options.given(parser.parse_args([])) == {}
     assert options.given(parser.parse_args(["--name", "x"])) == {"name": "x"}
 
