@@ -1,4 +1,8 @@
-"""The ``reidgraph`` command. Thin: each subcommand calls the Python API."""
+"""The ``reidgraph`` command. Thin: each subcommand calls the Python API.
+
+Options that set a field of a settings dataclass are made from it (:class:`~reidgraph._options.Options`),
+so their defaults and help live next to the code that uses them.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,17 +10,20 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
 
+from ._options import Options
 from .data.datasets import DATASETS, load_dataset
 from .data.samplers import neighbourhood_split
 from .data.synthetic_images import make_synthetic_market
 from .engine import ABLATIONS, PRESETS, GNNTrainConfig, load_ffgnn, recipe, train_ffgnn
 from .engine.distributed import init_distributed
 from .engine.extract import extract_features
+from .engine.loop import OptimConfig
 from .engine.pipeline import print_table, run_pipeline, score
 from .engine.train_fen import FENTrainConfig, load_fen
 from .engine.train_joint import JointTrainConfig
@@ -24,7 +31,7 @@ from .export import DEFAULT_OPSET
 from .feature_files import FORMATS
 from .features import FeatureSet
 from .graph import GraphSettings
-from .graph.ann import KINDS as ANN_KINDS, AnnIndex, HNSWSettings
+from .graph.ann import KINDS as ANN_KINDS, AnnIndex, HNSWSettings, IVFSettings
 from .ranked_lists import output_format, write_ranked
 from .rerank import needs_cameras, parameters, parts, rerank
 from .rerank.registry import NEIGHBOR_METHODS, SUMMARIES, takes_index
@@ -41,8 +48,7 @@ def demo(args: argparse.Namespace) -> int:
                                 lr_step=max(1, args.epochs * 2 // 3), P=min(16, args.ids), K=4, pad=4, erasing=0.0,
                                 num_workers=0, seed=args.seed)
     settings, gnn_config = recipe()
-    # --k and --tau default to the recipe's, capped at --K (a graph has K+1 nodes).
-    settings = sized(settings, args.K, args.k, args.tau)
+    settings = replace(settings, **sized({**SIZE.given(args), **SPARSITY.given(args)}, asdict(settings)))
     gnn_config = replace(gnn_config, seed=args.seed)
     joint_config = JointTrainConfig(epochs=1, max_graphs_per_epoch=args.joint_graphs or None, seed=args.seed)
     check_configs(settings, fen_config, gnn_config, joint_config, num_train=args.ids * 8)
@@ -65,11 +71,9 @@ def demo(args: argparse.Namespace) -> int:
 def train(args: argparse.Namespace) -> int:
     """All three stages on a dataset, then evaluation."""
     output_folder(args.out)
-    fen_config = FENTrainConfig(arch=args.arch, weights=args.weights, height=args.height, width=args.width,
-                                epochs=args.epochs_fen, lr=args.lr, lr_step=args.lr_step, P=args.P,
-                                K=args.images_per_id, num_workers=args.workers, seed=args.seed)
-    settings, gnn_config = gnn_recipe(args, epochs=args.epochs_gnn)
-    joint_config = JointTrainConfig(epochs=args.epochs_joint, max_graphs_per_epoch=args.joint_graphs,
+    fen_config = FENTrainConfig(**FEN.given(args), seed=args.seed)
+    settings, gnn_config = gnn_recipe(args, STAGE2_OF_THREE)
+    joint_config = JointTrainConfig(epochs=args.epochs_joint, **JOINT.given(args),
                                     seed=args.seed) if args.epochs_joint > 0 else None
     check_configs(settings, fen_config, gnn_config, joint_config)
     dist = init_distributed(str(checked_device(args.device)))
@@ -104,7 +108,7 @@ def extract(args: argparse.Namespace) -> int:
 
 def train_gnn(args: argparse.Namespace) -> int:
     """Stage 2 alone: train the FFGNN on a features file."""
-    settings, config = gnn_recipe(args, epochs=args.epochs, lr=args.lr)
+    settings, config = gnn_recipe(args, STAGE2)
     check_configs(settings, config)
     device = checked_device(args.device)
     out = Path(args.out)
@@ -223,14 +227,12 @@ def index_command(args: argparse.Namespace) -> int:
     """Build an approximate kNN index over a gallery's features once and save it, for ``rerank --index``."""
     from .graph.ann import ann_settings
 
-    chosen = {"ivf": {"nlist": args.nlist, "nprobe": args.nprobe, "train_size": args.train_size},
-              "hnsw": {"M": args.M, "ef_construction": args.ef_construction, "ef_search": args.ef_search}}
     other = "hnsw" if args.kind == "ivf" else "ivf"
-    stray = [name for name, value in chosen[other].items() if value is not None]
+    stray = INDEXES[other].given(args)
     if stray:
-        flag = "--" + stray[0].replace("_", "-")
+        flag = INDEXES[other].flags[next(iter(stray))]
         raise ValueError(f"{flag} is a setting of {other} indexes, not {args.kind}; drop it or pass --kind {other}")
-    settings = ann_settings(args.kind, {n: v for n, v in chosen[args.kind].items() if v is not None})
+    settings = ann_settings(args.kind, INDEXES[args.kind].given(args))
     gallery = FeatureSet.load(args.gallery, format=args.format, labels=False)
     start = time.perf_counter()
     index = AnnIndex.build(gallery.feats, args.kind, settings, progress=not args.quiet)
@@ -284,39 +286,40 @@ def evaluation_method(args: argparse.Namespace) -> tuple[str, dict]:
     method = args.method or ("ffgnn" if args.model else "fusion-paper" if args.fusion else "cosine")
     params = method_params(method, args.param)
     fuser, _ = parts(method)
-    given = {name: getattr(args, name) for name in ("K", "k", "lam", "tau", "alpha", "steps")
-             if getattr(args, name) is not None}
+    given = {**GRAPH.given(args), **GNN.given(args)}
+    if args.steps is not None:
+        given["steps"] = args.steps
     weight = camera_weight(args)
     if fuser == "ffgnn":
-        if given:
-            raise ValueError(f"--{', --'.join(given)}: {args.model or 'the model'} fixes the graphs it was trained "
-                             "on, and test graphs must be built the same way; drop them")
-        trained = load_ffgnn(args.model)[1].same_camera_weight if args.model and weight is not None else weight
-        if weight is not None and weight != trained:
-            raise ValueError(f"{args.model} was trained on graphs with same_camera_weight={trained}, and test graphs "
-                             "must be built the same way; drop --camera-aware/--same-camera-weight")
-    elif given or weight is not None:
-        if fuser is None:
-            raise ValueError(f"graph options (--K, --k, --lam, --tau, --alpha, --steps, camera weight) apply to "
-                             f"fusion methods, not {method!r}; use --param NAME=VALUE for its own parameters")
-        if weight is not None:
-            given["same_camera_weight"] = weight
-        prefix = f"{fuser}." if "+" in method else ""
-        if "K" in given:  # as in training: a smaller K alone caps k and tau
-            defaults = parameters(method)
-            given.update({n: min(defaults[prefix + n], given["K"]) for n in ("k", "tau") if n not in given})
-        params.update({prefix + n: v for n, v in given.items()})
+        same_graphs_as_trained(args.model, given, weight)
+        return method, params
+    if fuser is None and (given or weight is not None):
+        raise ValueError(f"graph options (--K, --k, --lam, --tau, --alpha, --steps, camera weight) apply to "
+                         f"fusion methods, not {method!r}; use --param NAME=VALUE for its own parameters")
+    if weight is not None:
+        given["same_camera_weight"] = weight
+    prefix = f"{fuser}." if "+" in method else ""
+    defaults = {name.removeprefix(prefix): value for name, value in parameters(method).items()}
+    params.update({prefix + n: v for n, v in sized(given, defaults).items()})  # as in training
     return method, params
+
+
+def same_graphs_as_trained(model: str | None, given: dict, weight: float | None) -> None:
+    """Refuse graph options that would build test graphs other than the ones ``model`` was trained on."""
+    if given:
+        raise ValueError(f"--{', --'.join(given)}: {model or 'the model'} fixes the graphs it was trained "
+                         "on, and test graphs must be built the same way; drop them")
+    trained = load_ffgnn(model)[1].same_camera_weight if model and weight is not None else weight
+    if weight is not None and weight != trained:
+        raise ValueError(f"{model} was trained on graphs with same_camera_weight={trained}, and test graphs "
+                         "must be built the same way; drop --camera-aware/--same-camera-weight")
 
 
 def method_params(method: str, pairs: list[str] | None) -> dict:
     """``--param NAME=VALUE`` pairs, each value read as the type of the parameter's default."""
     known = parameters(method)
     params = {}
-    for pair in pairs or []:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--param {pair!r} is not NAME=VALUE; e.g. --param k1=30")
+    for key, text in key_values("--param", pairs, "NAME=VALUE", "k1=30").items():
         default = next((v for n, v in known.items() if key in (n, n.rpartition(".")[2])), None)
         params[key] = parameter_value(key, text, default)
     return params
@@ -357,35 +360,78 @@ def camera_weight(args: argparse.Namespace) -> float | None:
 
 def dataset_options(pairs: list[str] | None) -> dict[str, str]:
     """``--dataset-option KEY=VALUE`` pairs as keyword arguments of the dataset loader."""
+    return key_values("--dataset-option", pairs, "KEY=VALUE", "variant=detected")
+
+
+def key_values(flag: str, pairs: list[str] | None, form: str, example: str) -> dict[str, str]:
+    """The ``KEY=VALUE`` pairs of a repeatable ``flag``; a one-line error for one without ``=`` or key."""
     options = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--dataset-option {pair!r} is not KEY=VALUE; e.g. --dataset-option variant=detected")
+            raise ValueError(f"{flag} {pair!r} is not {form}; e.g. {flag} {example}")
         options[key] = value
     return options
 
 
 def graph_settings(args: argparse.Namespace, base: GraphSettings = GraphSettings()) -> GraphSettings:
     """``base`` with the graph options given on the command line."""
-    given = {name: getattr(args, name) for name in ("lam",) if getattr(args, name) is not None}
+    given = GRAPH.given(args)
     weight = camera_weight(args)
     if weight is not None:
         given["same_camera_weight"] = weight
-    return sized(replace(base, **given), args.K, args.k, args.tau)
+    return replace(base, **sized(given, asdict(base)))
 
 
-def sized(base: GraphSettings, K: int | None, k: int | None, tau: int | None) -> GraphSettings:
-    """``base`` with the graph sizes given; a smaller ``K`` alone caps the ``k`` and ``tau`` not given at ``K``."""
-    K = base.K if K is None else K
-    return replace(base, K=K, k=min(base.k, K) if k is None else k, tau=min(base.tau, K) if tau is None else tau)
+def sized(given: dict, defaults: dict) -> dict:
+    """``given`` graph settings; a smaller ``K`` alone also caps the ``k`` and ``tau`` not given at ``K``.
+
+    A graph has ``K + 1`` nodes; ``defaults`` are the ``k`` and ``tau`` that ``given`` changes.
+    """
+    if "K" not in given:
+        return given
+    return {**{name: min(defaults[name], given["K"]) for name in ("k", "tau")}, **given}
 
 
-def gnn_recipe(args: argparse.Namespace, **given) -> tuple[GraphSettings, GNNTrainConfig]:
-    """The ``--preset`` / ``--ablation`` recipe with the options given on the command line."""
+def gnn_recipe(args: argparse.Namespace, stage: Options) -> tuple[GraphSettings, GNNTrainConfig]:
+    """The ``--preset`` / ``--ablation`` recipe with the options given on the command line (``stage``'s too)."""
     settings, config = recipe(args.preset, args.ablation)
-    given.update(graphs_per_batch=args.graphs_per_batch, alpha=args.alpha, seed=args.seed)
-    return graph_settings(args, settings), replace(config, **{k: v for k, v in given.items() if v is not None})
+    given = {**GNN.given(args), **GNN_TRAIN.given(args), **stage.given(args), "seed": args.seed}
+    return graph_settings(args, settings), replace(config, **given)
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """What ``reidgraph demo`` generates and trains.
+
+    Attributes:
+        out: folder for data, models, results.
+        ids: identities in each of train and test.
+        epochs: FEN epochs.
+        joint_graphs: run one stage-3 epoch on this many graphs (0: skip; it lowered the demo's accuracy).
+    """
+
+    out: str = "runs/demo"
+    ids: int = 150
+    epochs: int = 24
+    joint_graphs: int = 0
+
+
+# Settings that come from dataclasses, each declared once for every command that takes it.
+DEMO = Options(DemoSettings, "out", "ids", "epochs", "joint_graphs")
+SEED = Options(OptimConfig, "seed")
+SIZE = Options(GraphSettings, "K")
+SPARSITY = Options(GraphSettings, "k", "tau")
+GRAPH = Options(GraphSettings, "K", "k", "tau", "lam")
+GNN = Options(GNNTrainConfig, "alpha")
+GNN_TRAIN = Options(GNNTrainConfig, "graphs_per_batch")
+FEN = Options(FENTrainConfig, "arch", "weights", "height", "width", "lr", "lr_step", "P", epochs="--epochs-fen",
+              K="--images-per-id", num_workers="--workers")
+JOINT = Options(JointTrainConfig, max_graphs_per_epoch="--joint-graphs")
+STAGE2 = Options(GNNTrainConfig, "epochs", "lr")
+STAGE2_OF_THREE = Options(GNNTrainConfig, epochs="--epochs-gnn")
+INDEXES = {"ivf": Options(IVFSettings, "nlist", "nprobe", "train_size"),
+           "hnsw": Options(HNSWSettings, "M", "ef_construction", "ef_search")}
 
 
 def add_recipe_options(p: argparse.ArgumentParser) -> None:
@@ -402,24 +448,22 @@ def add_recipe_options(p: argparse.ArgumentParser) -> None:
                         + "; ".join(f"{name}: {what}" for name, (what, _) in ABLATIONS.items()))
 
 
-def add_graph_options(p: argparse.ArgumentParser, training: bool = True) -> None:
-    graph, gnn = GraphSettings(), GNNTrainConfig()
-    source = "the preset's" if training else "the paper's"
-    p.add_argument("--K", type=int, help=f"neighbours per graph (default: {source}; paper {graph.K})")
-    p.add_argument("--k", type=int, help=f"k-reciprocal size (default: {source}; paper {graph.k})")
-    p.add_argument("--tau", type=int, help=f"edges kept per node (default: {source}; paper {graph.tau})")
-    p.add_argument("--lam", type=float, help=f"Jaccard weight (default: {source}; paper {graph.lam})")
-    p.add_argument("--alpha", type=float, help=f"layer mixing (default: {gnn.alpha})")
+def add_graph_options(p: argparse.ArgumentParser) -> None:
+    """Graph and fusion options of training; their defaults are the preset's."""
+    add_fusion_options(p, "the preset's")
+    GNN_TRAIN.add(p, shown="the preset's")
+    add_recipe_options(p)
+
+
+def add_fusion_options(p: argparse.ArgumentParser, source: str = "the method's") -> None:
+    """The options of the graphs and the fusion on them; by default, ``source`` sets each."""
+    GRAPH.add(p, shown=source + "; paper {}")
+    GNN.add(p, shown=source + "; paper {}")
     camera = p.add_mutually_exclusive_group()
     camera.add_argument("--camera-aware", action="store_true",
                         help="camera-aware graphs: ignore same-camera neighbours (same-camera weight 0); "
                              "uses the camera ids of the images")
-    camera.add_argument("--same-camera-weight", type=float, metavar="W",
-                        help="multiply the similarity of two images of one camera by W in [0, 1] before "
-                             f"building a graph (default: {'the preset' if training else '1'}; 1 is the paper)")
-    if training:
-        p.add_argument("--graphs-per-batch", type=int, help="graphs per optimiser step (default: the preset's)")
-        add_recipe_options(p)
+    Options(GraphSettings, "same_camera_weight").add(camera, shown=source + "; paper {}", metavar="W")
 
 
 def add_dataset_options(p: argparse.ArgumentParser) -> None:
@@ -429,19 +473,17 @@ def add_dataset_options(p: argparse.ArgumentParser) -> None:
                    help="loader option, e.g. variant=detected (cuhk03) or pattern=REGEX (folder); repeatable")
 
 
-def add_input_options(p: argparse.ArgumentParser, single: bool) -> None:
-    formats = f"by extension ({', '.join(FORMATS)}) unless --format says"
-    if single:
-        p.add_argument("--features", required=True,
-                       help=f"test features with labels; split query/gallery, or the CUHK03-NP rule ({formats})")
-    else:
-        p.add_argument("--query", help=f"query features, labels optional ({formats})")
-        p.add_argument("--gallery", help="gallery features, from the same model")
-        p.add_argument("--features", help="one file holding both, with a split (e.g. pytorch_result.mat)")
+def add_format_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, help="the features files' format (default: by extension)")
 
 
-def add_method_options(p: argparse.ArgumentParser, required: bool) -> None:
+def add_query_gallery_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--query", help=f"query features, labels optional (by extension: {', '.join(FORMATS)})")
+    p.add_argument("--gallery", help="gallery features, from the same model")
+    p.add_argument("--features", help="one file holding both, with a split (e.g. pytorch_result.mat)")
+
+
+def add_method_options(p: argparse.ArgumentParser, required: bool = False) -> None:
     names = ", ".join(f"{name}: {what}" for name, what in SUMMARIES.items())
     p.add_argument("--method", required=required, metavar="NAME",
                    help=f"re-ranking method{'' if required else ' (default: ffgnn with --model, else cosine)'}. "
@@ -452,125 +494,122 @@ def add_method_options(p: argparse.ArgumentParser, required: bool) -> None:
                    help="a method parameter, e.g. k1=30 (k-reciprocal) or ecn.k=20 in a composition; repeatable")
 
 
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0)
+def add_seed_option(p: argparse.ArgumentParser) -> None:
+    SEED.add(p, OptimConfig())
+
+
+def add_device_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+
+
+def add_quiet_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reidgraph", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_restart_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--restart", action="store_true", help="start afresh instead of resuming from --out")
 
-    p = sub.add_parser("demo", help="end to end on generated pedestrian images (no download, CPU, minutes)")
-    p.add_argument("--out", default="runs/demo", help="folder for data, models, results (default: runs/demo)")
-    p.add_argument("--ids", type=int, default=150, help="identities in each of train and test (default: 150)")
-    p.add_argument("--epochs", type=int, default=24, help="FEN epochs (default: 24)")
-    p.add_argument("--joint-graphs", type=int, default=0,
-                   help="run one stage-3 epoch on this many graphs (default 0: skip; it lowered the demo's accuracy)")
-    p.add_argument("--K", type=int, default=150, help="neighbours per graph (default: 150)")
-    demo_graph = recipe()[0]
-    p.add_argument("--k", type=int, help=f"k-reciprocal size (default: {demo_graph.k}, or --K if smaller)")
-    p.add_argument("--tau", type=int, help=f"edges kept per node (default: {demo_graph.tau}, or --K if smaller)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=demo)
 
-    fen = FENTrainConfig()
-    p = sub.add_parser("train", help="stages 1-3 on a dataset, then CMC/mAP (use torchrun for several processes)")
-    add_dataset_options(p)
+def demo_options(p: argparse.ArgumentParser) -> None:
+    DEMO.add(p, DemoSettings())
+    SIZE.add(p)
+    SPARSITY.add(p, shown="{}, or --K if smaller")
+
+
+def train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder for checkpoints, features, results (resumed from)")
-    p.add_argument("--arch", default=fen.arch, help=f"FEN backbone (default: {fen.arch})")
-    p.add_argument("--weights", help="local torchvision state dict to initialise the backbone")
-    p.add_argument("--height", type=int, default=fen.height)
-    p.add_argument("--width", type=int, default=fen.width)
-    p.add_argument("--epochs-fen", type=int, default=fen.epochs, help=f"stage 1 epochs (default: {fen.epochs})")
-    p.add_argument("--lr", type=float, default=fen.lr, help=f"stage 1 Adam learning rate (default: {fen.lr})")
-    p.add_argument("--lr-step", type=int, default=fen.lr_step, help="stage 1 epochs per ÷10 of the learning rate")
-    p.add_argument("--P", type=int, default=fen.P, help=f"identities per batch (default: {fen.P})")
-    p.add_argument("--images-per-id", type=int, default=fen.K, help=f"images per identity in a batch (default: {fen.K})")
-    p.add_argument("--workers", type=int, default=fen.num_workers, help="data loading processes")
-    p.add_argument("--epochs-gnn", type=int, help="stage 2 epochs (default: the preset's)")
+    FEN.add(p, FENTrainConfig(), prefix="stage 1: ")
+    STAGE2_OF_THREE.add(p, shown="the preset's", prefix="stage 2: ")
     p.add_argument("--epochs-joint", type=int, default=0,
                    help="stage 3 epochs (default 0: skip; it lowered the demo's accuracy, raised CUHK03 val's "
                         "after a short FEN stage, and was never chosen on held-out train ids; see the README; "
                         f"{JointTrainConfig().epochs} is a starting point)")
-    p.add_argument("--joint-graphs", type=int, help="at most this many graphs per stage-3 epoch")
-    p.add_argument("--restart", action="store_true", help="start afresh instead of resuming from --out")
-    add_graph_options(p)
-    add_run_options(p)
-    p.set_defaults(func=train)
+    JOINT.add(p, prefix="stage 3: ")
 
-    p = sub.add_parser("extract", help="features of a dataset from a trained FEN checkpoint")
-    add_dataset_options(p)
+
+def extract_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", required=True, help="FEN checkpoint (fen.pt from `reidgraph train`)")
     p.add_argument("--out", required=True, help="features .npz to write")
-    add_run_options(p)
-    p.set_defaults(func=extract)
 
-    p = sub.add_parser("train-gnn", help="train the FFGNN (stage 2) on a features .npz from any model")
+
+def train_gnn_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", required=True, help="train features with pids and camids (.npz, .mat, .npy + "
                                                       ".csv, .pt)")
-    p.add_argument("--format", choices=FORMATS, help="the features file's format (default: by extension)")
     p.add_argument("--out", required=True, help="model file to write (.pt); resumed from when present")
-    p.add_argument("--epochs", type=int, help="epochs (default: the preset's)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (default: the preset's)")
-    p.add_argument("--restart", action="store_true", help="start afresh instead of resuming from --out")
-    add_graph_options(p)
-    add_run_options(p)
-    p.set_defaults(func=train_gnn)
+    STAGE2.add(p, shown="the preset's")
 
-    p = sub.add_parser("rerank", help="re-rank any model's features with any method and write the ranked lists "
-                                      "(no identity labels needed)")
-    add_input_options(p, single=False)
+
+def rerank_options(p: argparse.ArgumentParser) -> None:
     add_method_options(p, required=True)
     p.add_argument("--top", type=int, help="gallery items listed per query (default: 100, or the gallery if smaller)")
     p.add_argument("--index", help="an approximate kNN index of the gallery from `reidgraph index`, searched in place "
                                    f"of exact kNN ({', '.join(NEIGHBOR_METHODS)} only)")
     p.add_argument("--out", required=True, help="ranked.npz (index, distance), ranked.csv or ranked.json")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=rerank_command)
 
-    p = sub.add_parser("export", help="a FEN checkpoint (fen.pt) as an ONNX model, for onnxruntime and others")
+
+def export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="fen.pt from `reidgraph train`")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--height", type=int, help="input height (default: the checkpoint's)")
     p.add_argument("--width", type=int, help="input width (default: the checkpoint's)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
-    p.set_defaults(func=export_command)
 
-    p = sub.add_parser("index", help="build an approximate kNN index (faiss IVF or HNSW) over gallery features once, "
-                                     "for rerank --index")
+
+def index_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gallery", required=True, help="gallery features (labels optional)")
-    p.add_argument("--format", choices=FORMATS, help="the features file's format (default: by extension)")
     p.add_argument("--kind", choices=ANN_KINDS, default="ivf", help="ivf: k-means cells, fast to build; hnsw: a "
                                                                      "graph, slower to build (default: ivf)")
-    hnsw = HNSWSettings()
-    p.add_argument("--nlist", type=int, help="ivf: k-means cells (default: 4 sqrt(G), at most G/39)")
-    p.add_argument("--nprobe", type=int, help="ivf: cells scanned per query (default: enough for about 30 items per "
-                                              "neighbour asked for, at least 64)")
-    p.add_argument("--train-size", type=int, help="ivf: gallery rows that train k-means (default: 50 nlist)")
-    p.add_argument("--M", type=int, help=f"hnsw: links per item (default: {hnsw.M})")
-    p.add_argument("--ef-construction", type=int, help=f"hnsw: candidates kept while inserting (default: "
-                                                        f"{hnsw.ef_construction})")
-    p.add_argument("--ef-search", type=int, help="hnsw: candidates kept while searching (default: 2 k, at least 64)")
+    for kind, options in INDEXES.items():
+        options.add(p, prefix=f"{kind}: ")
     p.add_argument("--out", required=True, help="index file to write (e.g. gallery.ann)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=index_command)
 
-    p = sub.add_parser("evaluate", help="CMC/mAP/mINP of a features file ranked by any method (FFGNN with --model)")
-    add_input_options(p, single=True)
-    add_method_options(p, required=False)
+
+def evaluate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", required=True, help="test features with labels; split query/gallery, or the "
+                                                      f"CUHK03-NP rule (by extension: {', '.join(FORMATS)})")
+    add_method_options(p)
     p.add_argument("--fusion", choices=("zero-shot",),
                    help="zero-shot: training-free fusion (W = I, no BatchNorm/ReLU) on the paper's graphs, no model "
                         "needed; the same as --method fusion-paper")
     p.add_argument("--steps", type=int, help="propagation steps of training-free fusion (default: 3)")
-    add_graph_options(p, training=False)
     p.add_argument("--json", action="store_true", help="print one JSON object (fractions in [0, 1])")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=evaluate)
+
+
+DESCRIPTION = ("Person re-identification with graph re-ranking: train a feature extractor and an FFGNN, extract "
+               "features, re-rank any model's features with FFGNN or its peers, and evaluate CMC/mAP.")
+RUN = (add_seed_option, add_device_option, add_quiet_option)
+# name: (what runs it, what it does, the functions that add its options: its own, then shared groups)
+COMMANDS = {
+    "demo": (demo, "end to end on generated pedestrian images (no download, CPU, minutes)",
+             (demo_options, add_seed_option, add_quiet_option)),
+    "train": (train, "stages 1-3 on a dataset, then CMC/mAP (use torchrun for several processes)",
+              (add_dataset_options, train_options, add_restart_option, add_graph_options, *RUN)),
+    "extract": (extract, "features of a dataset from a trained FEN checkpoint",
+                (add_dataset_options, extract_options, *RUN)),
+    "train-gnn": (train_gnn, "train the FFGNN (stage 2) on a features .npz from any model",
+                  (train_gnn_options, add_format_option, add_restart_option, add_graph_options, *RUN)),
+    "rerank": (rerank_command, "re-rank any model's features with any method and write the ranked lists (no identity "
+                               "labels needed)",
+               (add_query_gallery_options, add_format_option, rerank_options, add_device_option, add_quiet_option)),
+    "export": (export_command, "a FEN checkpoint (fen.pt) as an ONNX model, for onnxruntime and others",
+               (export_options,)),
+    "index": (index_command, "build an approximate kNN index (faiss IVF or HNSW) over gallery features once, for "
+                             "rerank --index", (index_options, add_format_option, add_quiet_option)),
+    "evaluate": (evaluate, "CMC/mAP/mINP of a features file ranked by any method (FFGNN with --model)",
+                 (evaluate_options, add_format_option, add_fusion_options, add_device_option, add_quiet_option)),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reidgraph", description=DESCRIPTION,
+                                     epilog="Run 'reidgraph COMMAND --help' for the options of one command.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('reidgraph')}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (run, summary, option_groups) in COMMANDS.items():
+        p = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+        for add in option_groups:
+            add(p)
+        p.set_defaults(func=run)
     return parser
 
 

@@ -235,3 +235,49 @@ def test_train_gnn_k_and_tau_follow_a_small_K(tmp_path, capsys):
     assert main(["train-gnn", "--features", str(tmp_path / "train.npz"), "--out", str(tmp_path / "bad.pt"),
                  "--K", "10", "--k", "20", "--epochs", "1", "--quiet"]) == 2  # an explicit k is kept, and refused
     assert "\n" not in capsys.readouterr().err.strip()
+
+
+def test_version_comes_from_the_installed_package(capsys):
+    from importlib.metadata import version
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0 and capsys.readouterr().out.strip() == f"reidgraph {version('reidgraph')}"
+
+
+def test_help_speaks_to_a_user(capsys):
+    from reidgraph.cli import COMMANDS
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    description = out.split("\n\n")[1]
+    assert description.startswith("Person re-identification") and "``" not in out and ":mod:" not in out
+    assert all(name in out and summary.split()[0] in out for name, (_, summary, _) in COMMANDS.items())
+
+
+def test_a_dataclass_default_shows_up_in_the_parser(monkeypatch):
+    from dataclasses import dataclass
+
+    import reidgraph.cli as cli
+    from reidgraph.engine.train_fen import FENTrainConfig
+
+    @dataclass
+    class Longer(FENTrainConfig):
+        epochs: int = 7
+
+    argv = ["train", "--dataset", "market1501", "--root", "r", "--out", "o"]
+    assert cli.build_parser().parse_args(argv).epochs_fen == FENTrainConfig().epochs
+    monkeypatch.setattr(cli, "FENTrainConfig", Longer)
+    parser = cli.build_parser()
+    assert parser.parse_args(argv).epochs_fen == 7
+    train_help = " ".join(subcommands(parser)["train"].format_help().split())
+    assert "--epochs-fen EPOCHS_FEN stage 1: passes over the training data (default: 7)" in train_help
+
+
+def subcommands(parser):
+    return next(a for a in parser._actions if a.dest == "command").choices
+
+
+def test_every_option_has_help():
+    from reidgraph.cli import build_parser
+    for name, parser in subcommands(build_parser()).items():
+        assert all(action.help for action in parser._actions), name

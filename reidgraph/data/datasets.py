@@ -26,6 +26,8 @@ from ..features import SPLITS, first_of_each_pid_camid
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 LABELS_FILE = "labels.csv"
 LABELS_HEADER = ("split", "path", "pid", "camid")
+# A labels.csv gives query and gallery, or a "val" split that the CUHK03-NP rule divides into them.
+LABELS_SPLITS = (*SPLITS, "val")
 MARKET_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 MARKET_LAYOUT = "root should hold " + ", ".join(MARKET_FOLDERS.values())
 
@@ -156,8 +158,8 @@ def _scan(folder: Path, pattern: re.Pattern, split: str, camid_offset: int = 0,
     return _checked(records, skipped, split, folder, f"whose names do not match {pattern.pattern!r}")
 
 
-def _read_labels(base: Path, splits: tuple[str, ...]) -> dict[str, list[ImageRecord]]:
-    """The rows of ``base/labels.csv`` (``split,path,pid,camid``), in file order, by split.
+def _read_labels(base: Path) -> dict[str, list[ImageRecord]]:
+    """The rows of ``base/labels.csv`` (``split,path,pid,camid``), in file order, by split (those present).
 
     Paths are relative to ``base``. Rows whose file is missing or not an image
     are skipped with one warning per split.
@@ -166,8 +168,8 @@ def _read_labels(base: Path, splits: tuple[str, ...]) -> dict[str, list[ImageRec
     if not labels.is_file():
         raise FileNotFoundError(f"{labels} does not exist; expected a {LABELS_FILE} with header "
                                 f"{','.join(LABELS_HEADER)} there")
-    records = {split: [] for split in splits}
-    skipped = {split: [] for split in splits}
+    records = {split: [] for split in LABELS_SPLITS}
+    skipped = {split: [] for split in LABELS_SPLITS}
     with open(labels, newline="") as file:
         reader = csv.DictReader(file)
         missing = [c for c in LABELS_HEADER if c not in (reader.fieldnames or [])]
@@ -177,7 +179,8 @@ def _read_labels(base: Path, splits: tuple[str, ...]) -> dict[str, list[ImageRec
         for row in reader:
             where = f"{labels} line {reader.line_num}"
             if row["split"] not in records:
-                raise ValueError(f"{where}: split {row['split']!r} is not one of {', '.join(splits)}; use those")
+                raise ValueError(f"{where}: split {row['split']!r} is not one of {', '.join(LABELS_SPLITS)}; "
+                                 "use those")
             try:
                 pid, camid = int(row["pid"]), int(row["camid"])
             except (TypeError, ValueError):
@@ -188,7 +191,23 @@ def _read_labels(base: Path, splits: tuple[str, ...]) -> dict[str, list[ImageRec
             else:
                 skipped[row["split"]].append(row["path"])
     why = f"that are missing or not {'/'.join(sorted(IMAGE_EXTENSIONS))} files"
-    return {split: _checked(records[split], skipped[split], split, labels, why) for split in splits}
+    return {split: _checked(records[split], skipped[split], split, labels, why) for split in LABELS_SPLITS
+            if records[split] or skipped[split]}
+
+
+def _labelled(base: Path) -> ReIDDataset:
+    """The dataset ``base/labels.csv`` lists: train and query and gallery, or train and val (CUHK03-NP rule)."""
+    splits, labels = _read_labels(base), base / LABELS_FILE
+    if "val" in splits:
+        if "query" in splits or "gallery" in splits:
+            raise ValueError(f"{labels} has val rows and query/gallery rows; use val (divided into query and "
+                             "gallery by the CUHK03-NP rule) or query and gallery, not both")
+        splits["query"], splits["gallery"] = _first_per_pid_cam(splits.pop("val"))
+    missing = [split for split in SPLITS if not splits.get(split)]
+    if missing:
+        raise ValueError(f"{labels} has no {missing[0]} rows; it needs train rows, and query and gallery rows "
+                         "or val rows")
+    return ReIDDataset("folder", str(base), **splits)
 
 
 def _first_per_pid_cam(records: list[ImageRecord]) -> tuple[list[ImageRecord], list[ImageRecord]]:
@@ -242,27 +261,16 @@ def cuhk03(root: str | os.PathLike, variant: str = "labeled") -> ReIDDataset:
     return _market_style(f"cuhk03_{variant}", _split_dir(base, variant, f"cuhk03 {variant}", layout), num_cams=2)
 
 
-@register_dataset("cuhk03_shared")
-def cuhk03_shared(root: str | os.PathLike) -> ReIDDataset:
-    """CUHK03 as a ``labels.csv`` with splits ``train`` and ``val``.
-
-    Query and gallery come from ``val`` by the CUHK03-NP rule: the first image
-    (in file order) of each (pid, camid) is a query, every other one is in
-    the gallery.
-    """
-    base = _dataset_root(root, None, f"root should hold {LABELS_FILE} and the images it lists")
-    splits = _read_labels(base, ("train", "val"))
-    query, gallery = _first_per_pid_cam(splits["val"])
-    return ReIDDataset("cuhk03_shared", str(base), splits["train"], query, gallery)
-
-
 @register_dataset("folder")
 def folder(root: str | os.PathLike, pattern: str | re.Pattern | None = None, train_dir: str = "train",
            query_dir: str = "query", gallery_dir: str = "gallery") -> ReIDDataset:
     """Any tree of images, labelled by ``root/labels.csv`` or by a file-name pattern.
 
     Without ``pattern``, ``labels.csv`` (``split,path,pid,camid``; split among
-    train, query, gallery; paths relative to ``root``) gives everything. With
+    train, query, gallery; paths relative to ``root``) gives everything. In
+    place of query and gallery it may list a ``val`` split: the first image (in
+    file order) of each (pid, camid) is a query, every other one is in the
+    gallery (the CUHK03-NP rule). With
     ``pattern``, a regular expression with named groups ``pid`` and ``camid``
     is searched in each file name under ``root/train_dir``, ``root/query_dir``
     and ``root/gallery_dir`` (searched recursively); ids are used as written.
@@ -274,7 +282,7 @@ def folder(root: str | os.PathLike, pattern: str | re.Pattern | None = None, tra
         if not (base / LABELS_FILE).is_file():
             raise FileNotFoundError(f"{base / LABELS_FILE} does not exist; add one ({','.join(LABELS_HEADER)}) "
                                     "or pass pattern= with named groups pid and camid")
-        return ReIDDataset("folder", str(base), **_read_labels(base, SPLITS))
+        return _labelled(base)
     try:
         compiled = re.compile(pattern)
     except re.error as err:

@@ -24,7 +24,17 @@ RESUMABLE_CHANGES = {"epochs"}
 @dataclass
 class OptimConfig:
     """Settings every stage shares: Adam at ``lr``, ÷10 every ``lr_step`` epochs (paper §4.2),
-    triplet margin and label smoothing of the losses, and the seed."""
+    triplet margin and label smoothing of the losses, and the seed.
+
+    Attributes:
+        epochs: passes over the training data.
+        lr: Adam learning rate.
+        lr_step: epochs per ÷10 of the learning rate.
+        weight_decay: Adam weight decay.
+        margin: margin of the triplet loss.
+        label_smoothing: label smoothing of the softmax loss.
+        seed: seed of initialisation and sampling; the same seed gives the same result.
+    """
 
     epochs: int = 3
     lr: float = 3e-4

@@ -23,7 +23,19 @@ from .loop import OptimConfig, optimise, run_epochs, records_fingerprint
 
 @dataclass
 class FENTrainConfig(OptimConfig):
-    """Stage-1 settings: backbone, image size and augmentation, P×K batches (paper §3.3 "Training Stage", §4.2)."""
+    """Stage-1 settings: backbone, image size and augmentation, P×K batches (paper §3.3 "Training Stage", §4.2).
+
+    Attributes:
+        arch: the FEN's torchvision backbone.
+        weights: a local torchvision state dict that initialises the backbone (``None``: random).
+        height: height in pixels the images are resized to.
+        width: width in pixels the images are resized to.
+        P: identities per batch.
+        K: images per identity in a batch.
+        pad: padding in pixels before the random crop.
+        erasing: probability of random erasing.
+        num_workers: data loading processes.
+    """
 
     epochs: int = 60
     lr_step: int = 20

@@ -50,7 +50,8 @@ class GNNTrainConfig(OptimConfig):
     Attributes:
         graphs_per_batch: graphs per optimiser step.
         anchor_fraction: share of the training images that are anchors each epoch.
-        num_layers, alpha, output, init: the FFGNN's shape (see :class:`~reidgraph.nn.FFGNN`).
+        alpha: each layer's mixing weight α of a node's own features and its message (eq. 12).
+        num_layers, output, init: the FFGNN's shape (see :class:`~reidgraph.nn.FFGNN`).
         graphs: ``"knn"`` (the method) or ``"random"`` (ablation ``rdm``: P x K-style
             random batches of ``images_per_id`` images per identity).
         losses: any of :data:`LOSSES`: ``softmax`` (eq. 13, a linear identity

@@ -41,7 +41,12 @@ from .train_gnn import GNNTrainConfig, graph_losses, recipe
 
 @dataclass
 class JointTrainConfig(OptimConfig):
-    """Stage-3 settings: a smaller learning rate, since both networks start trained."""
+    """Stage-3 settings: a smaller learning rate, since both networks start trained.
+
+    Attributes:
+        anchor_fraction: share of the training images that are anchors each epoch.
+        max_graphs_per_epoch: at most this many graphs per epoch (``None``: one per anchor).
+    """
 
     epochs: int = 2
     lr: float = 3e-5

@@ -90,14 +90,14 @@ def test_cuhk03_rejects_unknown_variant_and_missing_variant_folder(tmp_path):
         load_dataset("cuhk03", tmp_path, variant="detected")
 
 
-def test_cuhk03_shared_takes_first_image_of_each_pid_camera_as_query(tmp_path):
+def test_folder_labels_with_val_take_first_image_of_each_pid_camera_as_query(tmp_path):
     labels_csv(tmp_path, [("train", "train/0000_00.jpg", 0, 0), ("train", "train/0000_05.jpg", 0, 1),
                           ("train", "train/0001_00.jpg", 1, 0),
                           # file order, not name order, decides the query
                           ("val", "val/0000_01.jpg", 0, 0), ("val", "val/0000_00.jpg", 0, 0),
                           ("val", "val/0000_05.jpg", 0, 1), ("val", "val/0001_00.jpg", 1, 0),
                           ("val", "val/0000_06.jpg", 0, 1)])
-    data = load_dataset("cuhk03_shared", tmp_path)
+    data = load_dataset("folder", tmp_path)
     assert [(r.pid, r.camid) for r in data.train] == [(0, 0), (0, 1), (1, 0)]
     assert keys(data.query) == [("0000_01.jpg", 0, 0), ("0000_05.jpg", 0, 1), ("0001_00.jpg", 1, 0)]
     assert keys(data.gallery) == [("0000_00.jpg", 0, 0), ("0000_06.jpg", 0, 1)]
@@ -137,7 +137,9 @@ def test_labels_csv_skips_missing_files_with_one_warning_per_split(tmp_path):
 
 @pytest.mark.parametrize("text, match", [
     ("split,path,pid\n", "lacks the column"),
-    ("split,path,pid,camid\nval,a.jpg,1,0\n", "line 2: split 'val' is not one of train, query, gallery"),
+    ("split,path,pid,camid\ntest,a.jpg,1,0\n", "line 2: split 'test' is not one of train, query, gallery, val"),
+    ("split,path,pid,camid\ntrain,a.jpg,1,0\nquery,a.jpg,1,0\n", "has no gallery rows"),
+    ("split,path,pid,camid\ntrain,a.jpg,1,0\nval,a.jpg,1,0\ngallery,a.jpg,1,0\n", "has val rows and query/gallery"),
     ("split,path,pid,camid\ntrain,a.jpg,one,0\n", "line 2: pid 'one' and camid '0' must be integers"),
 ])
 def test_bad_labels_csv_is_reported_with_its_line(tmp_path, text, match):
@@ -193,7 +195,7 @@ def test_a_train_split_of_only_junk_and_distractors_is_an_error(tmp_path):
 
 
 def test_unknown_dataset_or_option_lists_the_known_ones(tmp_path):
-    with pytest.raises(ValueError, match="unknown dataset 'market'.*cuhk03, cuhk03_shared, dukemtmcreid, folder"):
+    with pytest.raises(ValueError, match="unknown dataset 'market'.*cuhk03, dukemtmcreid, folder, market1501"):
         load_dataset("market", tmp_path)
     with pytest.raises(ValueError, match="'market1501'.*options are: none"):
         load_dataset("market1501", tmp_path, variant="labeled")
@@ -228,6 +230,6 @@ def test_stats_table_counts_ids_images_and_cameras_per_split(tmp_path):
 @pytest.mark.slow
 def test_shared_cuhk03_labeled_follows_the_np_rule():
     root = shared_path("datasets", "cuhk03-labeled", "labels.csv", what="real CUHK03").parent
-    data = load_dataset("cuhk03_shared", root)
+    data = load_dataset("folder", root)
     assert data.stats() == [("train", 743, 7239, 2), ("query", 100, 200, 2), ("gallery", 100, 738, 2)]
     assert all(Path(r.path).is_file() for r in data.query)
