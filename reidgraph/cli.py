@@ -35,7 +35,7 @@ from .graph.ann import KINDS as ANN_KINDS, AnnIndex, HNSWSettings, IVFSettings
 from .ranked_lists import output_format, write_ranked
 from .rerank import needs_cameras, parameters, parts, rerank
 from .rerank.registry import NEIGHBOR_METHODS, SUMMARIES, takes_index
-from .rerank.sharded import is_sharded, shard_range, sharded_rerank
+from .rerank.sharded import is_sharded, shard_range, sharded_k_reciprocal, sharded_rerank
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -154,8 +154,9 @@ def check_configs(settings: GraphSettings, *configs, num_train: int | None = Non
 def rerank_command(args: argparse.Namespace) -> int:
     """Any model's features in, each query's re-ranked gallery list out; no identity labels needed.
 
-    Under ``torchrun`` (``WORLD_SIZE`` > 1) the per-query methods are sharded over the processes
-    (:mod:`reidgraph.rerank.sharded`) and process 0 writes the lists; the others run on process 0 alone.
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the per-query methods are sharded over the processes, k-reciprocal
+    splits its all-vs-all pass among them (:mod:`reidgraph.rerank.sharded`), and process 0 writes the lists; the
+    others run on process 0 alone.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     try:
@@ -188,12 +189,15 @@ def rerank_command(args: argparse.Namespace) -> int:
                          else f"{world_size} processes (--nnodes x --nproc-per-node) exceed")
                 raise ValueError(f"{asked} the gallery's {num_gallery} images; use at most {num_gallery} processes")
             job = init_distributed(str(device))
-            first, stop = shard_range(num_gallery, world_size, job.rank)
-            gallery = gallery.subset(torch.arange(first, stop))  # this process keeps its shard's rows only
             gallery_paths = gallery_paths if job.is_main else None
-            lists = sharded_rerank(args.method, query.feats, gallery.feats, first, query_camids=query.camids,
-                                   gallery_camids=gallery.camids, model=args.model, params=params, top=top,
-                                   device=job.device, progress=not args.quiet)
+            if args.method == "k-reciprocal":  # every process holds all the features; its rows of the pass
+                lists = sharded_k_reciprocal(query.feats, gallery.feats, params=params, top=top, device=job.device)
+            else:
+                first, stop = shard_range(num_gallery, world_size, job.rank)
+                gallery = gallery.subset(torch.arange(first, stop))  # this process keeps its shard's rows only
+                lists = sharded_rerank(args.method, query.feats, gallery.feats, first, query_camids=query.camids,
+                                       gallery_camids=gallery.camids, model=args.model, params=params, top=top,
+                                       device=job.device, progress=not args.quiet)
         else:
             ranking = rerank(args.method, query.feats, gallery.feats, query_camids=query.camids,
                              gallery_camids=gallery.camids, model=args.model, params=params, device=device,

@@ -120,7 +120,8 @@ class KReciprocal(Ranking):
 
 
 def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam: float = 0.3,
-                 chunk_size: int = 1024, variant: str = "torchreid") -> KReciprocal:
+                 chunk_size: int = 1024, variant: str = "torchreid",
+                 neighbours: tuple[Tensor, Tensor] | None = None) -> KReciprocal:
     r"""k-reciprocal re-ranking with sparse encodings, memory ``O(N k)`` (see the module docstring).
 
     Args:
@@ -133,6 +134,9 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
         variant: the distance of the original public code as torchreid and fast-reid run it,
             ``"torchreid"`` (default), as Zhong et al.'s feature script runs it, ``"zhong"``, or
             ``"unscaled"`` ``2 - 2 cos`` (see the module docstring).
+        neighbours: the all-vs-all pass, ``neighbour_pass(x, k1 + 1)`` of the joined
+            normalised features, where it was computed elsewhere (by several processes);
+            ``None``: computed here.
 
     Returns:
         :class:`KReciprocal`, whose ``distance_chunks()`` yields ``[q, G]`` blocks of ``d*``.
@@ -140,7 +144,10 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
     x, Q, k1, k2, lam, power = _check(query, gallery, k1, k2, lam, variant)
     int_in_range("chunk_size", chunk_size, 1, 2**31)
     N = x.shape[0]
-    nbrs, farthest = _neighbours(x, k1 + 1, chunk_size)
+    nbrs, farthest = neighbours if neighbours is not None else neighbour_pass(x, k1 + 1, chunk_size=chunk_size)
+    if nbrs.shape != (N, k1 + 1) or farthest.shape != (N,):
+        raise ValueError(f"neighbours must be ([{N}, {k1 + 1}], [{N}]) for {N} items and k1={k1}, got "
+                         f"({list(nbrs.shape)}, {list(farthest.shape)}); pass neighbour_pass(x, k1 + 1)")
     divisor = _divisor(farthest, variant)
     half = round(k1 / 2)
     recip = _reciprocal(nbrs)
@@ -238,35 +245,40 @@ def _original_distance(a: Tensor, b: Tensor) -> Tensor:
     return (2 - 2 * a @ b.T).clamp_min(0)
 
 
-def _neighbours(x: Tensor, k: int, chunk_size: int) -> tuple[Tensor, Tensor]:
-    """``N(p, k - 1)`` and ``max_x (2 - 2 cos(p, x))`` of every row of ``x``, from one chunked pass.
+def neighbour_pass(x: Tensor, k: int, rows: slice = slice(None),
+                   chunk_size: int = 1024) -> tuple[Tensor, Tensor]:
+    """``N(p, k - 1)`` and ``max_x (2 - 2 cos(p, x))`` of the rows ``rows`` of ``x``, from one chunked pass.
 
     Each ``[chunk, N]`` block ``S = x_chunk x^T`` gives the ``k`` best columns
     (``topk``, best first, so normally the item itself first) and ``2 - 2 min_x S_px``.
     Where :func:`~reidgraph.graph.search.worth_screening` says so, ``S`` is computed in
     bfloat16 and both extremes are certified exact in float32
-    (:func:`~reidgraph.graph.search.screened_extremes`).
+    (:func:`~reidgraph.graph.search.screened_extremes`). Rows are independent, so
+    several processes may each pass their own ``rows``
+    (:func:`~reidgraph.rerank.sharded.sharded_k_reciprocal`).
 
     Args:
-        x: ``[N, D]`` L2-normalised features.
+        x: ``[N, D]`` L2-normalised features (queries then gallery, as :func:`k_reciprocal` joins them).
         k: neighbours per row, ``1 <= k <= N``.
+        rows: the rows to compute (default: all).
         chunk_size: rows per block.
 
     Returns:
-        ``(neighbours [N, k], farthest [N])``, ``farthest`` clamped at 0.
+        ``(neighbours [n, k], farthest [n])`` of the ``n`` rows, ``farthest`` clamped at 0.
     """
-    N = x.shape[0]
-    neighbours = torch.empty(N, k, dtype=torch.long, device=x.device)
-    lowest = torch.empty(N, dtype=x.dtype, device=x.device)
+    part = x[rows]
+    n = part.shape[0]
+    neighbours = torch.empty(n, k, dtype=torch.long, device=x.device)
+    lowest = torch.empty(n, dtype=x.dtype, device=x.device)
     x_bf16 = x.bfloat16() if worth_screening(k, x) else None
-    for start in range(0, N, chunk_size):
-        rows = slice(start, start + chunk_size)
+    for start in range(0, n, chunk_size):
+        block = slice(start, start + chunk_size)
         if x_bf16 is not None:
-            _, neighbours[rows], lowest[rows] = screened_extremes(x[rows], x, k, x_bf16)
+            _, neighbours[block], lowest[block] = screened_extremes(part[block], x, k, x_bf16)
         else:
-            sim = x[rows] @ x.T
-            neighbours[rows] = sim.topk(k, dim=1).indices
-            lowest[rows] = sim.amin(dim=1)
+            sim = part[block] @ x.T
+            neighbours[block] = sim.topk(k, dim=1).indices
+            lowest[block] = sim.amin(dim=1)
     return neighbours, (2 - 2 * lowest).clamp_min(0)
 
 

@@ -36,6 +36,9 @@ from .gnn_rerank import gnn_rerank
 from .kreciprocal import k_reciprocal
 from .query_expansion import average_query_expansion
 
+# Keyword arguments that say how to compute, not what: never method parameters.
+_HOW = ("chunk_size", "neighbours")
+
 
 @dataclass(frozen=True)
 class Peer:
@@ -48,7 +51,7 @@ class Peer:
     def parameters(self) -> dict[str, Any]:
         """Its keyword parameters and their defaults (the method's paper's values)."""
         return {n: p.default for n, p in inspect.signature(self.function).parameters.items()
-                if p.default is not inspect.Parameter.empty and n != "chunk_size"}
+                if p.default is not inspect.Parameter.empty and n not in _HOW}
 
 
 PEERS = {

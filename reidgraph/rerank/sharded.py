@@ -17,8 +17,11 @@ Only ``all_gather``, ``reduce`` and ``gather`` are used: gloo offers them on CPU
 (it has no ``all_to_all`` or ``reduce_scatter`` there), and nccl on CUDA. Each
 step computes what the one-process :func:`~reidgraph.rerank.rerank` computes,
 row for row, so the lists equal its ``top(k)``: the same gallery indices,
-distances up to float rounding. The all-vs-all methods (k-reciprocal, ECN, ...)
-are not sharded.
+distances up to float rounding.
+
+k-reciprocal (:func:`sharded_k_reciprocal`) splits its all-vs-all pass by rows
+instead, every process holding all the features; the other all-vs-all methods
+(ECN, CA-Jaccard, GNN re-ranking, AQE) are not sharded.
 """
 from __future__ import annotations
 
@@ -38,7 +41,9 @@ from ..graph.builder import graph_camids
 from ..graph.search import worth_screening
 from ..nn.fusion import _fused_graphs
 from ..ranking import smallest
-from .registry import _fuser, _route, needs_cameras, parts
+from ._common import joint_features
+from .kreciprocal import k_reciprocal, neighbour_pass
+from .registry import PEERS, _fuser, _route, needs_cameras, parts
 
 # Index of the entries that pad a shorter list to the common width: above every real index,
 # so that merge_topk puts it after them on equal scores.
@@ -48,8 +53,9 @@ Search = Callable[[Tensor, Tensor, int], tuple[Tensor, Tensor]]
 
 
 def is_sharded(method: str) -> bool:
-    """Whether :func:`sharded_rerank` shards ``method``: the per-query ones, cosine and the fusers alone."""
-    return parts(method)[1] is None
+    """Whether ``method`` runs on several processes: the per-query ones, cosine and the fusers alone
+    (:func:`sharded_rerank`), and k-reciprocal (:func:`sharded_k_reciprocal`)."""
+    return parts(method)[1] is None or method == "k-reciprocal"
 
 
 def shard_range(n: int, world_size: int, rank: int) -> tuple[int, int]:
@@ -211,6 +217,37 @@ def sharded_rerank(method: str, query, gallery_shard, offset: int, *, query_cami
     return None if rank else (index.cpu(), distance.cpu())
 
 
+@torch.no_grad()
+def sharded_k_reciprocal(query, gallery, *, params: dict | None = None, top: int = 100,
+                         device: str | torch.device | None = None, group: ProcessGroup | None = None,
+                         chunk_size: int = 1024) -> tuple[Tensor, Tensor] | None:
+    """``rerank("k-reciprocal", query, gallery, params=params).top(top)`` with its all-vs-all pass split by rows.
+
+    Collective: every process passes all the queries and all the gallery. Each computes
+    :func:`~reidgraph.rerank.kreciprocal.neighbour_pass` for its block of the ``N = Q + G`` rows
+    (:func:`shard_range`) against all ``N``; process 0 gathers the blocks and runs the rest (the
+    reciprocal sets, the encodings, the overlaps and each query's top) alone.
+
+    Returns:
+        On process 0 of ``group``: ``(index [Q, top] int64, distance [Q, top] float32)`` on the CPU, as
+        :meth:`~reidgraph.ranking.Ranking.top`; ``None`` on the others.
+    """
+    own = _route("k-reciprocal", params or {})["k-reciprocal"]
+    device = torch.device(device) if device is not None else torch.as_tensor(gallery).device
+    query, gallery = (torch.as_tensor(t).to(device) for t in (query, gallery))
+    x, Q, N = joint_features(query, gallery)
+    top = int_in_range("top", top, 1, N - Q, f"the gallery holds {N - Q} items")
+    k1 = int_in_range("k1", own.get("k1", PEERS["k-reciprocal"].parameters()["k1"]), 1, N - 1,
+                      f"query + gallery hold {N} items, and k1 must be smaller")
+    rows = slice(*shard_range(N, dist.get_world_size(group), dist.get_rank(group)))
+    neighbours, farthest = neighbour_pass(x, k1 + 1, rows, chunk_size)
+    neighbours, farthest = _gather_first(neighbours, group), _gather_first(farthest, group)
+    if dist.get_rank(group):
+        return None
+    ranking = k_reciprocal(query, gallery, **own, chunk_size=chunk_size, neighbours=(neighbours, farthest))
+    return ranking.top(top)
+
+
 def _fused_top(net: torch.nn.Module, settings: GraphSettings, query: Tensor, shard: Tensor, offset: int, G: int,
                top: int, query_camids: Tensor | None, gallery_camids: Tensor | None, group: ProcessGroup | None,
                chunk_size: int, progress: bool) -> tuple[Tensor, Tensor]:
@@ -334,4 +371,5 @@ def _all_gather(tensor: Tensor, group: ProcessGroup | None) -> list[Tensor]:
     return out
 
 
-__all__ = ["fetch_rows", "is_sharded", "merge_topk", "shard_range", "sharded_knn", "sharded_rerank"]
+__all__ = ["fetch_rows", "is_sharded", "merge_topk", "shard_range", "sharded_k_reciprocal", "sharded_knn",
+           "sharded_rerank"]

@@ -215,3 +215,19 @@ def test_screened_neighbours_give_the_same_ranking(monkeypatch):
         results[screen] = k_reciprocal(query, gallery).dense()
     assert torch.allclose(results[True], results[False], atol=1e-5)
     assert torch.equal(results[True].argsort(dim=1, stable=True)[:, :10], results[False].argsort(dim=1, stable=True)[:, :10])
+
+
+def test_given_neighbours_from_row_blocks_equal_the_one_pass():
+    """The all-vs-all pass computed in two row blocks (as two processes do) and given to k_reciprocal gives the
+    one-pass result; tables of the wrong shape are refused in one line."""
+    from reidgraph.rerank._common import joint_features
+    from reidgraph.rerank.kreciprocal import neighbour_pass
+    x, _ = clustered(num_ids=8, per_id=6, dim=8, noise=0.35, seed=4)
+    query, gallery = x[:10], x[10:]
+    joined, _, N = joint_features(query, gallery)
+    blocks = [neighbour_pass(joined, 8, rows) for rows in (slice(0, 20), slice(20, N))]
+    given = tuple(torch.cat(parts) for parts in zip(*blocks))
+    assert torch.equal(k_reciprocal(query, gallery, k1=7, neighbours=given).dense(),
+                       k_reciprocal(query, gallery, k1=7).dense())
+    with pytest.raises(ValueError, match=r"^neighbours must be \(\[48, 8\], \[48\]\) for 48 items and k1=7"):
+        k_reciprocal(query, gallery, k1=7, neighbours=(given[0][:, :5], given[1]))

@@ -20,9 +20,11 @@ from reidgraph.nn import FFGNN
 from reidgraph.rerank.sharded import merge_topk, shard_range
 
 GRAPH = ["--param", "K=20", "--param", "k=5", "--param", "tau=5"]
-# (method and options, --top): heads alone (top <= K), heads and cosine tails (top > K), the whole gallery.
+# (method and options, --top): heads alone (top <= K), heads and cosine tails (top > K), the whole gallery;
+# k-reciprocal (its all-vs-all pass split by rows) and ECN (on process 0 alone).
 RUNS = [(["cosine"], 50), (["fusion", *GRAPH], 15), (["fusion", *GRAPH], 60), (["fusion-paper", *GRAPH], 201),
-        (["ffgnn", "--model", "m.pt"], 40), (["k-reciprocal"], 10)]
+        (["ffgnn", "--model", "m.pt"], 40), (["k-reciprocal"], 10), (["k-reciprocal", "--param", "k1=7"], 201),
+        (["ecn"], 10)]
 
 
 def reference(values, index, k, largest):
@@ -142,7 +144,8 @@ def test_two_processes_write_the_one_process_lists(inputs, tmp_path, capsys):
     assert all(r["knn"] and r["fetch"] for r in results)
     # One line per error or notice, from process 0 alone.
     assert done.stderr.count("--nproc-per-node 2 exceeds the gallery's 1 images; use at most 1 processes") == 1
-    assert done.stderr.count("k-reciprocal compares all queries with all of the gallery and is not sharded") == 1
+    assert done.stderr.count("ecn compares all queries with all of the gallery and is not sharded") == 1
+    assert "k-reciprocal compares" not in done.stderr
     assert done.stdout.count("top 50 of each written to") == 1 and "by 2 processes" in done.stdout
     for n, (method, top) in enumerate(RUNS):
         assert main(rerank_args(inputs, method, top, tmp_path / f"one{n}.npz")) == 0
