@@ -15,11 +15,8 @@ Example:
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 from results_io import save
-from shared_paths import add_feature_folders, feature_folders
+from shared_paths import folders_and_out
 
 K = 150
 SCANS = (30, 60, 120, 240)
@@ -61,11 +58,7 @@ def held_out_rows(folder, seed: int) -> list[dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_feature_folders(parser, "cuhk03_labeled_train.npz")
-    parser.add_argument("--out", help="write the results as JSON here")
-    args = parser.parse_args()
-    folders = [Path(f) for f in feature_folders(args.folders, parser)]
+    folders, out = folders_and_out(__doc__, "cuhk03_labeled_train.npz")
     rows = [r for folder in folders for seed in SEEDS for r in held_out_rows(folder, seed)]
     print(f"IVF nprobe rule on held-out train identities (20%, seeds {SEEDS}) + the other train images as "
           f"distractors; K={K}; fusion-paper mAP change in points")
@@ -76,7 +69,7 @@ def main() -> int:
     within = [s for s in SCANS if all(abs(r["fusion_map_change"]) <= TOLERANCE for r in rows if r["scan"] == s)]
     chosen = within[0] if within else None
     print(f"smallest scan within {TOLERANCE} mAP points on every feature set and split: {chosen}")
-    save(args.out, {"k": K, "tolerance_points": TOLERANCE, "rows": rows, "chosen_scan": chosen})
+    save(out, {"k": K, "tolerance_points": TOLERANCE, "rows": rows, "chosen_scan": chosen})
     return 0 if chosen is not None else 1
 
 

@@ -12,14 +12,13 @@ Example:
 """
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import time
 from pathlib import Path
 
 from results_io import save
-from shared_paths import add_feature_folders, feature_folders
+from shared_paths import folders_and_out
 
 METHODS = ["cosine", "fusion-paper", "k-reciprocal", "ecn", "aqe", "gnn-rerank", "fusion-paper+k-reciprocal",
            "fusion-paper+ecn", "fusion", "ca-jaccard", "fusion+ca-jaccard", "fusion+ecn"]
@@ -44,16 +43,8 @@ def held_out_rows(folder: Path) -> list[dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_feature_folders(parser, "cuhk03_labeled_train.npz")
-    parser.add_argument("--out", help="write the results as JSON here")
-    args = parser.parse_args()
-    args.folders = [Path(f) for f in feature_folders(args.folders, parser)]
-    missing = [str(f) for f in args.folders if not (f / "cuhk03_labeled_train.npz").is_file()]
-    if missing:
-        print(f"benchmarks/label_free.py: no cuhk03_labeled_train.npz in {', '.join(missing)}", file=sys.stderr)
-        return 2
-    results = {f.name: held_out_rows(f) for f in args.folders}
+    folders, out = folders_and_out(__doc__, "cuhk03_labeled_train.npz")
+    results = {f.name: held_out_rows(f) for f in folders}
     first = next(iter(results.values()))[0]
     print(f"label-free methods on held-out train identities ({first['query']} q / {first['gallery']} g, "
           f"CUHK03-NP rule), defaults; {platform.machine()}; R1 / mAP")
@@ -62,7 +53,7 @@ def main() -> int:
         cells = [rows[i] for rows in results.values()]
         print(f"{method:<28}{'yes' if cells[0]['cameras'] else '':>8}"
               + "".join(f"{100 * c['rank1']:12.1f} /{100 * c['mAP']:5.1f}    " for c in cells))
-    save(args.out, {"machine": platform.machine(), "rows": [r for rows in results.values() for r in rows]})
+    save(out, {"machine": platform.machine(), "rows": [r for rows in results.values() for r in rows]})
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 ENV = "REIDGRAPH_SHARED"
@@ -39,3 +40,18 @@ def feature_folders(given: list, parser: argparse.ArgumentParser) -> list[str]:
     if shared() is None:
         parser.error(f"give the feature folders (e.g. SHARED/features/{FEATURE_SETS[0]}), or set {ENV}")
     return [str(shared("features", name)) for name in FEATURE_SETS]
+
+
+def folders_and_out(description: str, holding: str) -> tuple[list[Path], str | None]:
+    """The command line of a benchmark over feature folders that each hold ``holding``: the folders, each
+    checked, and ``--out``. A folder without ``holding`` ends the program with one line and exit code 2."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_feature_folders(parser, holding)
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args()
+    folders = [Path(f) for f in feature_folders(args.folders, parser)]
+    missing = [str(f) for f in folders if not (f / holding).is_file()]
+    if missing:
+        print(f"{parser.prog}: no {holding} in {', '.join(missing)}", file=sys.stderr)
+        sys.exit(2)
+    return folders, args.out
