@@ -38,8 +38,8 @@ def demo(args: argparse.Namespace) -> int:
     # Small images and light augmentation: on 64x32 crops, padding 10 and random
     # erasing remove most of the person (measured: rank-1 25 -> 14 at 12 epochs).
     fen_config = FENTrainConfig(arch="resnet18", height=64, width=32, epochs=args.epochs, lr=2e-3,
-                                lr_step=max(1, args.epochs * 2 // 3), P=min(16, args.ids), K=4, pad=4, erasing=0.0,
-                                num_workers=0, seed=args.seed)
+                                lr_step=max(1, args.epochs * 2 // 3), P=min(16, args.ids), images_per_id=4, pad=4,
+                                erasing=0.0, num_workers=0, seed=args.seed)
     settings, gnn_config = recipe()
     # --k and --tau default to the recipe's, capped at --K (a graph has K+1 nodes).
     settings = sized(settings, args.K, args.k, args.tau)
@@ -67,7 +67,7 @@ def train(args: argparse.Namespace) -> int:
     output_folder(args.out)
     fen_config = FENTrainConfig(arch=args.arch, weights=args.weights, height=args.height, width=args.width,
                                 epochs=args.epochs_fen, lr=args.lr, lr_step=args.lr_step, P=args.P,
-                                K=args.images_per_id, num_workers=args.workers, seed=args.seed)
+                                images_per_id=args.images_per_id, num_workers=args.workers, seed=args.seed)
     settings, gnn_config = gnn_recipe(args, epochs=args.epochs_gnn)
     joint_config = JointTrainConfig(epochs=args.epochs_joint, max_graphs_per_epoch=args.joint_graphs,
                                     seed=args.seed) if args.epochs_joint > 0 else None
@@ -488,7 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=fen.lr, help=f"stage 1 Adam learning rate (default: {fen.lr})")
     p.add_argument("--lr-step", type=int, default=fen.lr_step, help="stage 1 epochs per ÷10 of the learning rate")
     p.add_argument("--P", type=int, default=fen.P, help=f"identities per batch (default: {fen.P})")
-    p.add_argument("--images-per-id", type=int, default=fen.K, help=f"images per identity in a batch (default: {fen.K})")
+    p.add_argument("--images-per-id", type=int, default=fen.images_per_id,
+                   help=f"images per identity in a batch (default: {fen.images_per_id})")
     p.add_argument("--workers", type=int, default=fen.num_workers, help="data loading processes")
     p.add_argument("--epochs-gnn", type=int, help="stage 2 epochs (default: the preset's)")
     p.add_argument("--epochs-joint", type=int, default=0,

@@ -23,7 +23,13 @@ from .loop import OptimConfig, optimise, run_epochs, records_fingerprint
 
 @dataclass
 class FENTrainConfig(OptimConfig):
-    """Stage-1 settings: backbone, image size and augmentation, P×K batches (paper §3.3 "Training Stage", §4.2)."""
+    """Stage-1 settings: backbone, image size and augmentation, P×K batches (paper §3.3 "Training Stage", §4.2).
+
+    Attributes:
+        P: identities per batch.
+        images_per_id: images per identity in a batch (the K of "P×K"; not the
+            graph's K, :attr:`~reidgraph.graph.GraphSettings.K`).
+    """
 
     epochs: int = 60
     lr_step: int = 20
@@ -32,7 +38,7 @@ class FENTrainConfig(OptimConfig):
     height: int = 256
     width: int = 128
     P: int = 16
-    K: int = 4
+    images_per_id: int = 4
     pad: int = 10
     erasing: float = 0.5
     num_workers: int = 2
@@ -65,8 +71,8 @@ def train_fen(train: Sequence[ImageRecord], config: FENTrainConfig | None = None
     data = ImageDataset(train, build_transforms(config.height, config.width, train=True, pad=config.pad,
                                                  erasing=config.erasing))
     classes, targets = data.pids.unique(return_inverse=True)
-    sampler = PKSampler(data.pids, P=config.P, K=config.K, seed=config.seed, rank=dist.rank,
-                        world_size=dist.world_size)
+    sampler = PKSampler(data.pids, P=config.P, images_per_id=config.images_per_id, seed=config.seed,
+                        rank=dist.rank, world_size=dist.world_size)
     loader = DataLoader(data, batch_sampler=sampler, num_workers=config.num_workers,
                         persistent_workers=config.num_workers > 0)
     torch.manual_seed(config.seed)
