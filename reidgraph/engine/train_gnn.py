@@ -33,7 +33,7 @@ from .._checks import in_unit_interval, int_in_range
 from ..data.samplers import neighbourhood_split, random_graph_neighbors
 from ..features import FeatureSet
 from ..graph import GraphSettings, knn
-from ..graph.builder import iter_graph_batches
+from ..graph.batches import iter_graph_batches
 from ..losses import batch_hard_triplet_loss, cross_camera_list_loss, softmax_loss, verification_loss
 from ..nn import FFGNN
 from ..nn.ffgnn import INITS, OUTPUTS

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from .._checks import as_features, int_in_range, same_dim
 from ..graph import GraphSettings, knn
-from ..graph.builder import graph_camids
+from ..graph.cameras import graph_camids
 from ..graph.search import worth_screening
 from ..nn.fusion import _fused_graphs
 from ..ranking import smallest
