@@ -17,7 +17,7 @@ from .data.synthetic_images import make_synthetic_market
 from .engine import ABLATIONS, PRESETS, GNNTrainConfig, load_ffgnn, recipe, train_ffgnn
 from .engine.distributed import init_distributed
 from .engine.extract import extract_features
-from .engine.pipeline import print_table, run_pipeline, score
+from .engine.pipeline import run_pipeline, score
 from .engine.train_fen import FENTrainConfig, load_fen
 from .engine.train_joint import JointTrainConfig
 from .export import DEFAULT_OPSET
@@ -29,6 +29,7 @@ from .ranked_lists import output_format, write_ranked
 from .rerank import needs_cameras, parameters, parts, rerank
 from .rerank.registry import NEIGHBOR_METHODS, SUMMARIES, takes_index
 from .rerank.sharded import is_sharded, shard_range, sharded_rerank
+from .tables import results_table
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -55,7 +56,7 @@ def demo(args: argparse.Namespace) -> int:
     results = run_pipeline(dataset, out / "run", fen_config, settings, gnn_config,
                            joint_config if args.joint_graphs else None, dist=init_distributed("cpu"),
                            resume=False, progress=not args.quiet)
-    print_table(results["rows"])
+    print(results_table(results["rows"]))
     print("stage wall times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["seconds"].items())
           + f"; total {time.perf_counter() - start:.1f}")
     print(f"ranked lists before/after FFGNN: {results['picture']}")
@@ -81,7 +82,7 @@ def train(args: argparse.Namespace) -> int:
     results = run_pipeline(dataset, args.out, fen_config, settings, gnn_config, joint_config, dist=dist,
                            resume=not args.restart, progress=not args.quiet)
     if dist.is_main:
-        print_table(results["rows"])
+        print(results_table(results["rows"]))
         print("stage wall times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["seconds"].items()))
     return 0
 
@@ -271,7 +272,7 @@ def evaluate(args: argparse.Namespace) -> int:
         print(json.dumps({k: row[k] for k in ("method", "rank1", "rank5", "rank10", "mAP", "mINP")}))
     else:
         print(f"{args.features}: {len(query)} queries, {len(gallery)} gallery")
-        print_table([row])
+        print(results_table([row]))
     return 0
 
 
