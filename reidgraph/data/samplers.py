@@ -72,7 +72,7 @@ class PKSampler(torch.utils.data.Sampler):
         self.epoch = int_in_range("epoch", epoch, 0, _MAX)
 
     def epoch_batches(self) -> list[list[int]]:
-        """All ranks' batches of the current epoch, ``len(self) * world_size`` lists of ``P * images_per_id`` indices."""
+        """All ranks' batches of this epoch: ``len(self) * world_size`` lists of ``P * images_per_id`` indices."""
         rng = _rng(self.seed, self.epoch)
         groups = [list(g) for g in np.array_split(rng.permutation(self.num_ids),
                                                   range(self.P, self.num_ids, self.P))]
