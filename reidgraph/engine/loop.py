@@ -1,4 +1,4 @@
-"""The epoch loop every training stage shares: resume, checkpoint, log."""
+"""The loops every training stage shares: the steps of an epoch, and the epochs (resume, checkpoint, log)."""
 from __future__ import annotations
 
 import hashlib
@@ -177,8 +177,9 @@ def run_epochs(*, kind: str, epochs: int, modules: dict[str, torch.nn.Module], o
         kind: checkpoint kind (``"fen"``, ``"ffgnn"``, ``"joint"``); a checkpoint
             of another kind is refused.
         modules: everything with learned state, saved and restored by name.
-        config: the run's settings; resuming from a checkpoint written with
-            other settings (but ``epochs``) is refused.
+        config: the run's settings (:func:`~reidgraph.engine.checkpoint.stage_config`);
+            resuming from a checkpoint written with other settings (but ``epochs``)
+            is refused, naming them by path (``graph.k``).
         train_epoch: trains one epoch and returns its metrics for the log.
         checkpoint: where to write the state after every epoch (atomically);
             with ``resume``, an existing one is continued from.
