@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -24,7 +25,7 @@ from .engine import ABLATIONS, PRESETS, GNNTrainConfig, load_ffgnn, recipe, trai
 from .engine.distributed import init_distributed
 from .engine.extract import extract_features
 from .engine.loop import OptimConfig
-from .engine.pipeline import print_table, run_pipeline, score
+from .engine.pipeline import run_pipeline, score
 from .engine.train_fen import FENTrainConfig, load_fen
 from .engine.train_joint import JointTrainConfig
 from .export import DEFAULT_OPSET
@@ -36,6 +37,7 @@ from .ranked_lists import output_format, write_ranked
 from .rerank import needs_cameras, parameters, parts, rerank
 from .rerank.registry import NEIGHBOR_METHODS, SUMMARIES, takes_index
 from .rerank.sharded import is_sharded, shard_range, sharded_k_reciprocal, sharded_rerank
+from .tables import results_table
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -45,8 +47,8 @@ def demo(args: argparse.Namespace) -> int:
     # Small images and light augmentation: on 64x32 crops, padding 10 and random
     # erasing remove most of the person (measured: rank-1 25 -> 14 at 12 epochs).
     fen_config = FENTrainConfig(arch="resnet18", height=64, width=32, epochs=args.epochs, lr=2e-3,
-                                lr_step=max(1, args.epochs * 2 // 3), P=min(16, args.ids), K=4, pad=4, erasing=0.0,
-                                num_workers=0, seed=args.seed)
+                                lr_step=max(1, args.epochs * 2 // 3), P=min(16, args.ids), images_per_id=4, pad=4,
+                                erasing=0.0, num_workers=0, seed=args.seed)
     settings, gnn_config = recipe()
     settings = replace(settings, **sized({**SIZE.given(args), **SPARSITY.given(args)}, asdict(settings)))
     gnn_config = replace(gnn_config, seed=args.seed)
@@ -61,7 +63,7 @@ def demo(args: argparse.Namespace) -> int:
     results = run_pipeline(dataset, out / "run", fen_config, settings, gnn_config,
                            joint_config if args.joint_graphs else None, dist=init_distributed("cpu"),
                            resume=False, progress=not args.quiet)
-    print_table(results["rows"])
+    print(results_table(results["rows"]))
     print("stage wall times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["seconds"].items())
           + f"; total {time.perf_counter() - start:.1f}")
     print(f"ranked lists before/after FFGNN: {results['picture']}")
@@ -85,7 +87,7 @@ def train(args: argparse.Namespace) -> int:
     results = run_pipeline(dataset, args.out, fen_config, settings, gnn_config, joint_config, dist=dist,
                            resume=not args.restart, progress=not args.quiet)
     if dist.is_main:
-        print_table(results["rows"])
+        print(results_table(results["rows"]))
         print("stage wall times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["seconds"].items()))
     return 0
 
@@ -277,7 +279,7 @@ def evaluate(args: argparse.Namespace) -> int:
         print(json.dumps({k: row[k] for k in ("method", "rank1", "rank5", "rank10", "mAP", "mINP")}))
     else:
         print(f"{args.features}: {len(query)} queries, {len(gallery)} gallery")
-        print_table([row])
+        print(results_table([row]))
     return 0
 
 
@@ -429,8 +431,8 @@ SPARSITY = Options(GraphSettings, "k", "tau")
 GRAPH = Options(GraphSettings, "K", "k", "tau", "lam")
 GNN = Options(GNNTrainConfig, "alpha")
 GNN_TRAIN = Options(GNNTrainConfig, "graphs_per_batch")
-FEN = Options(FENTrainConfig, "arch", "weights", "height", "width", "lr", "lr_step", "P", epochs="--epochs-fen",
-              K="--images-per-id", num_workers="--workers")
+FEN = Options(FENTrainConfig, "arch", "weights", "height", "width", "lr", "lr_step", "P", "images_per_id",
+              epochs="--epochs-fen", num_workers="--workers")
 JOINT = Options(JointTrainConfig, max_graphs_per_epoch="--joint-graphs")
 STAGE2 = Options(GNNTrainConfig, "epochs", "lr")
 STAGE2_OF_THREE = Options(GNNTrainConfig, epochs="--epochs-gnn")
@@ -619,11 +621,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The library logs (e.g. "resuming after epoch"); the command shows its INFO lines, on this call's stderr.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("reidgraph")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"reidgraph {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 if __name__ == "__main__":

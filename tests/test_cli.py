@@ -117,8 +117,8 @@ def test_train_gnn_presets_and_ablations(tmp_path, capsys):
     assert main([*run, "--out", str(tmp_path / "paper.pt"), "--preset", "paper", "--ablation", "ori_w_mask",
                  "--epochs", "1"]) == 0
     config = load_checkpoint(tmp_path / "paper.pt", "ffgnn")["config"]
-    assert (config["train.preset"], config["train.ablation"], config["graph.edges"]) == ("paper", "ori_w_mask", "cosine")
-    assert config["graph.K"] == 20 and config["train.graphs_per_batch"] == 1  # given flags override the preset
+    assert (config["preset"], config["ablation"], config["graph"]["edges"]) == ("paper", "ori_w_mask", "cosine")
+    assert config["graph"]["K"] == 20 and config["graphs_per_batch"] == 1  # given flags override the preset
     assert main([*run, "--out", str(tmp_path / "ours.pt"), "--epochs", "1"]) == 0
     model, settings = load_ffgnn(tmp_path / "ours.pt")
     assert settings.camera_aware and settings.lam == 0.3 and model.output == "l2"

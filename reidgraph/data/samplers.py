@@ -21,12 +21,12 @@ def _rng(*seeds: int) -> np.random.Generator:
 
 
 class PKSampler(torch.utils.data.Sampler):
-    """Batch sampler of identity-balanced batches: ``P`` identities, ``K`` images each.
+    """Batch sampler of identity-balanced batches: ``P`` identities, ``images_per_id`` images each.
 
     Pass it as ``DataLoader(dataset, batch_sampler=PKSampler(pids))``. Each epoch
     shuffles the identities and cuts them into groups of ``P``, so every identity
     appears about once per epoch (the last group is completed with other,
-    randomly drawn identities). An identity with fewer than ``K`` images is
+    randomly drawn identities). An identity with fewer than ``images_per_id`` images is
     sampled with replacement, so even single-image identities are used.
 
     With ``world_size > 1`` every rank builds the same epoch and takes every
@@ -37,7 +37,7 @@ class PKSampler(torch.utils.data.Sampler):
         pids (sequence): identity label of each dataset item (ints or strings), ``[N]``.
         P (int, optional): identities per batch, at least 2 (the triplet loss needs
             negatives). (default: ``16``)
-        K (int, optional): images per identity. (default: ``4``)
+        images_per_id (int, optional): images per identity. (default: ``4``)
         seed (int, optional): base seed; combined with the epoch. (default: ``0``)
         rank (int, optional): this process's rank. (default: ``0``)
         world_size (int, optional): number of processes. (default: ``1``)
@@ -46,7 +46,7 @@ class PKSampler(torch.utils.data.Sampler):
     otherwise every epoch repeats the same batches.
     """
 
-    def __init__(self, pids: Sequence, P: int = 16, K: int = 4, seed: int = 0, rank: int = 0,
+    def __init__(self, pids: Sequence, P: int = 16, images_per_id: int = 4, seed: int = 0, rank: int = 0,
                  world_size: int = 1):
         labels = np.asarray(pids.cpu() if isinstance(pids, Tensor) else pids)
         if labels.ndim != 1 or labels.size == 0:
@@ -56,11 +56,11 @@ class PKSampler(torch.utils.data.Sampler):
         if len(ids) < P:
             raise ValueError(f"pids hold only {len(ids)} distinct identities but P={P}; "
                              f"pass P <= {len(ids)} or a dataset with more identities")
-        int_in_range("K", K, 1, _MAX)
+        int_in_range("images_per_id", images_per_id, 1, _MAX)
         int_in_range("seed", seed, 0, _MAX)
         int_in_range("world_size", world_size, 1, _MAX)
         int_in_range("rank", rank, 0, world_size - 1, f"world_size={world_size}")
-        self.P, self.K, self.seed, self.rank, self.world_size = P, K, seed, rank, world_size
+        self.P, self.images_per_id, self.seed, self.rank, self.world_size = P, images_per_id, seed, rank, world_size
         order = np.argsort(inverse, kind="stable")
         self.items = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
         self.num_ids = len(ids)
@@ -72,7 +72,7 @@ class PKSampler(torch.utils.data.Sampler):
         self.epoch = int_in_range("epoch", epoch, 0, _MAX)
 
     def epoch_batches(self) -> list[list[int]]:
-        """All ranks' batches of the current epoch, ``len(self) * world_size`` lists of ``P * K`` indices."""
+        """All ranks' batches of this epoch: ``len(self) * world_size`` lists of ``P * images_per_id`` indices."""
         rng = _rng(self.seed, self.epoch)
         groups = [list(g) for g in np.array_split(rng.permutation(self.num_ids),
                                                   range(self.P, self.num_ids, self.P))]
@@ -85,10 +85,10 @@ class PKSampler(torch.utils.data.Sampler):
         return [[int(i) for pid in group for i in self._pick(rng, self.items[pid])] for group in groups]
 
     def _pick(self, rng: np.random.Generator, items: np.ndarray) -> np.ndarray:
-        if len(items) >= self.K:
-            return rng.choice(items, self.K, replace=False)
+        if len(items) >= self.images_per_id:
+            return rng.choice(items, self.images_per_id, replace=False)
         # All images of a small identity, topped up with repeats, so none is wasted.
-        return np.concatenate([rng.permutation(items), rng.choice(items, self.K - len(items))])
+        return np.concatenate([rng.permutation(items), rng.choice(items, self.images_per_id - len(items))])
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.epoch_batches()[self.rank::self.world_size])
@@ -97,7 +97,7 @@ class PKSampler(torch.utils.data.Sampler):
         return self.num_batches
 
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}(ids={self.num_ids}, P={self.P}, K={self.K}, "
+        return (f"{self.__class__.__name__}(ids={self.num_ids}, P={self.P}, images_per_id={self.images_per_id}, "
                 f"rank={self.rank}, world_size={self.world_size})")
 
 

@@ -1,11 +1,41 @@
-"""Checkpoints that survive interruption: written atomically, checked on load."""
+"""Checkpoints that survive interruption: written atomically, checked on load, settings in one format."""
 from __future__ import annotations
 
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import torch
 
 from ..atomic import atomic_write
+
+
+def stage_config(own, **sections) -> dict:
+    """A training stage's settings as its checkpoint stores them (the one format every stage writes).
+
+    ``own``'s fields (a dataclass such as :class:`~reidgraph.engine.loop.OptimConfig`, ``epochs`` among
+    them) stand at the top level; each of ``sections`` is nested under its name, dataclasses as dicts:
+    ``stage_config(config, graph=settings, channels=256)`` gives ``{"lr": ..., "epochs": ...,
+    "graph": {"K": 150, ...}, "channels": 256}``. :func:`load_checkpoint` reads it back.
+    """
+    nested = {name: asdict(value) if is_dataclass(value) else value for name, value in sections.items()}
+    return {**asdict(own), **nested}
+
+
+def saved_config(state: dict) -> dict:
+    """The settings of a checkpoint's ``state`` in :func:`stage_config`'s format, whatever version wrote them.
+
+    Stage-2 checkpoints written before that format kept their settings flat, with
+    prefixes (``graph.K``, ``train.lr``); stage-1 ones named the images per
+    identity ``K``. Both are read as the current format, so they load and resume.
+    """
+    config = dict(state["config"])
+    if any(key.startswith("graph.") for key in config):
+        graph = {key.removeprefix("graph."): value for key, value in config.items() if key.startswith("graph.")}
+        config = {**{key.removeprefix("train."): value for key, value in config.items()
+                     if not key.startswith("graph.")}, "graph": graph}
+    if state["kind"] == "fen" and "K" in config:
+        config["images_per_id"] = config.pop("K")
+    return config
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
@@ -21,6 +51,8 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
 
 def load_checkpoint(path: str | Path, kind: str) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint` whose ``state["kind"]`` is ``kind``.
+
+    Its ``config``, where it has one, comes back in :func:`stage_config`'s format (see :func:`saved_config`).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -38,4 +70,6 @@ def load_checkpoint(path: str | Path, kind: str) -> dict:
     if not isinstance(state, dict) or state.get("kind") != kind:
         found = state.get("kind") if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"{path} holds a {found!r} checkpoint, not a {kind!r} one; pass the {kind} checkpoint")
+    if "config" in state:
+        state["config"] = saved_config(state)
     return state

@@ -1,20 +1,24 @@
-"""The epoch loop every training stage shares: resume, checkpoint, log."""
+"""The loops every training stage shares: the steps of an epoch, and the epochs (resume, checkpoint, log)."""
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from .._checks import int_in_range
 from ..atomic import atomic_write
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import Dist, barrier
+
+logger = logging.getLogger(__name__)
 
 # Settings that may change between a run and its resumption without making the
 # saved state meaningless (training longer is the usual reason to resume).
@@ -54,16 +58,33 @@ class OptimConfig:
         return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=self.lr_step, gamma=0.1)
 
 
-def optimise(optimizer: torch.optim.Optimizer, parts: dict[str, torch.Tensor], totals: dict[str, float],
-             num_batches: int, bar) -> None:
-    """One step on the sum of the loss ``parts``; epoch means accumulate in ``totals``."""
+def optimise(optimizer: torch.optim.Optimizer, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+    """One step of ``optimizer`` on the sum of the loss ``parts``; returns that sum, detached."""
     loss = sum(parts.values())
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    for key, value in parts.items():
-        totals[key] = totals.get(key, 0.0) + value.item() / num_batches
-    bar.set_postfix(loss=f"{loss.item():.3f}")
+    return loss.detach()
+
+
+def train_steps(batches: Iterable, losses: Callable[[Any], dict[str, torch.Tensor]],
+                optimizer: torch.optim.Optimizer, *, desc: str, total: int | None = None,
+                progress: bool = True) -> dict[str, float]:
+    """One epoch: an :func:`optimise` step on the ``losses(batch)`` of each batch, behind a progress bar.
+
+    Returns each loss part's mean over the epoch's steps, for the log.
+    """
+    sums: dict[str, float] = {}
+    steps = 0
+    bar = tqdm(batches, total=total, desc=desc, leave=False, disable=not progress)
+    for batch in bar:
+        parts = losses(batch)
+        loss = optimise(optimizer, parts)
+        for key, value in parts.items():
+            sums[key] = sums.get(key, 0.0) + value.item()
+        steps += 1
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    return {key: value / steps for key, value in sums.items()}
 
 
 def tensor_fingerprint(what: str, feats: torch.Tensor, *labels: torch.Tensor | None) -> dict:
@@ -94,6 +115,17 @@ def records_fingerprint(records: Sequence) -> dict:
         digest.update(f"{os.path.relpath(path, root) if root else path}\t{record[1]}\t{record[2]}\n".encode())
     return {"what": "images", "rows": len(records), "ids": len({r[1] for r in records}),
             "sha256": digest.hexdigest()}
+
+
+def dotted(config: dict, prefix: str = "") -> dict:
+    """Nested settings as one level, each named by its path: ``{"graph": {"K": 150}}`` -> ``{"graph.K": 150}``."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def describe_data(data: dict) -> str:
@@ -155,8 +187,9 @@ def run_epochs(*, kind: str, epochs: int, modules: dict[str, torch.nn.Module], o
         kind: checkpoint kind (``"fen"``, ``"ffgnn"``, ``"joint"``); a checkpoint
             of another kind is refused.
         modules: everything with learned state, saved and restored by name.
-        config: the run's settings; resuming from a checkpoint written with
-            other settings (but ``epochs``) is refused.
+        config: the run's settings (:func:`~reidgraph.engine.checkpoint.stage_config`);
+            resuming from a checkpoint written with other settings (but ``epochs``)
+            is refused, naming them by path (``graph.k``).
         train_epoch: trains one epoch and returns its metrics for the log.
         checkpoint: where to write the state after every epoch (atomically);
             with ``resume``, an existing one is continued from.
@@ -178,8 +211,9 @@ def run_epochs(*, kind: str, epochs: int, modules: dict[str, torch.nn.Module], o
             raise ValueError(f"{checkpoint} was trained on other {data.get('what', 'data')} ({describe_data(saved)}; "
                              f"these: {describe_data(data)}); pass --restart (resume=False) to start afresh, "
                              "or another --out")
-        changed = sorted(k for k in set(config) | set(state["config"])
-                         if k not in RESUMABLE_CHANGES and config.get(k) != state["config"].get(k))
+        ours, saved_config = dotted(config), dotted(state["config"])
+        changed = sorted(k for k in set(ours) | set(saved_config)
+                         if k not in RESUMABLE_CHANGES and ours.get(k) != saved_config.get(k))
         if changed:
             raise ValueError(f"{checkpoint} was written with other settings ({', '.join(changed)}); "
                              "pass another output folder, or drop resuming")
@@ -190,7 +224,7 @@ def run_epochs(*, kind: str, epochs: int, modules: dict[str, torch.nn.Module], o
         start = state["epoch"]
         done = state.get("log")
         if dist.is_main:
-            print(f"{kind}: resuming after epoch {start} from {checkpoint}")
+            logger.info("%s: resuming after epoch %d from %s", kind, start, checkpoint)
     if dist.is_main and log_path is not None:
         reconcile_log(log_path, kind, done)
     done = list(done or [])

@@ -33,13 +33,6 @@ def score(name: str, ranking, query: FeatureSet, gallery: FeatureSet, seconds: f
             "mINP": m.mINP, "seconds": seconds}
 
 
-def print_table(rows: list[dict]) -> None:
-    print(f"{'method':<26}{'rank-1':>8}{'rank-5':>8}{'rank-10':>8}{'mAP':>8}{'mINP':>8}{'time (s)':>10}")
-    for r in rows:
-        print(f"{r['method']:<26}" + "".join(f"{100 * r[k]:8.1f}" for k in ("rank1", "rank5", "rank10", "mAP", "mINP"))
-              + f"{r['seconds']:10.1f}")
-
-
 def compare(tag: str, ffgnn: FFGNN, settings: GraphSettings, query: FeatureSet,
             gallery: FeatureSet, progress: bool) -> tuple[list[dict], torch.Tensor, torch.Tensor]:
     """Rows for FEN features and FFGNN fusion, with both methods' top-10 for the picture."""

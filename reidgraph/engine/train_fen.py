@@ -1,13 +1,12 @@
 """Stage 1 (paper §3.3 "Training Stage", first step): train the FEN with softmax + batch-hard triplet, P×K batches."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from .._checks import int_in_range
 from ..data.datasets import ImageRecord
@@ -15,10 +14,10 @@ from ..data.image_dataset import ImageDataset
 from ..data.samplers import PKSampler
 from ..data.transforms import build_transforms
 from ..losses import batch_hard_triplet_loss, softmax_loss
-from ..models import FEN
-from .checkpoint import load_checkpoint
+from ..models import FEN, FENOutput
+from .checkpoint import load_checkpoint, stage_config
 from .distributed import Dist, wrap
-from .loop import OptimConfig, optimise, run_epochs, records_fingerprint
+from .loop import OptimConfig, records_fingerprint, run_epochs, train_steps
 
 
 @dataclass
@@ -31,7 +30,8 @@ class FENTrainConfig(OptimConfig):
         height: height in pixels the images are resized to.
         width: width in pixels the images are resized to.
         P: identities per batch.
-        K: images per identity in a batch.
+        images_per_id: images per identity in a batch (the K of "P×K"; not the
+            graph's K, :attr:`~reidgraph.graph.GraphSettings.K`).
         pad: padding in pixels before the random crop.
         erasing: probability of random erasing.
         num_workers: data loading processes.
@@ -44,7 +44,7 @@ class FENTrainConfig(OptimConfig):
     height: int = 256
     width: int = 128
     P: int = 16
-    K: int = 4
+    images_per_id: int = 4
     pad: int = 10
     erasing: float = 0.5
     num_workers: int = 2
@@ -52,6 +52,18 @@ class FENTrainConfig(OptimConfig):
     def check(self) -> None:
         super().check()
         int_in_range("num_workers", self.num_workers, 0, 1024)
+
+
+def fen_losses(out: FENOutput, y: torch.Tensor, config: OptimConfig) -> dict[str, torch.Tensor]:
+    """The FEN's own losses (paper §3.3, stage 1): softmax on its logits, batch-hard triplet on its pre-neck feature.
+
+    Args:
+        out: the FEN's training output on ``B`` images (``logits [B, C]``, ``feat [B, D]``).
+        y: ``[B]`` class indices in ``[0, C)``.
+        config: label smoothing and triplet margin.
+    """
+    return {"softmax": softmax_loss(out.logits, y, config.label_smoothing),
+            "triplet": batch_hard_triplet_loss(out.feat, y, config.margin)}
 
 
 def train_fen(train: Sequence[ImageRecord], config: FENTrainConfig | None = None, *,
@@ -77,8 +89,8 @@ def train_fen(train: Sequence[ImageRecord], config: FENTrainConfig | None = None
     data = ImageDataset(train, build_transforms(config.height, config.width, train=True, pad=config.pad,
                                                  erasing=config.erasing))
     classes, targets = data.pids.unique(return_inverse=True)
-    sampler = PKSampler(data.pids, P=config.P, K=config.K, seed=config.seed, rank=dist.rank,
-                        world_size=dist.world_size)
+    sampler = PKSampler(data.pids, P=config.P, images_per_id=config.images_per_id, seed=config.seed,
+                        rank=dist.rank, world_size=dist.world_size)
     loader = DataLoader(data, batch_sampler=sampler, num_workers=config.num_workers,
                         persistent_workers=config.num_workers > 0)
     torch.manual_seed(config.seed)
@@ -86,22 +98,19 @@ def train_fen(train: Sequence[ImageRecord], config: FENTrainConfig | None = None
     model = wrap(fen, dist)
     optimizer, schedule = config.optimizer(fen.parameters())
 
+    def losses(batch) -> dict:
+        images, _, _, index = batch
+        return fen_losses(model(images.to(dist.device)), targets[index].to(dist.device), config)
+
     def train_epoch(epoch: int) -> dict:
         sampler.set_epoch(epoch)
         model.train()
-        totals: dict[str, float] = {}
-        bar = tqdm(loader, desc=f"fen epoch {epoch + 1}/{config.epochs}", leave=False,
-                   disable=not (progress and dist.is_main))
-        for images, _, _, index in bar:
-            y = targets[index].to(dist.device)
-            out = model(images.to(dist.device))
-            parts = {"softmax": softmax_loss(out.logits, y, config.label_smoothing),
-                     "triplet": batch_hard_triplet_loss(out.feat, y, config.margin)}
-            optimise(optimizer, parts, totals, len(loader), bar)
-        return {**totals, "processes": dist.world_size, "batches_per_process": len(loader)}
+        means = train_steps(loader, losses, optimizer, desc=f"fen epoch {epoch + 1}/{config.epochs}",
+                            progress=progress and dist.is_main)
+        return {**means, "processes": dist.world_size, "batches_per_process": len(loader)}
 
     run_epochs(kind="fen", epochs=config.epochs, modules={"fen": fen}, optimizer=optimizer, scheduler=schedule,
-               config={**asdict(config), "fen": fen.config(), "classes": classes.tolist()},
+               config=stage_config(config, fen=fen.config(), classes=classes.tolist()),
                train_epoch=train_epoch, checkpoint=Path(checkpoint) if checkpoint else None,
                log_path=Path(log_path) if log_path else None, resume=resume, dist=dist,
                data=records_fingerprint(data.records))

@@ -22,23 +22,22 @@ Two recipes (:func:`recipe`):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .._checks import in_unit_interval, int_in_range
 from ..data.samplers import neighbourhood_split, random_graph_neighbors
 from ..features import FeatureSet
 from ..graph import GraphSettings, knn
-from ..graph.builder import iter_graph_batches
+from ..graph.batches import iter_graph_batches
 from ..losses import batch_hard_triplet_loss, cross_camera_list_loss, softmax_loss, verification_loss
 from ..nn import FFGNN
 from ..nn.ffgnn import INITS, OUTPUTS
-from .checkpoint import load_checkpoint
-from .loop import OptimConfig, optimise, run_epochs, tensor_fingerprint
+from .checkpoint import load_checkpoint, stage_config
+from .loop import OptimConfig, run_epochs, tensor_fingerprint, train_steps
 
 LOSSES = ("softmax", "triplet", "verification", "list")
 
@@ -199,31 +198,24 @@ def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config
             _, neighbors = knn(feats[anchors], feats[rest], settings.K)
         nodes = torch.cat([anchors[:, None], rest[neighbors]], dim=1)  # [A, K+1] training-set rows, anchor first
         model.train()
-        totals: dict[str, float] = {}
         # Anchors come in random order, so consecutive graphs make shuffled mini-batches.
         batches = iter_graph_batches(feats[anchors], feats[rest], neighbors, settings, config.graphs_per_batch,
                                      False, camids[anchors], camids[rest])
-        steps = -(-len(anchors) // config.graphs_per_batch)
-        bar = tqdm(batches, total=steps, desc=f"ffgnn epoch {epoch + 1}/{config.epochs}", disable=not progress,
-                   leave=False)
-        for rows, x, s in bar:
-            z = model.forward_dense(x, s)
-            parts = graph_losses(z, targets[nodes[rows]], camids[nodes[rows]], modules.get("classifier"), config)
-            optimise(optimizer, parts, totals, steps, bar)
-        return totals
+
+        def losses(batch) -> dict:
+            rows, x, s = batch
+            return graph_losses(model.forward_dense(x, s), targets[nodes[rows]], camids[nodes[rows]],
+                                modules.get("classifier"), config)
+
+        return train_steps(batches, losses, optimizer, desc=f"ffgnn epoch {epoch + 1}/{config.epochs}",
+                           total=-(-len(anchors) // config.graphs_per_batch), progress=progress)
 
     run_epochs(kind="ffgnn", epochs=config.epochs, modules=modules, optimizer=optimizer, scheduler=schedule,
-               config={**config_dict(settings, config), "channels": feats.shape[1]},
+               config=stage_config(config, graph=settings, channels=feats.shape[1]),
                train_epoch=train_epoch, checkpoint=Path(checkpoint) if checkpoint else None,
                log_path=Path(log_path) if log_path else None, resume=resume,
                data=tensor_fingerprint("features", train.feats, train.pids, train.camids))
     return model.eval()
-
-
-def config_dict(settings: GraphSettings, config: GNNTrainConfig) -> dict:
-    """Everything needed to reproduce a stage-2 run, flat, for logs and checkpoints."""
-    return {**{f"graph.{k}": v for k, v in settings.as_dict().items()},
-            **{f"train.{k}": v for k, v in asdict(config).items() if k != "epochs"}, "epochs": config.epochs}
 
 
 def load_graph_classifier(path: str | Path) -> torch.nn.Linear | None:
@@ -242,8 +234,7 @@ def load_ffgnn(path: str | Path) -> tuple[FFGNN, GraphSettings]:
     state = load_checkpoint(path, "ffgnn")
     cfg = state["config"]
     # Models saved before the output/init options were BatchNorm + ReLU, randomly initialised.
-    model = FFGNN(cfg["channels"], cfg["train.num_layers"], cfg["train.alpha"], cfg.get("train.output", "batchnorm"),
-                  cfg.get("train.init", "random"))
+    model = FFGNN(cfg["channels"], cfg["num_layers"], cfg["alpha"], cfg.get("output", "batchnorm"),
+                  cfg.get("init", "random"))
     model.load_state_dict(state["modules"]["model"])
-    settings = GraphSettings(**{k.removeprefix("graph."): v for k, v in cfg.items() if k.startswith("graph.")})
-    return model.eval(), settings
+    return model.eval(), GraphSettings(**cfg["graph"])

@@ -16,13 +16,12 @@ not through the k-reciprocal/top-τ selection, which is piecewise constant anywa
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .._checks import int_in_range
 from ..data.datasets import ImageRecord
@@ -30,12 +29,13 @@ from ..data.image_dataset import ImageDataset
 from ..data.samplers import neighbourhood_split
 from ..data.transforms import build_transforms
 from ..graph import GraphSettings, block_diagonal, knn
-from ..losses import batch_hard_triplet_loss, softmax_loss
 from ..models import FEN
 from ..nn import FFGNN
+from .checkpoint import stage_config
 from .distributed import Dist, wrap
 from .extract import extract_features
-from .loop import OptimConfig, optimise, run_epochs, records_fingerprint
+from .loop import OptimConfig, records_fingerprint, run_epochs, train_steps
+from .train_fen import fen_losses
 from .train_gnn import GNNTrainConfig, graph_losses, recipe
 
 
@@ -101,6 +101,19 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
         modules["graph_classifier"] = graph_classifier.to(dist.device)
     optimizer, schedule = config.optimizer([p for m in modules.values() for p in m.parameters()])
 
+    def losses(graph: torch.Tensor) -> dict:
+        """The losses of one graph, given as the ``[K+1]`` training-set rows of its images, anchor first."""
+        items = [data[i] for i in graph.tolist()]  # (image, pid, camid, index)
+        images = torch.stack([item[0] for item in items]).to(dist.device)
+        camids = torch.tensor([[item[2] for item in items]], device=dist.device)
+        y = targets[graph].to(dist.device)
+        out = fen_ddp(images)
+        x = F.normalize(out.feat_bn, dim=1)
+        s = settings.adjacency(x.detach()[None], camids)
+        z = gnn_ddp(x, block_diagonal(s))
+        fused = graph_losses(z[None], y[None], camids, modules.get("graph_classifier"), graph_config)
+        return {**fen_losses(out, y, config), **{f"graph_{name}": value for name, value in fused.items()}}
+
     def train_epoch(epoch: int) -> dict:
         feats = extract_features(fen, data.records, height, width, device=dist.device, progress=False).feats
         anchors, rest = neighbourhood_split(len(data), config.anchor_fraction, seed=config.seed, epoch=epoch)
@@ -120,29 +133,13 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
         for module in fen.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
-        totals: dict[str, float] = {}
-        bar = tqdm(nodes, desc=f"joint epoch {epoch + 1}/{config.epochs}", leave=False,
-                   disable=not (progress and dist.is_main))
-        for graph in bar:
-            items = [data[i] for i in graph.tolist()]  # (image, pid, camid, index)
-            images = torch.stack([item[0] for item in items]).to(dist.device)
-            camids = torch.tensor([[item[2] for item in items]], device=dist.device)
-            y = targets[graph].to(dist.device)
-            out = fen_ddp(images)
-            x = F.normalize(out.feat_bn, dim=1)
-            s = settings.adjacency(x.detach()[None], camids)
-            z = gnn_ddp(x, block_diagonal(s))
-            fused = graph_losses(z[None], y[None], camids, modules.get("graph_classifier"), graph_config)
-            parts = {"softmax": softmax_loss(out.logits, y, config.label_smoothing),
-                     "triplet": batch_hard_triplet_loss(out.feat, y, config.margin),
-                     **{f"graph_{name}": value for name, value in fused.items()}}
-            optimise(optimizer, parts, totals, len(nodes), bar)
-        return totals
+        return train_steps(nodes, losses, optimizer, desc=f"joint epoch {epoch + 1}/{config.epochs}",
+                           progress=progress and dist.is_main)
 
     run_epochs(kind="joint", epochs=config.epochs, modules=modules, optimizer=optimizer,
-               scheduler=schedule, config={**asdict(config), "height": height, "width": width,
-                                           "graph": settings.as_dict(), "fen": fen.config(),
-                                           "ffgnn": ffgnn.config(), "graph_losses": asdict(graph_config)},
+               scheduler=schedule, config=stage_config(config, height=height, width=width, graph=settings,
+                                                       fen=fen.config(), ffgnn=ffgnn.config(),
+                                                       graph_losses=graph_config),
                train_epoch=train_epoch, checkpoint=Path(checkpoint) if checkpoint else None,
                log_path=Path(log_path) if log_path else None, resume=resume, dist=dist,
                data=records_fingerprint(data.records))

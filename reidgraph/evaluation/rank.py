@@ -198,10 +198,7 @@ def _scored_orders(chunks, q_pids: Tensor, g_pids: Tensor, q_camids: Tensor, g_c
         if chunk.shape[1] != num_g:
             raise ValueError(f"order rows have length {chunk.shape[1]} but g_pids has {num_g} gallery items; "
                              "each row must rank every gallery item")
-        stop = start + chunk.shape[0]
-        if stop > num_q:
-            raise ValueError(f"order covers more than {num_q} queries but q_pids has {num_q}; "
-                             "pass one ranking row per query")
+        stop = _rows_covered(start, chunk, num_q, "order covers")
         if chunk.numel() and (int(chunk.min()) < 0 or int(chunk.max()) >= num_g):
             raise ValueError(f"order holds gallery indices outside [0, {num_g - 1}]; "
                              f"each row must be a permutation of range({num_g})")
@@ -230,10 +227,7 @@ def _scored_distances(chunks, q_pids: Tensor, g_pids: Tensor, q_camids: Tensor, 
                              f"{tuple(chunk.shape)}")
         if not chunk.is_floating_point():
             raise ValueError(f"distances must be floats, got {chunk.dtype}; pass a float array")
-        stop = start + chunk.shape[0]
-        if stop > num_q:
-            raise ValueError(f"distances cover more than {num_q} queries but q_pids has {num_q}; "
-                             "pass one row per query")
+        stop = _rows_covered(start, chunk, num_q, "distances cover")
         _refuse_nan(chunk, start, "distances contain")
         if g_pids.device != chunk.device:
             g_pids, g_camids = g_pids.to(chunk.device), g_camids.to(chunk.device)
@@ -242,6 +236,14 @@ def _scored_distances(chunks, q_pids: Tensor, g_pids: Tensor, q_camids: Tensor, 
             yield rows.stop, *_count_chunk(chunk[lo:lo + _COUNT_ROWS], q_pids[rows].to(chunk.device),
                                            q_camids[rows].to(chunk.device), g_pids, g_camids)
         start = stop
+
+
+def _rows_covered(start: int, chunk: Tensor, num_q: int, covers: str) -> int:
+    """The query after the last one ``chunk`` (rows from query ``start`` on) covers; a ``ValueError`` past ``num_q``."""
+    stop = start + chunk.shape[0]
+    if stop > num_q:
+        raise ValueError(f"{covers} more than {num_q} queries but q_pids has {num_q}; pass one row per query")
+    return stop
 
 
 def _checked_labels(q_pids, g_pids, q_camids, g_camids, num_q: int, num_g: int) -> tuple[Tensor, ...]:

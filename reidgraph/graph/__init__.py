@@ -2,9 +2,12 @@
 from .ann import AnnIndex, HNSWSettings, IVFSettings
 from .adjacency import (cosine_similarity, neighborhood_adjacency, normalize_adjacency, row_topk_mask,
                         soft_jaccard, topk_members)
-from .builder import (GraphSettings, NeighborhoodGraph, block_diagonal, build_graphs, dense_to_edges,
-                      iter_graph_batches)
+from .batches import iter_graph_batches
+from .builder import build_graphs
+from .edges import block_diagonal, dense_to_edges
 from .search import knn
+from .settings import GraphSettings
+from .transform import NeighborhoodGraph
 
 __all__ = [
     "AnnIndex", "GraphSettings", "HNSWSettings", "IVFSettings", "NeighborhoodGraph", "block_diagonal",

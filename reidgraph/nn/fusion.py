@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .._checks import as_features, given_neighbors, int_in_range, same_dim
 from ..graph import GraphSettings, iter_graph_batches, knn
-from ..graph.builder import graph_camids
+from ..graph.cameras import graph_camids
 from ..ranking import HeadRanking
 
 

@@ -142,21 +142,13 @@ def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=Non
     own = _route(method, params or {})
     device = torch.device(device) if device is not None else torch.as_tensor(query).device
     query, gallery = (torch.as_tensor(x).to(device) for x in (query, gallery))
-    if model is not None and fuser != "ffgnn":
-        raise ValueError(f"method {method!r} takes no model; drop --model, or choose ffgnn (or ffgnn+PEER)")
     cameras = query_camids is not None and gallery_camids is not None
-    if needs_cameras(method, params) and not cameras:
-        raise ValueError(f"method {method!r} needs the camera id of every query and gallery image: add camids to "
-                         "the features, or choose a method without cameras (cosine, fusion-paper, k-reciprocal, "
-                         "ecn, aqe, gnn-rerank)")
+    check_model_and_cameras(method, params, model, cameras)
     cams = [None if c is None else torch.as_tensor(c).to(device) for c in (query_camids, gallery_camids)]
     if index is not None:
         takes_index(method)
     if fuser:
-        net, settings = _fuser(fuser, model, own[fuser], query.shape[1])
-        if settings.camera_aware and not cameras:
-            raise ValueError(f"{model} was trained on camera-aware graphs, which need the camera id of every "
-                             "query and gallery image: add camids to the features")
+        net, settings = _fuser(fuser, model, own[fuser], query.shape[1], cameras)
         net = net.to(device)
         if not peer:
             from ..nn import ffgnn_rerank
@@ -169,6 +161,17 @@ def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=Non
         return _cosine_head(query, gallery, _searched(index, query, gallery, min(COSINE_HEAD, gallery.shape[0])))
     chosen = PEERS[peer]
     return chosen.function(query, gallery, *(cams if chosen.cameras else ()), **own[peer])
+
+
+def check_model_and_cameras(method: str, params: dict | None, model, cameras: bool) -> None:
+    """Nothing, or a one-line ``ValueError`` where ``method`` is given a model it does not take, or lacks
+    the camera ids it needs (``cameras``: both query and gallery have them)."""
+    if model is not None and parts(method)[0] != "ffgnn":
+        raise ValueError(f"method {method!r} takes no model; drop --model, or choose ffgnn (or ffgnn+PEER)")
+    if needs_cameras(method, params) and not cameras:
+        raise ValueError(f"method {method!r} needs the camera id of every query and gallery image: add camids to "
+                         "the features, or choose a method without cameras (cosine, fusion-paper, k-reciprocal, "
+                         "ecn, aqe, gnn-rerank)")
 
 
 def takes_index(method: str) -> None:
@@ -230,8 +233,8 @@ def _route(method: str, params: dict[str, Any]) -> dict[str | None, dict[str, An
     return own
 
 
-def _fuser(fuser: str, model, own: dict[str, Any], dim: int) -> tuple[torch.nn.Module, GraphSettings]:
-    """The fusing network and its graph settings."""
+def _fuser(fuser: str, model, own: dict[str, Any], dim: int, cameras: bool) -> tuple[torch.nn.Module, GraphSettings]:
+    """The fusing network and its graph settings, refused where its graphs need camera ids and ``cameras`` is false."""
     from ..nn import TrainingFreeFusion
 
     if fuser != "ffgnn":
@@ -244,6 +247,9 @@ def _fuser(fuser: str, model, own: dict[str, Any], dim: int) -> tuple[torch.nn.M
     if net.channels != dim:
         raise ValueError(f"{model} expects {net.channels}-d features but these are {dim}-d; "
                          f"use features of the model it was trained on")
+    if settings.camera_aware and not cameras:
+        raise ValueError(f"{model} was trained on camera-aware graphs, which need the camera id of every "
+                         "query and gallery image: add camids to the features")
     return net, settings
 
 

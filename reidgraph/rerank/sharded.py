@@ -37,13 +37,13 @@ from tqdm.auto import tqdm
 
 from .._checks import as_features, int_in_range, same_dim
 from ..graph import GraphSettings, knn
-from ..graph.builder import graph_camids
+from ..graph.cameras import graph_camids
 from ..graph.search import worth_screening
 from ..nn.fusion import _fused_graphs
 from ..ranking import smallest
 from ._common import joint_features
 from .kreciprocal import k_reciprocal, neighbour_pass
-from .registry import PEERS, _fuser, _route, needs_cameras, parts
+from .registry import PEERS, _fuser, _route, check_model_and_cameras, parts
 
 # Index of the entries that pad a shorter list to the common width: above every real index,
 # so that merge_topk puts it after them on equal scores.
@@ -191,6 +191,7 @@ def sharded_rerank(method: str, query, gallery_shard, offset: int, *, query_cami
     G = _gallery_size(query, shard, offset, group)
     top = int_in_range("top", top, 1, G, f"the gallery holds {G} items")
     cameras = query_camids is not None and gallery_camids is not None
+    check_model_and_cameras(method, params, model, cameras)
     cams = [None if c is None else torch.as_tensor(c).to(device) for c in (query_camids, gallery_camids)]
     rank, world_size = dist.get_rank(group), dist.get_world_size(group)
     rows = slice(*shard_range(query.shape[0], world_size, rank))
@@ -199,15 +200,7 @@ def sharded_rerank(method: str, query, gallery_shard, offset: int, *, query_cami
         q, g = F.normalize(query[rows], dim=1), F.normalize(shard, dim=1)
         distance, index = _sharded_top(q, g, offset, top, False, group, chunk_size, _cosine_distances)
     else:
-        if model is not None and fuser != "ffgnn":
-            raise ValueError(f"method {method!r} takes no model; drop --model, or choose ffgnn")
-        if needs_cameras(method, params) and not cameras:
-            raise ValueError(f"method {method!r} needs the camera id of every query and gallery image: add camids "
-                             "to the features, or choose a method without cameras (cosine, fusion-paper)")
-        net, settings = _fuser(fuser, model, own[fuser], query.shape[1])
-        if settings.camera_aware and not cameras:
-            raise ValueError(f"{model} was trained on camera-aware graphs, which need the camera id of every "
-                             "query and gallery image: add camids to the features")
+        net, settings = _fuser(fuser, model, own[fuser], query.shape[1], cameras)
         settings.check(G)
         q_cams, g_cams = graph_camids(settings, None if cams[0] is None else cams[0][rows], cams[1],
                                       rows.stop - rows.start, shard.shape[0])

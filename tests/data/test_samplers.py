@@ -9,15 +9,15 @@ from reidgraph.data.samplers import PKSampler, neighbourhood_split, random_graph
 
 
 def make_pids(num_ids=23, seed=0):
-    """Identities with 1 to 7 images each, shuffled, so some have fewer than K."""
+    """Identities with 1 to 7 images each, shuffled, so some have fewer than images_per_id."""
     rng = np.random.default_rng(seed)
     pids = np.repeat(np.arange(num_ids) * 10, rng.integers(1, 8, num_ids))
     return rng.permutation(pids)
 
 
-def test_batches_hold_P_distinct_ids_with_K_images_each():
+def test_batches_hold_P_distinct_ids_with_images_per_id_each():
     pids = make_pids()
-    sampler = PKSampler(pids, P=4, K=3)
+    sampler = PKSampler(pids, P=4, images_per_id=3)
     batches = list(sampler)
     assert len(batches) == len(sampler) == 6
     for batch in batches:
@@ -28,7 +28,7 @@ def test_batches_hold_P_distinct_ids_with_K_images_each():
 
 def test_small_identities_use_all_their_images():
     pids = make_pids()
-    for batch in PKSampler(pids, P=4, K=3):
+    for batch in PKSampler(pids, P=4, images_per_id=3):
         for pid in set(pids[batch]):
             own = set(np.flatnonzero(pids == pid))
             picked = {i for i in batch if pids[i] == pid}
@@ -37,7 +37,7 @@ def test_small_identities_use_all_their_images():
 
 def test_epoch_covers_every_identity():
     pids = make_pids()
-    sampler = PKSampler(pids, P=4, K=2)
+    sampler = PKSampler(pids, P=4, images_per_id=2)
     for epoch in range(3):
         sampler.set_epoch(epoch)
         seen = Counter(pid for batch in sampler for pid in set(pids[batch]))
@@ -47,25 +47,25 @@ def test_epoch_covers_every_identity():
 
 def test_single_image_identities_are_usable():
     pids = np.arange(8)
-    batches = list(PKSampler(pids, P=2, K=4))
+    batches = list(PKSampler(pids, P=2, images_per_id=4))
     assert len(batches) == 4 and sorted(set(i for b in batches for i in b)) == list(range(8))
 
 
 def test_deterministic_per_epoch_and_epochs_differ():
     pids = make_pids()
-    a, b = PKSampler(pids, P=4, K=3, seed=5), PKSampler(pids, P=4, K=3, seed=5)
+    a, b = PKSampler(pids, P=4, images_per_id=3, seed=5), PKSampler(pids, P=4, images_per_id=3, seed=5)
     a.set_epoch(2)
     b.set_epoch(2)
     assert list(a) == list(b) == list(a)
     b.set_epoch(3)
     assert list(a) != list(b)
-    assert list(PKSampler(pids, P=4, K=3, seed=6)) != list(PKSampler(pids, P=4, K=3, seed=5))
+    assert list(PKSampler(pids, P=4, images_per_id=3, seed=6)) != list(PKSampler(pids, P=4, images_per_id=3, seed=5))
 
 
 @pytest.mark.parametrize("num_ids,world_size", [(32, 2), (23, 3), (9, 4)])
 def test_ddp_ranks_are_disjoint_and_equal_length(num_ids, world_size):
     pids = make_pids(num_ids)
-    samplers = [PKSampler(pids, P=4, K=2, seed=1, rank=r, world_size=world_size) for r in range(world_size)]
+    samplers = [PKSampler(pids, P=4, images_per_id=2, seed=1, rank=r, world_size=world_size) for r in range(world_size)]
     for s in samplers:
         s.set_epoch(7)
     per_rank = [list(s) for s in samplers]
@@ -80,20 +80,22 @@ def test_ddp_ranks_are_disjoint_and_equal_length(num_ids, world_size):
 
 def test_ddp_ranks_share_no_images_when_ids_split_evenly():
     pids = np.repeat(np.arange(16), 3)
-    ranks = [[i for batch in PKSampler(pids, P=4, K=3, rank=r, world_size=2) for i in batch] for r in range(2)]
+    ranks = [[i for batch in PKSampler(pids, P=4, images_per_id=3, rank=r, world_size=2) for i in batch]
+             for r in range(2)]
     assert not set(ranks[0]) & set(ranks[1])
     assert sorted(ranks[0] + ranks[1]) == list(range(48))
 
 
 def test_string_pids():
     pids = ["a", "b", "c", "a", "b"]
-    batches = list(PKSampler(pids, P=3, K=1))
+    batches = list(PKSampler(pids, P=3, images_per_id=1))
     assert len(batches) == 1 and sorted(pids[i] for i in batches[0]) == ["a", "b", "c"]
 
 
 def test_works_as_a_dataloader_batch_sampler():
     pids = torch.as_tensor(make_pids())
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(pids), batch_sampler=PKSampler(pids, P=4, K=3))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(pids),
+                                         batch_sampler=PKSampler(pids, P=4, images_per_id=3))
     batches = [b for (b,) in loader]
     assert len(batches) == len(loader) == 6
     assert all(b.shape == (12,) and len(b.unique()) == 4 for b in batches)
@@ -102,7 +104,7 @@ def test_works_as_a_dataloader_batch_sampler():
 @pytest.mark.parametrize("kwargs,match", [
     ({"P": 1}, "P=1"),
     ({"P": 30}, "only 23 distinct identities"),
-    ({"K": 0}, "K=0"),
+    ({"images_per_id": 0}, "images_per_id=0"),
     ({"rank": 2, "world_size": 2}, "rank=2"),
 ])
 def test_bad_arguments(kwargs, match):

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from reidgraph.data import synthetic_features
-from reidgraph.engine import GNNTrainConfig, load_checkpoint, save_checkpoint, train_ffgnn
+from reidgraph.engine import GNNTrainConfig, load_checkpoint, load_ffgnn, save_checkpoint, train_ffgnn
+from reidgraph.engine.checkpoint import saved_config, stage_config
 from reidgraph.engine import loop
 from reidgraph.features import FeatureSet
 from reidgraph.graph import GraphSettings
@@ -47,8 +48,49 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path):
 def test_resuming_with_other_settings_is_refused(tmp_path):
     train = synthetic_features(25, 6, 3, 16, seed=0)
     train_ffgnn(train, SETTINGS, GNNTrainConfig(epochs=1), checkpoint=tmp_path / "c.pt", progress=False)
-    with pytest.raises(ValueError, match=r"other settings \(train.lr\)"):
+    with pytest.raises(ValueError, match=r"other settings \(lr\)"):
         train_ffgnn(train, SETTINGS, GNNTrainConfig(epochs=2, lr=1e-2), checkpoint=tmp_path / "c.pt", progress=False)
+
+
+def test_graph_settings_changed_are_named(tmp_path):
+    train = synthetic_features(25, 6, 3, 16, seed=0)
+    train_ffgnn(train, SETTINGS, GNNTrainConfig(epochs=1), checkpoint=tmp_path / "c.pt", progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(graph.k\)"):
+        train_ffgnn(train, replace(SETTINGS, k=5), GNNTrainConfig(epochs=2), checkpoint=tmp_path / "c.pt",
+                    progress=False)
+
+
+def test_settings_are_saved_nested_in_every_stage(tmp_path):
+    train = synthetic_features(25, 6, 3, 16, seed=0)
+    config = GNNTrainConfig(epochs=1)
+    train_ffgnn(train, SETTINGS, config, checkpoint=tmp_path / "c.pt", progress=False)
+    saved = torch.load(tmp_path / "c.pt", weights_only=True)["config"]
+    assert saved == stage_config(config, graph=SETTINGS, channels=16)
+    assert saved["graph"] == SETTINGS.as_dict() and saved["lr"] == config.lr and saved["epochs"] == 1
+
+
+def test_flat_stage2_checkpoints_load_and_resume(tmp_path):
+    """Stage 2 once saved its settings flat (``graph.K``, ``train.lr``); such files still load and resume."""
+    train = synthetic_features(25, 6, 3, 16, seed=0)
+    train_ffgnn(train, SETTINGS, GNNTrainConfig(epochs=1), checkpoint=tmp_path / "c.pt", progress=False)
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    nested = state["config"]
+    state["config"] = {**{f"graph.{k}": v for k, v in nested.pop("graph").items()},
+                       **{f"train.{k}": v for k, v in nested.items() if k not in ("epochs", "channels")},
+                       "epochs": nested["epochs"], "channels": nested["channels"]}
+    save_checkpoint(state, tmp_path / "flat.pt")
+    model, settings = load_ffgnn(tmp_path / "flat.pt")
+    assert settings == SETTINGS and model.output == GNNTrainConfig().output
+    assert load_checkpoint(tmp_path / "flat.pt", "ffgnn")["config"] == stage_config(GNNTrainConfig(epochs=1),
+                                                                                   graph=SETTINGS, channels=16)
+    train_ffgnn(train, SETTINGS, GNNTrainConfig(epochs=2), checkpoint=tmp_path / "flat.pt", progress=False)
+    assert load_checkpoint(tmp_path / "flat.pt", "ffgnn")["epoch"] == 2
+
+
+def test_stage1_images_per_id_was_K():
+    state = {"kind": "fen", "config": {"K": 4, "P": 16}}
+    assert saved_config(state) == {"images_per_id": 4, "P": 16}
+    assert saved_config({"kind": "ffgnn", "config": {"graph": {"K": 4}}}) == {"graph": {"K": 4}}
 
 
 def log_epochs(path):

@@ -8,7 +8,7 @@ from reidgraph.engine import load_checkpoint
 from reidgraph.engine.extract import extract_features
 from reidgraph.engine.train_fen import FENTrainConfig, load_fen, train_fen
 
-CONFIG = dict(arch="resnet18", height=32, width=16, P=4, K=2, num_workers=0, lr=1e-3)
+CONFIG = dict(arch="resnet18", height=32, width=16, P=4, images_per_id=2, num_workers=0, lr=1e-3)
 
 
 def test_trains_checkpoints_and_resumes(tiny_market, tmp_path):

@@ -18,8 +18,8 @@ SETTINGS = GraphSettings(K=8, k=3, tau=3)
 def test_joint_training_updates_both_networks(tiny_market, tmp_path, preset):
     """Stage 3 scores the fused features with stage 2's losses: the paper's include softmax on its classifier."""
     train = load_dataset("market1501", tiny_market).train
-    fen = train_fen(train, FENTrainConfig(arch="resnet18", height=32, width=16, epochs=1, P=4, K=2, num_workers=0),
-                    progress=False)
+    fen_config = FENTrainConfig(arch="resnet18", height=32, width=16, epochs=1, P=4, images_per_id=2, num_workers=0)
+    fen = train_fen(train, fen_config, progress=False)
     graph_config = recipe(preset)[1]
     ffgnn = FFGNN(fen.dim, output=graph_config.output, init=graph_config.init)
     classifier = torch.nn.Linear(fen.dim, 6) if preset == "paper" else None

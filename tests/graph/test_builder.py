@@ -4,8 +4,8 @@ import torch.nn.functional as F
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
-from reidgraph.graph import (GraphSettings, NeighborhoodGraph, build_graphs, dense_to_edges, knn,
-                             neighborhood_adjacency, normalize_adjacency)
+from reidgraph.graph import (GraphSettings, NeighborhoodGraph, build_graphs, knn, neighborhood_adjacency,
+                             normalize_adjacency)
 
 SMALL = GraphSettings(K=12, k=4, tau=5)
 
@@ -65,20 +65,6 @@ def test_batches_through_pyg_loader(feats):
     assert batch.ptr.tolist() == [0, 13, 26, 39, 52]
     assert batch.edge_index.max().item() < 52 and batch.edge_index[:, -1].min().item() >= 39
     assert torch.equal(batch.n_id[13:26], graphs[1].n_id)  # global ids are not shifted by batching
-
-
-def test_transform_equals_builder(feats):
-    q, g = feats
-    built = build_graphs(q, g, SMALL)[2]
-    data = NeighborhoodGraph(SMALL)(Data(x=built.x.clone()))
-    assert torch.equal(data.edge_index, built.edge_index)
-    assert torch.allclose(data.edge_weight, built.edge_weight)
-
-
-def test_dense_to_edges_direction():
-    s = torch.tensor([[0.0, 2.0], [0.0, 1.0]])  # s_01 = 2: edge 1 -> 0
-    edge_index, weight = dense_to_edges(s)
-    assert edge_index.tolist() == [[1, 1], [0, 1]] and weight.tolist() == [2.0, 1.0]
 
 
 def test_bad_input(feats):

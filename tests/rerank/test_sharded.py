@@ -14,7 +14,7 @@ import torch
 from reidgraph.cli import main
 from reidgraph.data import synthetic_features
 from reidgraph.engine import GNNTrainConfig, save_checkpoint
-from reidgraph.engine.train_gnn import config_dict
+from reidgraph.engine.checkpoint import stage_config
 from reidgraph.graph import GraphSettings
 from reidgraph.nn import FFGNN
 from reidgraph.rerank.sharded import merge_topk, shard_range
@@ -90,7 +90,7 @@ def inputs(tmp_path_factory):
     for norm in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm1d)):
         norm.running_mean.normal_(0, 0.1)
         norm.running_var.uniform_(0.5, 2)
-    save_checkpoint({"kind": "ffgnn", "config": {**config_dict(settings, config), "channels": 16},
+    save_checkpoint({"kind": "ffgnn", "config": stage_config(config, graph=settings, channels=16),
                      "modules": {"model": net.state_dict()}}, root / "m.pt")
     return root
 

@@ -1,0 +1,57 @@
+"""How a neighbourhood graph is built: the settings of paper eqs. (2)-(10) and the adjacency they give."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from torch import Tensor
+
+from .._checks import in_unit_interval, int_in_range
+from .adjacency import check_graph_params, neighborhood_adjacency, normalize_adjacency
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    """How a neighbourhood graph is built; defaults are the paper's.
+
+    Attributes:
+        K: neighbours per anchor (graph of ``K + 1`` nodes).
+        k: k-reciprocal neighbourhood size inside a graph.
+        lam: weight λ of the soft Jaccard term (eq. 8).
+        tau: edges kept per node by the mask (eqs. 9-10).
+        edges: ``"joint"`` (eq. 8) or ``"cosine"`` (ablation ``ori``).
+        mask: apply the top-τ mask (``False``: ablation ``wo_mask``).
+        same_camera_weight: factor on the similarity of two distinct nodes of
+            one camera before the graph is built (1: the paper; 0: camera-aware,
+            same-camera neighbours ignored). Below 1, graphs need camera ids.
+    """
+
+    K: int = 150
+    k: int = 20
+    lam: float = 0.7
+    tau: int = 20
+    edges: str = "joint"
+    mask: bool = True
+    same_camera_weight: float = 1.0
+
+    @property
+    def camera_aware(self) -> bool:
+        return self.same_camera_weight < 1
+
+    def check(self, num_candidates: int | None = None) -> None:
+        """Raise a ``ValueError`` naming the first setting that cannot work."""
+        if num_candidates is not None:
+            int_in_range("K", self.K, 1, num_candidates,
+                         f"only {num_candidates} candidates per anchor; the maximum is K={num_candidates}")
+        else:
+            int_in_range("K", self.K, 1, 2**31)
+        check_graph_params(self.K + 1, self.k, self.lam, self.tau, self.edges)
+        in_unit_interval("same_camera_weight", self.same_camera_weight)
+
+    def adjacency(self, x: Tensor, camids: Tensor | None = None) -> Tensor:
+        """Normalised adjacency ``S [B, n, n]`` of graphs ``x [B, n, D]`` (cameras ``camids [B, n]``)."""
+        return normalize_adjacency(neighborhood_adjacency(
+            x, k=self.k, lam=self.lam, tau=self.tau, edges=self.edges, mask=self.mask, camids=camids,
+            same_camera_weight=self.same_camera_weight))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
