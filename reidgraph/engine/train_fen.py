@@ -30,8 +30,8 @@ class FENTrainConfig(OptimConfig):
         height: height in pixels the images are resized to.
         width: width in pixels the images are resized to.
         P: identities per batch.
-        images_per_id: images per identity in a batch (the K of "P×K"; not the
-            graph's K, :attr:`~reidgraph.graph.GraphSettings.K`).
+        images_per_id: images per identity in a batch (the K of "P×K", not the
+            graph's neighbours ``GraphSettings.K``).
         pad: padding in pixels before the random crop.
         erasing: probability of random erasing.
         num_workers: data loading processes.
