@@ -44,7 +44,7 @@ ANN_BACKENDS = ("ivf", "hnsw")
 _BF16_UNIT = 2.0**-9
 # Candidates kept per row by the bfloat16 screen, as a multiple of k; enough that
 # nearly every row's float32 refinement is certified exact (see screened_topk).
-_SCREEN_FACTOR = 4
+_SCREEN_FACTOR = 3
 # Candidates for each row's smallest product kept by the bfloat16 screen (see screened_extremes).
 _LOW_CANDIDATES = 16
 
@@ -142,7 +142,7 @@ def fast_bfloat16(device_type: str) -> bool:
 
 def worth_screening(k: int, gallery: Tensor) -> bool:
     """The ``screen=None`` rule: float32 features of at least 256 dimensions, fast bfloat16, and
-    ``k <= G / 256``, so that gathering the ``4k`` candidates per row costs far less than the
+    ``k <= G / 256``, so that gathering the ``3k`` candidates per row costs far less than the
     half of the matmul it saves."""
     G, D = gallery.shape
     return (gallery.dtype == torch.float32 and D >= 256 and 256 * k <= G
@@ -255,7 +255,7 @@ def screened_topk(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None
 
     1. :math:`\tilde s_{ij}`: the products in bfloat16 (float32 accumulation),
        two to four times the float32 matmul rate on hardware with native bfloat16.
-    2. The ``m = 4k`` best candidates of each row by :math:`\tilde s`, rescored
+    2. The ``m = 3k`` best candidates of each row by :math:`\tilde s`, rescored
        exactly in float32; the top ``k`` of those are returned.
     3. Certificate: rounding to bfloat16 moves each factor by at most
        :math:`u = 2^{-9}` of itself and the product by :math:`u` of itself, so

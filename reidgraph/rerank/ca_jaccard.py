@@ -95,15 +95,15 @@ from torch import Tensor
 
 from .._checks import camera_ids, in_unit_interval, int_in_range
 from ._common import joint_features
-from .kreciprocal import KReciprocal, _overlap, _pair_distance, _query_expansion, _reciprocal
+from .kreciprocal import KReciprocal, Overlaps, _pair_distance, _query_expansion, _reciprocal
 
 
 @dataclass
 class CAJaccard(KReciprocal):
     """CA-Jaccard distances of ``Q`` queries to ``G`` gallery items, produced chunk by chunk.
 
-    The same sparse state as :class:`~reidgraph.rerank.kreciprocal.KReciprocal`
-    (``overlap`` holds ``m = sum_j min(V_pj, V_gj)`` of the camera-aware
+    The same state as :class:`~reidgraph.rerank.kreciprocal.KReciprocal`
+    (``overlaps`` sums ``m = sum_j min(V_pj, V_gj)`` of the camera-aware
     encodings), so ``distance_chunks(chunk_size)`` yields ``[q, G]`` blocks of
     ``d* = (1 - lam) d_J + lam d`` and ``dense()`` all of them.
     """
@@ -126,7 +126,7 @@ def ca_jaccard(query: Any, gallery: Any, query_camids: Any, gallery_camids: Any,
         k2_inter: rows CLQE averages from the inter-camera list,
             ``0 <= k2_inter <= k1_inter + 1``. Default 3.
         lam: weight ``lambda`` of the original distance, in ``[0, 1]``. Default 0.3.
-        chunk_size: rows processed at once by the ranking and the overlap. Default 1024.
+        chunk_size: rows processed at once by the ranking. Default 1024.
 
     Returns:
         :class:`CAJaccard`, whose ``distance_chunks()`` yields ``[q, G]`` blocks of ``d*``.
@@ -150,8 +150,7 @@ def ca_jaccard(query: Any, gallery: Any, query_camids: Any, gallery_camids: Any,
     # CLQE: mean over the first k2 entries of each list (-1 where a short list ends)
     clqe = torch.cat([intra[:, :k2_intra], inter[:, :k2_inter]], dim=1)
     rows, cols, weight = _query_expansion(rows, cols, weight, clqe, N)
-    crow, col, overlap = _overlap(rows, cols, weight, Q, N, chunk_size)
-    return CAJaccard(query=x[:Q], gallery=x[Q:], crow=crow, col=col, overlap=overlap, lam=lam)
+    return CAJaccard(query=x[:Q], gallery=x[Q:], overlaps=Overlaps.build(rows, cols, weight, Q, N), lam=lam)
 
 
 def ca_jaccard_dense(query: Any, gallery: Any, query_camids: Any, gallery_camids: Any, *, k1_intra: int = 5,

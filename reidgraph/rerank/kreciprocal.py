@@ -42,10 +42,11 @@ sets and the query expansion, unchanged, but they change the weights
 5. As each row sums to 1, ``sum max = 2 - m`` with ``m = sum min``, so
    ``d_J = 1 - m / (2 - m)``; ``d_J = 1`` wherever the supports do not meet.
 
-:func:`k_reciprocal` is the library's version: memory ``O(N k)``, every step a
-few vectorised torch operations on neighbour lists and sparse rows; the row
-maxima ``s_p`` come from the same chunked all-vs-all pass that finds the
-neighbours. :func:`k_reciprocal_dense` follows the authors' reference code
+:func:`k_reciprocal` is the library's version: memory ``O(N k)`` plus a few
+``[chunk, G]`` buffers, every step a few vectorised torch operations on
+neighbour lists and sparse rows; the row maxima ``s_p`` come from the same
+chunked all-vs-all pass that finds the neighbours, and each chunk of queries'
+overlaps ``m`` is summed when its distances are produced (:class:`Overlaps`). :func:`k_reciprocal_dense` follows the authors' reference code
 (``N x N`` matrices, per-row loops) and exists to check the former and to
 benchmark it.
 """
@@ -75,10 +76,8 @@ class KReciprocal(Ranking):
     Attributes:
         query: ``[Q, D]`` L2-normalised query features.
         gallery: ``[G, D]`` L2-normalised gallery features.
-        crow: ``[Q + 1]`` row pointers (CSR) into ``col`` and ``overlap``.
-        col: ``[E]`` gallery index of each pair whose encodings' supports meet.
-        overlap: ``[E]`` ``m = sum_j min(V_pj, V_gj)`` of each such pair
-            (``d_J = 1`` on all other pairs).
+        overlaps: the encodings, from which each chunk's ``m = sum_j min(V_pj, V_gj)``
+            is summed (``d_J = 1 - m / (2 - m)``; ``m = 0`` where the supports do not meet).
         lam: weight ``lambda`` of the original distance.
         scale: ``[Q]`` divisor ``s_p`` of each query's distances ``2 - 2 cos``
             (see the module docstring); ones when not given, as CA-Jaccard does.
@@ -87,9 +86,7 @@ class KReciprocal(Ranking):
 
     query: Tensor
     gallery: Tensor
-    crow: Tensor
-    col: Tensor
-    overlap: Tensor
+    overlaps: Overlaps
     lam: float
     scale: Tensor | None = None
     power: int = 1
@@ -103,19 +100,18 @@ class KReciprocal(Ranking):
 
         Each chunk is ``[q, G]``, ``q = chunk_size`` but for the last.
         """
-        crow, col, m = self.crow, self.col, self.overlap
         for start, stop in self._query_ranges(chunk_size):
-            # d* = lam d + (1 - lam) on pairs that do not meet, less (1 - lam) m / (2 - m) on those
-            # that do; built in place so a chunk costs one [q, G] buffer.
-            out = self.query[start:stop] @ self.gallery.T
-            out.mul_(-2).add_(2).clamp_(min=0).div_(self.scale[start:stop, None])
-            if self.power != 1:
+            # d* = lam d + (1 - lam) - (1 - lam) m / (2 - m), built in place on the chunk's buffers.
+            # (2 - 2 cos) / s_p in one product: the query rows scaled by -2 / s_p, plus 2 / s_p.
+            step = 2 / self.scale[start:stop, None]
+            out = torch.addmm(step, self.query[start:stop] * -step, self.gallery.T).clamp_(min=0)
+            if self.power == 2:
+                out.square_()
+            elif self.power != 1:
                 out.pow_(self.power)
             out.mul_(self.lam).add_(1 - self.lam)
-            lo, hi = int(crow[start]), int(crow[stop])
-            rows = torch.repeat_interleave(torch.arange(stop - start, device=crow.device),
-                                           crow[start + 1:stop + 1] - crow[start:stop])
-            out.index_put_((rows, col[lo:hi]), -(1 - self.lam) * m[lo:hi] / (2 - m[lo:hi]), accumulate=True)
+            m = self.overlaps.block(start, stop)
+            out.sub_(m.div_(2 - m).mul_(1 - self.lam))
             yield out
 
 
@@ -130,7 +126,7 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
         k1: size of the k-reciprocal neighbourhood, ``1 <= k1 < Q + G``. Default 20.
         k2: neighbours averaged by local query expansion, ``1 <= k2 <= k1``. Default 6.
         lam: weight ``lambda`` of the original distance, in ``[0, 1]``. Default 0.3.
-        chunk_size: rows processed at once by the kNN and the Jaccard overlap. Default 1024.
+        chunk_size: rows processed at once by the all-vs-all pass. Default 1024.
         variant: the distance of the original public code as torchreid and fast-reid run it,
             ``"torchreid"`` (default), as Zhong et al.'s feature script runs it, ``"zhong"``, or
             ``"unscaled"`` ``2 - 2 cos`` (see the module docstring).
@@ -174,8 +170,7 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
     weight = torch.exp(-(_pair_distance(x, rows, cols) / divisor[rows]) ** power)
     weight = weight / torch.zeros(N, dtype=x.dtype, device=x.device).index_add_(0, rows, weight)[rows]
     rows, cols, weight = _query_expansion(rows, cols, weight, nbrs[:, :k2], N)
-    crow, col, overlap = _overlap(rows, cols, weight, Q, N, chunk_size)
-    return KReciprocal(query=x[:Q], gallery=x[Q:], crow=crow, col=col, overlap=overlap, lam=lam,
+    return KReciprocal(query=x[:Q], gallery=x[Q:], overlaps=Overlaps.build(rows, cols, weight, Q, N), lam=lam,
                        scale=divisor[:Q], power=power)
 
 
@@ -347,47 +342,62 @@ def _row_pointers(rows: Tensor, n: int) -> Tensor:
     return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
 
 
-def _overlap(rows: Tensor, cols: Tensor, weight: Tensor, Q: int, n: int,
-             chunk_size: int) -> tuple[Tensor, Tensor, Tensor]:
-    """CSR ``(crow, col, m)`` of ``m = sum_j min(V_pj, V_gj)`` on query-gallery pairs that meet.
+@dataclass
+class Overlaps:
+    """Sparse encodings ``V`` arranged to sum ``m(p, g) = sum_j min(V_pj, V_gj)`` a block of queries at a time.
 
-    Pairs come from the inverted index ``j -> {g : V_gj > 0}``, a chunk of queries at a time, summed in a
-    ``[chunk, G]`` buffer (the size of one chunk of :meth:`KReciprocal.distance_chunks`).
+    Query ``p``'s entries ``V_pj`` meet, through the inverted index ``j -> {g : V_gj > 0}``, every
+    gallery entry of their column: one ``(p, j, g)`` triple each.
+
+    Attributes:
+        rows, cols, weight: ``[E_q]`` the query entries ``(p, j, V_pj)``, sorted by ``p``.
+        row_ptr: ``[Q + 1]`` CSR row pointers into them.
+        col_ptr: ``[N + 1]`` pointers, by column ``j``, into ``g_rows`` and ``g_vals``.
+        g_rows, g_vals: ``[E_g]`` the gallery entries ``(g, V_gj)``, sorted by ``j``.
+        triples: ``[Q + 1]`` the cumulative number of triples of the queries.
+        G: gallery items.
     """
-    G = n - Q
-    is_gallery = rows >= Q
-    by_column = torch.argsort(cols[is_gallery], stable=True)
-    g_rows = rows[is_gallery][by_column] - Q
-    g_vals = weight[is_gallery][by_column]
-    col_ptr = _row_pointers(cols[is_gallery][by_column], n)
-    row_ptr = _row_pointers(rows, n)
 
-    # Each query entry V_pj meets every gallery entry of column j: a block of queries ends
-    # after chunk_size rows or once its (p, j, g) triples pass _TRIPLE_BUDGET.
-    is_query = rows < Q
-    meets = (col_ptr[cols + 1] - col_ptr[cols])[is_query]
-    triples = torch.cat([meets.new_zeros(1),
-                         torch.cumsum(torch.zeros(Q, dtype=meets.dtype, device=meets.device)
-                                      .index_add_(0, rows[is_query], meets), 0)])
-    out_rows, out_cols, out_vals = [], [], []
-    start = 0
-    while start < Q:
-        stop = int(torch.searchsorted(triples, triples[start] + _TRIPLE_BUDGET, right=True)) - 1
-        stop = min(max(stop, start + 1), start + chunk_size, Q)
-        lo, hi = int(row_ptr[start]), int(row_ptr[stop])
-        p, j, v = rows[lo:hi], cols[lo:hi], weight[lo:hi]
-        length = col_ptr[j + 1] - col_ptr[j]
-        # Triple t pairs query entry e(t) with gallery entry col_ptr[j_e] + (t - first triple of e).
-        entry = torch.arange(int(length.sum()), device=rows.device) + torch.repeat_interleave(
-            col_ptr[j] - (torch.cumsum(length, 0) - length), length)
-        # Sums of minima accumulated in a [block, G] buffer: a scatter, where summing by sorted keys would sort
-        # every triple. Every minimum is positive, so the buffer's non-zeros are exactly the pairs that meet.
-        total = torch.zeros((stop - start) * G, dtype=weight.dtype, device=weight.device)
-        total.index_add_(0, torch.repeat_interleave((p - start) * G, length) + g_rows[entry],
-                         torch.minimum(torch.repeat_interleave(v, length), g_vals[entry]))
-        pair = total.nonzero().flatten()
-        out_rows.append(pair // G + start)
-        out_cols.append(pair % G)
-        out_vals.append(total[pair])
-        start = stop
-    return _row_pointers(torch.cat(out_rows), Q), torch.cat(out_cols), torch.cat(out_vals)
+    rows: Tensor
+    cols: Tensor
+    weight: Tensor
+    row_ptr: Tensor
+    col_ptr: Tensor
+    g_rows: Tensor
+    g_vals: Tensor
+    triples: Tensor
+    G: int
+
+    @classmethod
+    def build(cls, rows: Tensor, cols: Tensor, weight: Tensor, Q: int, n: int) -> Overlaps:
+        """From the row-sorted entries ``(rows, cols, weight)`` of all ``n = Q + G`` items, queries first."""
+        is_gallery = rows >= Q
+        by_column = torch.argsort(cols[is_gallery], stable=True)
+        col_ptr = _row_pointers(cols[is_gallery][by_column], n)
+        g_rows, g_vals = rows[is_gallery][by_column] - Q, weight[is_gallery][by_column]
+        rows, cols, weight = rows[~is_gallery], cols[~is_gallery], weight[~is_gallery]
+        meets = col_ptr[cols + 1] - col_ptr[cols]
+        per_query = torch.zeros(Q, dtype=meets.dtype, device=meets.device).index_add_(0, rows, meets)
+        return cls(rows=rows, cols=cols, weight=weight, row_ptr=_row_pointers(rows, Q), col_ptr=col_ptr,
+                   g_rows=g_rows, g_vals=g_vals, triples=torch.cat([meets.new_zeros(1), torch.cumsum(per_query, 0)]),
+                   G=n - Q)
+
+    def block(self, start: int, stop: int) -> Tensor:
+        """``[stop - start, G]`` overlaps ``m`` of queries ``start:stop``, summed by a scatter into one buffer,
+        ``_TRIPLE_BUDGET`` triples at a time."""
+        G = self.G
+        total = torch.zeros((stop - start) * G, dtype=self.weight.dtype, device=self.weight.device)
+        first = start
+        while first < stop:
+            last = int(torch.searchsorted(self.triples, self.triples[first] + _TRIPLE_BUDGET, right=True)) - 1
+            last = min(max(last, first + 1), stop)
+            lo, hi = int(self.row_ptr[first]), int(self.row_ptr[last])
+            p, j, v = self.rows[lo:hi], self.cols[lo:hi], self.weight[lo:hi]
+            length = self.col_ptr[j + 1] - self.col_ptr[j]
+            # Triple t pairs query entry e(t) with gallery entry col_ptr[j_e] + (t - first triple of e).
+            entry = torch.arange(int(length.sum()), device=p.device) + torch.repeat_interleave(
+                self.col_ptr[j] - (torch.cumsum(length, 0) - length), length)
+            total.index_add_(0, torch.repeat_interleave((p - start) * G, length) + self.g_rows[entry],
+                             torch.minimum(torch.repeat_interleave(v, length), self.g_vals[entry]))
+            first = last
+        return total.view(stop - start, G)
