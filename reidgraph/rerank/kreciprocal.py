@@ -102,16 +102,15 @@ class KReciprocal(Ranking):
         """
         for start, stop in self._query_ranges(chunk_size):
             # d* = lam d + (1 - lam) - (1 - lam) m / (2 - m), built in place on the chunk's buffers.
-            # (2 - 2 cos) / s_p in one product: the query rows scaled by -2 / s_p, plus 2 / s_p.
-            step = 2 / self.scale[start:stop, None]
+            # lam^(1/e) (2 - 2 cos) / s_p in one product: the query rows scaled by -step, plus step.
+            step = 2 * self.lam ** (1 / self.power) / self.scale[start:stop, None]
             out = torch.addmm(step, self.query[start:stop] * -step, self.gallery.T).clamp_(min=0)
             if self.power == 2:
                 out.square_()
             elif self.power != 1:
                 out.pow_(self.power)
-            out.mul_(self.lam).add_(1 - self.lam)
             m = self.overlaps.block(start, stop)
-            out.sub_(m.div_(2 - m).mul_(1 - self.lam))
+            out.add_(1 - self.lam).addcdiv_(m, 2 - m, value=-(1 - self.lam))
             yield out
 
 
