@@ -21,6 +21,7 @@ from ._options import Options
 from .data.datasets import DATASETS, load_dataset
 from .data.samplers import neighbourhood_split
 from .data.synthetic_images import make_synthetic_market
+from .debias import Debias
 from .engine import ABLATIONS, PRESETS, GNNTrainConfig, load_ffgnn, recipe, train_ffgnn
 from .engine.distributed import init_distributed
 from .engine.extract import extract_features
@@ -120,7 +121,8 @@ def train_gnn(args: argparse.Namespace) -> int:
     if train.split is not None and "train" in train.split:
         train = train.part("train")
     start = time.perf_counter()
-    train_ffgnn(train, settings, config, device=device, log_path=out.with_suffix(".log.jsonl"),
+    train_ffgnn(train, settings, config, debias=Debias() if args.debias else None, device=device,
+                log_path=out.with_suffix(".log.jsonl"),
                 checkpoint=out, resume=not args.restart, progress=not args.quiet)
     print(f"trained on {len(train)} features ({train.pids.unique().numel()} ids) in "
           f"{time.perf_counter() - start:.1f} s; model written to {out}")
@@ -542,6 +544,9 @@ def train_gnn_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", required=True, help="train features with pids and camids (.npz, .mat, .npy + "
                                                       ".csv, .pt)")
     p.add_argument("--out", required=True, help="model file to write (.pt); resumed from when present")
+    p.add_argument("--debias", action="store_true",
+                   help="train on features de-biased per camera (the train file's own statistics, ridge 10); the "
+                        "model file stores the stage and re-ranking with it de-biases test features by their gallery")
     STAGE2.add(p, shown="the preset's")
 
 

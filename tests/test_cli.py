@@ -281,3 +281,44 @@ def test_every_option_has_help():
     from reidgraph.cli import build_parser
     for name, parser in subcommands(build_parser()).items():
         assert all(action.help for action in parser._actions), name
+
+
+def test_train_gnn_debias_stores_the_stage_and_evaluate_applies_it(tmp_path, capsys):
+    """A model trained on de-biased features ranks test features de-biased by their gallery: ``ffgnn`` with it
+    equals ``debias+ffgnn``; a raw model refuses ``debias+``; the stage needs camera ids."""
+    import torch
+
+    from reidgraph.data import synthetic_features
+    from reidgraph.debias import Debias
+    from reidgraph.engine import load_debias
+    from reidgraph.features import FeatureSet
+    from reidgraph.rerank import rerank
+
+    synthetic_features(40, 6, 3, 16, seed=0).save(tmp_path / "train.npz")
+    synthetic_features(20, 6, 3, 16, seed=0, first_pid=100).save(tmp_path / "test.npz")
+    small = ["--K", "20", "--k", "5", "--tau", "5", "--epochs", "1", "--quiet"]
+    for name, extra in (("raw.pt", []), ("debiased.pt", ["--debias"])):
+        assert main(["train-gnn", "--features", str(tmp_path / "train.npz"), "--out", str(tmp_path / name),
+                     *small, *extra]) == 0
+    assert load_debias(tmp_path / "debiased.pt") == Debias() and load_debias(tmp_path / "raw.pt") is None
+    capsys.readouterr()
+    maps = {}
+    for model, method in (("debiased.pt", "ffgnn"), ("debiased.pt", "debias+ffgnn"), ("raw.pt", "ffgnn")):
+        assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--model", str(tmp_path / model),
+                     "--method", method, "--json", "--quiet"]) == 0
+        maps[model, method] = json.loads(capsys.readouterr().out)["mAP"]
+    assert maps["debiased.pt", "ffgnn"] == maps["debiased.pt", "debias+ffgnn"]
+    test = FeatureSet.load(tmp_path / "test.npz")
+    query, gallery = test.query_gallery()
+    from reidgraph.debias import debias
+    from reidgraph.engine import load_ffgnn
+    from reidgraph.nn import ffgnn_rerank
+    q, g = debias(query.feats, gallery.feats, query.camids, gallery.camids)
+    net, settings = load_ffgnn(tmp_path / "debiased.pt")
+    expected = ffgnn_rerank(net, q, g, settings, query_camids=query.camids, gallery_camids=gallery.camids)
+    got = rerank("ffgnn", query.feats, gallery.feats, query_camids=query.camids, gallery_camids=gallery.camids,
+                 model=tmp_path / "debiased.pt")
+    torch.testing.assert_close(got.dense(), expected.dense())
+    assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--model", str(tmp_path / "raw.pt"),
+                 "--method", "debias+ffgnn"]) == 2
+    assert "was trained on features without de-biasing; drop 'debias+'" in capsys.readouterr().err

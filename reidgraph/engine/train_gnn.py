@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from .._checks import in_unit_interval, int_in_range
 from ..data.samplers import neighbourhood_split, random_graph_neighbors
+from ..debias import Debias, debias_set
 from ..features import FeatureSet
 from ..graph import GraphSettings, knn
 from ..graph.batches import iter_graph_batches
@@ -156,14 +157,18 @@ def check_train_set(train: FeatureSet, settings: GraphSettings, config: GNNTrain
 
 
 def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config: GNNTrainConfig | None = None,
-                *, device: str | torch.device = "cpu", log_path: str | Path | None = None,
-                checkpoint: str | Path | None = None, resume: bool = True, progress: bool = True) -> FFGNN:
+                *, debias: Debias | None = None, device: str | torch.device = "cpu",
+                log_path: str | Path | None = None, checkpoint: str | Path | None = None, resume: bool = True,
+                progress: bool = True) -> FFGNN:
     """Train an FFGNN on the graphs of ``train``'s features (the FEN stays fixed).
 
     Args:
         train: training features with identity labels (and camera ids).
         settings, config: graph and training settings; both default to the
             ``"default"`` recipe (see :func:`recipe`).
+        debias: train on features de-biased per camera with the train set's own statistics
+            (:func:`~reidgraph.debias.debias_set`); the model file stores the stage, and re-ranking
+            with the model de-biases test features with their gallery's statistics. ``None``: raw features.
         device: where to train.
         log_path: optional JSON-lines file, one record per epoch.
         checkpoint: optional file for the state after each epoch; an existing
@@ -178,7 +183,14 @@ def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config
     config.check()
     settings.check(len(neighbourhood_split(len(train), config.anchor_fraction)[1]))
     check_train_set(train, settings, config)
-    feats = F.normalize(train.feats, dim=1).to(device)
+    if debias is not None:
+        debias.check()
+        if train.camids.unique().numel() < 2:
+            raise ValueError("de-biasing needs the train features' camera ids, but they hold a single camera; "
+                             "pass real camids, or train without --debias")
+        feats = debias_set(train.feats, train.camids, ridge=debias.ridge, min_images=debias.min_images).to(device)
+    else:
+        feats = F.normalize(train.feats, dim=1).to(device)
     labels, targets = train.pids.unique(return_inverse=True)
     targets, camids = targets.to(device), train.camids.to(device)
     torch.manual_seed(config.seed)
@@ -211,7 +223,7 @@ def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config
                            total=-(-len(anchors) // config.graphs_per_batch), progress=progress)
 
     run_epochs(kind="ffgnn", epochs=config.epochs, modules=modules, optimizer=optimizer, scheduler=schedule,
-               config=stage_config(config, graph=settings, channels=feats.shape[1]),
+               config=stage_config(config, graph=settings, channels=feats.shape[1], debias=debias),
                train_epoch=train_epoch, checkpoint=Path(checkpoint) if checkpoint else None,
                log_path=Path(log_path) if log_path else None, resume=resume,
                data=tensor_fingerprint("features", train.feats, train.pids, train.camids))
@@ -227,6 +239,12 @@ def load_graph_classifier(path: str | Path) -> torch.nn.Linear | None:
     classifier = torch.nn.Linear(channels, classes)
     classifier.load_state_dict(weights)
     return classifier
+
+
+def load_debias(path: str | Path) -> Debias | None:
+    """The de-biasing a stage-2 model was trained after (``train_ffgnn(debias=...)``), ``None`` for raw features."""
+    stored = load_checkpoint(path, "ffgnn")["config"].get("debias")
+    return None if stored is None else Debias(**stored)
 
 
 def load_ffgnn(path: str | Path) -> tuple[FFGNN, GraphSettings]:

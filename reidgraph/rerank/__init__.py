@@ -9,11 +9,12 @@ query's best ``k``.
 """
 from .ca_jaccard import CAJaccard, ca_jaccard, ca_jaccard_dense
 from .ecn import ecn, ecn_dense
+from .gcr import gcr, gcrv
 from .gnn_rerank import gnn_rerank, gnn_rerank_dense
 from .kreciprocal import k_reciprocal, k_reciprocal_dense
 from .query_expansion import average_query_expansion
 from .registry import FUSERS, PEERS, method_names, needs_cameras, parameters, parts, rerank
 
 __all__ = ["CAJaccard", "FUSERS", "PEERS", "average_query_expansion", "ca_jaccard", "ca_jaccard_dense", "ecn",
-           "ecn_dense", "gnn_rerank", "gnn_rerank_dense", "k_reciprocal", "k_reciprocal_dense", "method_names",
+           "ecn_dense", "gcr", "gcrv", "gnn_rerank", "gnn_rerank_dense", "k_reciprocal", "k_reciprocal_dense", "method_names",
            "needs_cameras", "parameters", "parts", "rerank"]

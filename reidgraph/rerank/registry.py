@@ -8,14 +8,19 @@
   and re-rank those K: ``ffgnn`` (a model from ``train-gnn``), ``fusion``
   (training-free fusion on the default recipe's graphs: camera-aware,
   λ = 0.3), ``fusion-paper`` (training-free fusion on the paper's graphs);
-* peers: ``k-reciprocal``, ``ca-jaccard``, ``ecn``, ``aqe``, ``gnn-rerank``;
+* peers: ``k-reciprocal``, ``ca-jaccard``, ``ecn``, ``aqe``, ``gnn-rerank``, ``gcr``, ``gcrv``;
 * compositions ``FUSER+PEER`` (``ffgnn+ecn``, ``fusion+ca-jaccard``, ...): the
   peer re-ranks fused features, each query fused in its graph over the gallery
   and each gallery item in its graph over the rest of the gallery (the paper's
-  Basel.+FFGNN+ECN, Table 2).
+  Basel.+FFGNN+ECN, Table 2);
+* any of these after per-camera de-biasing, ``debias+METHOD`` (``debias+ffgnn+k-reciprocal``;
+  ``debias`` alone ranks the de-biased features by cosine): query and gallery features are
+  de-biased with the gallery's per-camera statistics (:mod:`reidgraph.debias`) before the rest.
+  An FFGNN trained on de-biased features (``train-gnn --debias``) stores the stage, and ``ffgnn``
+  with that model applies it whether or not the name says ``debias+``.
 
 Parameters are passed by name (``params={"k1": 30}``); in a composition a name
-both parts take is written ``part.name`` (``{"ecn.k": 20, "fusion.K": 100}``).
+two parts take is written ``part.name`` (``{"ecn.k": 20, "fusion.K": 100}``).
 """
 from __future__ import annotations
 
@@ -28,10 +33,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..debias import Debias, debias
 from ..graph import GraphSettings
 from ..ranking import CosineRanking, HeadRanking, Ranking
 from .ca_jaccard import ca_jaccard
 from .ecn import ecn
+from .gcr import gcr, gcrv
 from .gnn_rerank import gnn_rerank
 from .kreciprocal import k_reciprocal
 from .query_expansion import average_query_expansion
@@ -60,7 +67,12 @@ PEERS = {
     "ecn": Peer(ecn, False, "expanded cross neighbourhood distance (Sarfraz et al., CVPR 2018)"),
     "aqe": Peer(average_query_expansion, False, "average query expansion"),
     "gnn-rerank": Peer(gnn_rerank, False, "GNN re-ranking (Zhang et al., 2020)"),
+    "gcr": Peer(gcr, True, "graph-convolution feature propagation across cameras (Zhang et al., TMM 2023); "
+                           "needs camera ids"),
+    "gcrv": Peer(gcrv, True, "GCR after per-camera de-biasing (Zhang et al., TMM 2023); needs camera ids"),
 }
+# The stage any method can start with: per-camera de-biasing of query and gallery (reidgraph.debias).
+DEBIAS = "debias"
 FUSERS = {
     "ffgnn": "a trained FFGNN (--model from train-gnn) re-ranks each query's top-K; its graphs as in training",
     "fusion": "training-free fusion on the default recipe's graphs (camera-aware, lambda 0.3); needs camera ids",
@@ -68,7 +80,8 @@ FUSERS = {
 }
 SUMMARIES = {"cosine": "the features' own ranking, 1 - cos (no re-ranking)", **FUSERS,
              **{name: peer.summary for name, peer in PEERS.items()},
-             "FUSER+PEER": "a peer on fused features, e.g. ffgnn+ecn, fusion+ca-jaccard"}
+             "FUSER+PEER": "a peer on fused features, e.g. ffgnn+ecn, fusion+ca-jaccard",
+             "debias+METHOD": "METHOD after per-camera de-biasing (debias alone: then cosine); needs camera ids"}
 # The methods that need only each query's nearest gallery neighbours, so can take them from an index.
 NEIGHBOR_METHODS = ("cosine", *FUSERS)
 # The neighbours cosine ranking takes from an index: the paper's K.
@@ -76,6 +89,7 @@ COSINE_HEAD = 150
 # Training-free fusion's parameters: its graph's and the propagation's.
 _GRAPH = ("K", "k", "lam", "tau", "same_camera_weight")
 _FUSION = {"alpha": 0.3, "steps": 3}
+_DEBIAS = {"ridge": Debias.ridge, "min_images": Debias.min_images}
 
 
 def method_names() -> list[str]:
@@ -83,8 +97,20 @@ def method_names() -> list[str]:
     return ["cosine", *FUSERS, *PEERS]
 
 
+def debiased(method: str) -> tuple[bool, str]:
+    """``(whether the method starts with de-biasing, the rest of its name)``: ``debias+ecn`` -> ``(True, "ecn")``,
+    ``debias`` -> ``(True, "cosine")``."""
+    if method == DEBIAS:
+        return True, "cosine"
+    first, plus, rest = method.partition("+")
+    return (True, rest) if first == DEBIAS and plus else (False, method)
+
+
 def parts(method: str) -> tuple[str | None, str | None]:
-    """``(fuser, peer)`` of a method name, ``(None, None)`` for ``cosine``; a one-line error for unknown names."""
+    """``(fuser, peer)`` of a method name (after any ``debias+``), ``(None, None)`` for ``cosine``; a one-line
+    error for unknown names."""
+    whole = method
+    method = debiased(method)[1]
     fuser, plus, peer = method.partition("+")
     if not plus and method in FUSERS:
         return method, None
@@ -94,16 +120,25 @@ def parts(method: str) -> tuple[str | None, str | None]:
         return None, None
     if plus and fuser in FUSERS and peer in PEERS:
         return fuser, peer
-    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(method_names())}, "
-                     f"or FUSER+PEER with FUSER in {', '.join(FUSERS)} and PEER in {', '.join(PEERS)}")
+    raise ValueError(f"unknown method {whole!r}; choose one of {', '.join(method_names())}, "
+                     f"or FUSER+PEER with FUSER in {', '.join(FUSERS)} and PEER in {', '.join(PEERS)}, "
+                     f"each optionally after {DEBIAS}+")
 
 
 def parameters(method: str) -> dict[str, Any]:
     """The parameters ``method`` takes and their defaults; in a composition, ``part.name`` for each."""
+    takes = _takes(method)
+    return {f"{part}.{n}" if len(takes) > 1 else n: v for part, names in takes.items() for n, v in names.items()}
+
+
+def _takes(method: str) -> dict[str, dict[str, Any]]:
+    """Each part of ``method`` (``debias``, fuser, peer; those it has) and the parameters it takes."""
     fuser, peer = parts(method)
-    found = {}
-    for part, names in ((fuser, _fuser_parameters(fuser)), (peer, PEERS[peer].parameters() if peer else {})):
-        found.update({f"{part}.{n}" if fuser and peer else n: v for n, v in names.items()})
+    found = {DEBIAS: _DEBIAS} if debiased(method)[0] else {}
+    if fuser:
+        found[fuser] = _fuser_parameters(fuser)
+    if peer:
+        found[peer] = PEERS[peer].parameters()
     return found
 
 
@@ -113,7 +148,7 @@ def needs_cameras(method: str, params: dict | None = None) -> bool:
     fuser, peer = parts(method)
     own = _route(method, params or {})
     graph = fuser in ("fusion", "fusion-paper") and _fusion_settings(fuser, own[fuser]).camera_aware
-    return bool(peer and PEERS[peer].cameras) or graph
+    return bool(peer and PEERS[peer].cameras) or graph or debiased(method)[0]
 
 
 def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=None, model: str | Path | None = None,
@@ -147,6 +182,9 @@ def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=Non
     cams = [None if c is None else torch.as_tensor(c).to(device) for c in (query_camids, gallery_camids)]
     if index is not None:
         takes_index(method)
+    stage = debias_stage(method, own, model)
+    if stage is not None:
+        query, gallery = debias(query, gallery, *cams, ridge=stage.ridge, min_images=stage.min_images)
     if fuser:
         net, settings = _fuser(fuser, model, own[fuser], query.shape[1], cameras)
         net = net.to(device)
@@ -172,6 +210,23 @@ def check_model_and_cameras(method: str, params: dict | None, model, cameras: bo
         raise ValueError(f"method {method!r} needs the camera id of every query and gallery image: add camids to "
                          "the features, or choose a method without cameras (cosine, fusion-paper, k-reciprocal, "
                          "ecn, aqe, gnn-rerank)")
+
+
+def debias_stage(method: str, own: dict[str | None, dict[str, Any]], model) -> Debias | None:
+    """The de-biasing ``method`` starts with: its own (``debias+``, parameters ``own["debias"]``) or the one an
+    FFGNN ``model`` was trained after (``train-gnn --debias``); ``None`` for neither. A model trained on raw
+    features is refused with ``debias+``: it never saw de-biased ones."""
+    named = debiased(method)[0]
+    if model is None or parts(method)[0] != "ffgnn":
+        return Debias(**own[DEBIAS]).check() if named else None
+    from ..engine import load_debias
+    trained = load_debias(model)
+    if named and trained is None:
+        raise ValueError(f"{model} was trained on features without de-biasing; drop '{DEBIAS}+' from the method, "
+                         "or train the model with train-gnn --debias")
+    if named and own[DEBIAS]:
+        raise ValueError(f"{model} fixes the de-biasing it was trained after; drop the {DEBIAS}.* parameters")
+    return trained
 
 
 def takes_index(method: str) -> None:
@@ -215,18 +270,19 @@ def _fusion_settings(fuser: str, own: dict[str, Any]) -> GraphSettings:
 
 def _route(method: str, params: dict[str, Any]) -> dict[str | None, dict[str, Any]]:
     """Each part's own parameters from ``params`` (``name`` or ``part.name``); a one-line error for any
-    name no part takes, or that two parts take without a ``part.`` prefix."""
+    name no part takes, or that two parts take without a ``part.`` prefix. Every part has an entry
+    (``None`` for an absent fuser or peer)."""
     fuser, peer = parts(method)
-    takes = {fuser: _fuser_parameters(fuser), peer: PEERS[peer].parameters() if peer else {}}
-    own: dict[str | None, dict[str, Any]] = {fuser: {}, peer: {}}
+    takes = _takes(method)
+    own: dict[str | None, dict[str, Any]] = {DEBIAS: {}, fuser: {}, peer: {}}
     for key, value in params.items():
         part, dot, name = key.rpartition(".")
-        candidates = [p for p in (fuser, peer) if p is not None and name in takes[p] and (not dot or p == part)]
+        candidates = [p for p in takes if name in takes[p] and (not dot or p == part)]
         if len(candidates) != 1:
             known = ", ".join(parameters(method)) or "none"
             if len(candidates) > 1:
-                raise ValueError(f"parameter {key!r} is taken by both parts of {method!r}: write "
-                                 f"{fuser}.{name} or {peer}.{name}")
+                raise ValueError(f"parameter {key!r} is taken by several parts of {method!r}: write "
+                                 f"{' or '.join(f'{p}.{name}' for p in candidates)}")
             hint = " (ffgnn takes its graph settings from the model)" if fuser == "ffgnn" else ""
             raise ValueError(f"method {method!r} has no parameter {key!r}{hint}; it takes: {known}")
         own[candidates[0]][name] = value
@@ -264,4 +320,5 @@ def _fused(net, settings: GraphSettings, query, gallery, query_camids, gallery_c
                            candidate_camids=gallery_camids, progress=progress))
 
 
-__all__ = ["FUSERS", "PEERS", "SUMMARIES", "method_names", "needs_cameras", "parameters", "parts", "rerank"]
+__all__ = ["DEBIAS", "FUSERS", "PEERS", "SUMMARIES", "debiased", "method_names", "needs_cameras", "parameters",
+           "parts", "rerank"]

@@ -65,7 +65,7 @@ def test_settings_are_saved_nested_in_every_stage(tmp_path):
     config = GNNTrainConfig(epochs=1)
     train_ffgnn(train, SETTINGS, config, checkpoint=tmp_path / "c.pt", progress=False)
     saved = torch.load(tmp_path / "c.pt", weights_only=True)["config"]
-    assert saved == stage_config(config, graph=SETTINGS, channels=16)
+    assert saved == stage_config(config, graph=SETTINGS, channels=16, debias=None)
     assert saved["graph"] == SETTINGS.as_dict() and saved["lr"] == config.lr and saved["epochs"] == 1
 
 
@@ -76,7 +76,7 @@ def test_flat_stage2_checkpoints_load_and_resume(tmp_path):
     state = torch.load(tmp_path / "c.pt", weights_only=True)
     nested = state["config"]
     state["config"] = {**{f"graph.{k}": v for k, v in nested.pop("graph").items()},
-                       **{f"train.{k}": v for k, v in nested.items() if k not in ("epochs", "channels")},
+                       **{f"train.{k}": v for k, v in nested.items() if k not in ("epochs", "channels", "debias")},  # written before de-biasing
                        "epochs": nested["epochs"], "channels": nested["channels"]}
     save_checkpoint(state, tmp_path / "flat.pt")
     model, settings = load_ffgnn(tmp_path / "flat.pt")

@@ -91,7 +91,7 @@ def test_names_parts_parameters_and_cameras():
     ("nope", {}, "unknown method 'nope'; choose one of cosine, ffgnn"),
     ("ecn+ffgnn", {}, r"FUSER\+PEER with FUSER in"),
     ("ecn", {"params": {"k1": 3}}, "has no parameter 'k1'; it takes: k, t, q"),
-    ("fusion+k-reciprocal", {"params": {"lam": 0.3}}, "taken by both parts"),
+    ("fusion+k-reciprocal", {"params": {"lam": 0.3}}, "taken by several parts"),
     ("ffgnn", {}, "needs a trained model"),
     ("ecn", {"model": "m.pt"}, "takes no model"),
     ("ffgnn", {"params": {"K": 3}}, "takes its graph settings from the model"),
