@@ -10,7 +10,12 @@ time (ranking plus evaluation) and peak resident memory:
   training-free fusion on the paper's graphs, on camera-aware ones, and on
   the default recipe's graphs (what training adds on the same graphs);
 - compositions: a re-ranking method run on FFGNN-fused features, as in the
-  paper's Table 2 (Basel.+FFGNN+k-R, Basel.+FFGNN+ECN).
+  paper's Table 2 (Basel.+FFGNN+k-R, Basel.+FFGNN+ECN);
+- GCR and GCRV (Zhang et al., TMM 2023: feature propagation across cameras, GCRV after per-camera
+  de-biasing);
+- every row above again after per-camera de-biasing (", de-biased": ``debias+METHOD``; the FFGNN rows
+  with an FFGNN trained on de-biased train features, ``train-gnn --debias``), except GCR, whose de-biased
+  row is GCRV.
 Camera-aware variants and CA-Jaccard use the query's and gallery's camera ids
 at test time, as the standard protocol already does to ignore same-camera
 matches. Each method runs in its own fresh process, so its peak memory is its own.
@@ -45,8 +50,10 @@ from shared_paths import EPILOG, FEATURE_SETS, shared
 
 PEERS = {"k-reciprocal": "k-reciprocal", "CA-Jaccard": "ca-jaccard", "ECN": "ecn", "AQE": "aqe",
          "GNN re-ranking": "gnn-rerank"}  # table name -> registry name; each with its paper's parameters
+PROPAGATION = {"GCR": "gcr", "GCRV": "gcrv"}
 QUICK = {"k-reciprocal": {"k1": 6, "k2": 3}, "ca-jaccard": {"k1_intra": 2, "k1_inter": 6, "k2_intra": 2, "k2_inter": 2},
-         "ecn": {"k": 6, "t": 2, "q": 3}, "aqe": {"n": 3}, "gnn-rerank": {"k1": 6, "k2": 3}}
+         "ecn": {"k": 6, "t": 2, "q": 3}, "aqe": {"n": 3}, "gnn-rerank": {"k1": 6, "k2": 3}, "gcr": {"k1": 6},
+         "gcrv": {"k1": 6}}
 # table name -> (fuser: an FFGNN trained with the paper's preset or the default recipe, training-free fusion on
 # the paper's, camera-aware or the default recipe's graphs, or none; the fuser's own parameters)
 FUSIONS = {"FFGNN, paper preset": ("ffgnn", "paper", {}), "FFGNN, default recipe": ("ffgnn", "default", {}),
@@ -58,11 +65,23 @@ COMPOSED = [("FFGNN, paper preset", "k-reciprocal"), ("FFGNN, paper preset", "EC
             ("FFGNN, default recipe", "CA-Jaccard"), ("training-free, camera-aware", "k-reciprocal"),
             ("training-free, camera-aware", "ECN"), ("training-free, camera-aware", "CA-Jaccard")]
 # table name -> (registry method, which trained model or None, fuser parameters)
-METHODS = {"FEN features": ("cosine", None, {}), **{name: (peer, None, {}) for name, peer in PEERS.items()},
-           **FUSIONS,
-           **{f"{fusion} + {peer}": (f"{FUSIONS[fusion][0]}+{PEERS[peer]}", FUSIONS[fusion][1],
-                                     {f"{FUSIONS[fusion][0]}.{k}": v for k, v in FUSIONS[fusion][2].items()})
-              for fusion, peer in COMPOSED}}
+RAW = {"FEN features": ("cosine", None, {}), **{name: (peer, None, {}) for name, peer in PEERS.items()},
+       **FUSIONS,
+       **{f"{fusion} + {peer}": (f"{FUSIONS[fusion][0]}+{PEERS[peer]}", FUSIONS[fusion][1],
+                                 {f"{FUSIONS[fusion][0]}.{k}": v for k, v in FUSIONS[fusion][2].items()})
+          for fusion, peer in COMPOSED}}
+
+
+def debiased(method: str, model: str | None, params: dict) -> tuple[str, str | None, dict]:
+    """A row of :data:`RAW` after per-camera de-biasing: ``debias+METHOD``, or, for an FFGNN row, the same
+    method with the model of the same recipe trained on de-biased features (its file stores the stage)."""
+    if model:
+        return method, f"{model}+debias", params
+    return ("debias" if method == "cosine" else f"debias+{method}"), None, params
+
+
+METHODS = {**RAW, **{name: (peer, None, {}) for name, peer in PROPAGATION.items()},
+           **{f"{name}, de-biased": debiased(*row) for name, row in RAW.items()}}
 
 
 def method_params(name: str, graph: dict, quick: bool) -> dict:
@@ -114,6 +133,7 @@ def prepare(args, work: Path) -> tuple[Path, dict, str]:
     ``graph``, the graph sizes (K, k, tau) every fusion uses (the presets' own with real features).
     Every path is checked before any work starts.
     """
+    from reidgraph.debias import Debias
     from reidgraph.engine import recipe, train_ffgnn
     from reidgraph.features import FeatureSet
 
@@ -141,20 +161,24 @@ def prepare(args, work: Path) -> tuple[Path, dict, str]:
         graph, epochs, described = {}, args.epochs, str(features)
     models = {"graph": graph, "paper": args.model, "default": args.default_model}
     for kind in sorted(kinds(args.methods)):
-        if models[kind]:
+        if models.get(kind):
             continue
         train = train if train is not None else FeatureSet.load(args.train)
-        settings, config = recipe(kind)
+        preset, _, debias = kind.partition("+")
+        settings, config = recipe(preset)
         settings, config = replace(settings, **graph), replace(config, epochs=epochs or config.epochs)
-        print(f"training FFGNN on {'generated' if args.quick else args.train} ({kind} recipe, {config.epochs} "
-              "epochs)...", flush=True)
-        models[kind] = str(work / f"ffgnn_{kind}.pt")
-        train_ffgnn(train, settings, config, checkpoint=models[kind], progress=False)
+        print(f"training FFGNN on {'generated' if args.quick else args.train} ({preset} recipe, {config.epochs} "
+              f"epochs{', de-biased features' if debias else ''})...", flush=True)
+        models[kind] = str(work / f"ffgnn_{preset}{'_debias' if debias else ''}.pt")
+        start = time.perf_counter()
+        train_ffgnn(train, settings, config, debias=Debias() if debias else None, checkpoint=models[kind],
+                    progress=False)
+        models[f"{kind} seconds"] = time.perf_counter() - start
     return features, models, described
 
 
 def kinds(rows: list[str]) -> set[str]:
-    """The trained models (``paper``, ``default``) that the chosen table rows use."""
+    """The trained models (``paper``, ``default``, each also ``+debias``) that the chosen table rows use."""
     return {METHODS[name][1] for name in rows} - {None}
 
 
@@ -204,12 +228,14 @@ def main() -> int:
         params = {name: method_params(name, models["graph"], args.quick) for name in args.methods}
         rows = [isolated(name, str(features), models, params[name], args.device) for name in args.methods]
     print(f"accuracy on {described}; {platform.machine()}, {args.device}, each method in its own process")
-    print(f"{'method':<44}{'rank-1':>8}{'rank-5':>8}{'mAP':>8}{'mINP':>8}{'time (s)':>10}{'peak RSS (GiB)':>16}"
+    print(f"{'method':<56}{'rank-1':>8}{'rank-5':>8}{'mAP':>8}{'mINP':>8}{'time (s)':>10}{'peak RSS (GiB)':>16}"
           f"{'after imports':>15}")
     for r in rows:
-        print(f"{r['method']:<44}" + "".join(f"{100 * r[k]:8.1f}" for k in ("rank1", "rank5", "mAP", "mINP"))
+        print(f"{r['method']:<56}" + "".join(f"{100 * r[k]:8.1f}" for k in ("rank1", "rank5", "mAP", "mINP"))
               + f"{r['seconds']:10.2f}{r['peak_rss_gib']:16.2f}{r['baseline_rss_gib']:15.2f}")
-    results = {"features": described, "machine": platform.machine(), "device": args.device, "accuracy": rows}
+    results = {"features": described, "machine": platform.machine(), "device": args.device,
+               "training_seconds": {k.removesuffix(" seconds"): v for k, v in models.items() if k.endswith(" seconds")},
+               "accuracy": rows}
     save(args.out, results)
     if args.scale != "none":
         scales = ["quick"] if args.quick else ["market", "msmt"] if args.scale == "both" else [args.scale]

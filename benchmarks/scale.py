@@ -32,7 +32,7 @@ NOISE = 3.5  # per-dimension noise around unit-variance identity centres: Market
 KNN = ["kNN K=150, torch float32", "kNN K=150, torch bf16-screened", "kNN K=150, KeOps", "kNN K=150, faiss",
        "kNN all-vs-all k=21, torch float32", "kNN all-vs-all k=21, torch bf16-screened"]
 METHODS = ["graph building", "FFGNN inference", "k-reciprocal", "dense k-reciprocal (original algorithm)",
-           "CA-Jaccard", "ECN", "AQE", "GNN re-ranking"]
+           "CA-Jaccard", "ECN", "AQE", "GNN re-ranking", "GCRV"]
 # what the MSMT17-size section runs: the methods the issue asks to complete, and the dense one, to show it cannot
 MSMT = ["kNN K=150, torch float32", "FFGNN inference", "k-reciprocal", "dense k-reciprocal (original algorithm)",
         "GNN re-ranking", "CA-Jaccard", "ECN", "AQE"]
@@ -94,7 +94,8 @@ def run_scale_method(name: str, scale: str, device: str = "cpu") -> dict:
     peers = {"k-reciprocal": lambda: rerank.k_reciprocal(query, gallery),
              "CA-Jaccard": lambda: rerank.ca_jaccard(query, gallery, qc, gc),
              "ECN": lambda: rerank.ecn(query, gallery), "AQE": lambda: rerank.average_query_expansion(query, gallery),
-             "GNN re-ranking": lambda: rerank.gnn_rerank(query, gallery)}
+             "GNN re-ranking": lambda: rerank.gnn_rerank(query, gallery),
+             "GCRV": lambda: rerank.gcrv(query, gallery, qc, gc)}
 
     scores = {}
 
@@ -208,4 +209,10 @@ def scale_section(scale: str, device: str, repeats: int) -> tuple[list[dict], di
                "kreciprocal_speedup": dense["seconds"] / ours["seconds"],
                "dense_kreciprocal_seconds": dense["seconds"], "dense_kreciprocal_peak_rss_gib": dense["peak_rss_gib"],
                "completed": [r["method"] for r in rows if r["completed"] and (not limit or r["peak_rss_gib"] <= limit)]}
+    if "GCRV" in by:
+        gcrv = by["GCRV"]
+        print(f"GCRV vs k-reciprocal: {gcrv['seconds'] / ours['seconds']:.2f}x its time, "
+              f"{gcrv['peak_rss_gib'] / ours['peak_rss_gib']:.2f}x its peak memory")
+        summary.update(gcrv_seconds=gcrv["seconds"], gcrv_peak_rss_gib=gcrv["peak_rss_gib"],
+                       gcrv_vs_kreciprocal_seconds=gcrv["seconds"] / ours["seconds"])
     return rows, summary

@@ -31,7 +31,7 @@ from ._checks import as_features, camera_ids, int_in_range, same_dim
 
 RIDGE = 10.0
 # Reference images a camera needs for statistics of its own (chosen on held-out train ids: benchmarks/debias_min.py).
-MIN_IMAGES = 10
+MIN_IMAGES = 20
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def test_a_composition_with_debias_equals_debiasing_the_files_first(method):
 
 
 def test_debias_parameters_route_by_name():
-    assert parameters("debias") == {"ridge": 10.0, "min_images": 10}
+    assert parameters("debias") == {"ridge": 10.0, "min_images": 20}
     assert parameters("debias+ecn")["debias.ridge"] == 10.0
     x, cams = items()
     got = rerank("debias+ecn", x[:10], x[10:], query_camids=cams[:10], gallery_camids=cams[10:],

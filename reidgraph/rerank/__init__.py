@@ -9,7 +9,7 @@ query's best ``k``.
 """
 from .ca_jaccard import CAJaccard, ca_jaccard, ca_jaccard_dense
 from .ecn import ecn, ecn_dense
-from .gcr import gcr, gcrv
+from .propagation import gcr, gcrv
 from .gnn_rerank import gnn_rerank, gnn_rerank_dense
 from .kreciprocal import k_reciprocal, k_reciprocal_dense
 from .query_expansion import average_query_expansion

@@ -38,7 +38,7 @@ from ..graph import GraphSettings
 from ..ranking import CosineRanking, HeadRanking, Ranking
 from .ca_jaccard import ca_jaccard
 from .ecn import ecn
-from .gcr import gcr, gcrv
+from .propagation import gcr, gcrv
 from .gnn_rerank import gnn_rerank
 from .kreciprocal import k_reciprocal
 from .query_expansion import average_query_expansion

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from reidgraph.rerank import gcr, gcrv, rerank
-from reidgraph.rerank.gcr import neighbour_lists
+from reidgraph.rerank.propagation import neighbour_lists
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import gcrv_public  # noqa: E402
