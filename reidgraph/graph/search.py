@@ -307,13 +307,13 @@ def screened_extremes(query: Tensor, gallery: Tensor, k: int,
     sim, idx = _certified_top(query, gallery, k, m, None, rough)
     low, candidates = rough.topk(_LOW_CANDIDATES, dim=1, largest=False)
     lowest = _sampled_products(query, gallery, candidates).amin(dim=1)
-    redo = torch.nonzero(lowest >= low[:, -1].float() - _screen_error(gallery.shape[1])).flatten()
+    redo = torch.nonzero(lowest >= low[:, -1].float() - screen_error(gallery.shape[1])).flatten()
     if redo.numel():
         lowest[redo] = (query[redo] @ gallery.T).amin(dim=1)
     return sim, idx, lowest
 
 
-def _screen_error(dim: int) -> float:
+def screen_error(dim: int) -> float:
     """The bound :math:`\varepsilon` on ``|bfloat16 product - float32 product|`` of two unit rows of ``dim``."""
     return 3 * _BF16_UNIT + _BF16_UNIT**2 + dim * 2.0**-24
 
@@ -332,7 +332,7 @@ def _certified_top(query: Tensor, gallery: Tensor, k: int, m: int, exclude: Tens
     exact = _sampled_products(query, gallery, candidates)
     sim, pos = exact.topk(k, dim=1)
     idx = candidates.gather(1, pos)
-    redo = torch.nonzero(sim[:, -1] <= bound[:, -1].float() + _screen_error(gallery.shape[1])).flatten()
+    redo = torch.nonzero(sim[:, -1] <= bound[:, -1].float() + screen_error(gallery.shape[1])).flatten()
     if redo.numel():
         own = None if exclude is None else exclude[redo]
         sim[redo], idx[redo] = _masked(query[redo] @ gallery.T, own).topk(k, dim=1)

@@ -34,11 +34,13 @@ the self-loop's with the defaults).
 **Computation.** In the features' dtype (float32 features: float32; float64: float64, as the public code).
 Memory ``O(N k)``, never ``N x N``: the neighbour lists come from a pass over square tiles of the similarity
 matrix (each tile once: ``x_a x_b^T`` updates the lists of the rows of ``a`` and, transposed, of ``b``), in
-float32 with ``2k + 8`` candidates per row, whose similarities are then recomputed in the features' dtype and
-certified: an item outside the candidates has a float32 score at most the last candidate's, so a recomputed
-score at most that plus twice the float32 rounding bound, ``2 (D + 3) 2^{-24}``; a row whose ``k``-th
-recomputed score lies above that bound holds its exact top ``k``, any other row is ranked again over every
-item. Propagation is a sparse product.
+float32 (bfloat16 where it is fast, as :func:`~reidgraph.graph.search.screened_topk` decides, ``D >= 256``)
+with ``2k + 8`` candidates per row, whose similarities are then recomputed in the features' dtype and
+certified: an item outside the candidates has a screened score at most the last candidate's, so a recomputed
+score at most that plus the screen's rounding bound (float32: ``(D + 3) 2^{-24}``; bfloat16:
+:func:`~reidgraph.graph.search.screen_error`) and float32's; a row whose ``k``-th recomputed score lies above
+that holds its exact top ``k``, any other row is ranked again over every item. Propagation is a sparse
+product.
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ from torch import Tensor
 
 from .._checks import camera_ids, in_unit_interval, int_in_range
 from ..debias import MIN_IMAGES, RIDGE, debias
-from ..graph.search import pair_products
+from ..graph.search import fast_bfloat16, pair_products, screen_error
 from ..ranking import CosineRanking
 from ._common import joint_features
 
@@ -127,8 +129,12 @@ def neighbour_lists(x: Tensor, cams: Tensor, ks: tuple[int, int], chunk_size: in
         Two ``(sim [N, k + 1] in x's dtype, idx [N, k + 1] int64)``, best first by (similarity, lower index), the
         last column the row itself where the ``k`` do not hold it, ``idx = -1`` in unused places.
     """
-    candidates = _screen(x.float(), cams, [min(x.shape[0], 2 * k + _SLACK) for k in ks], chunk_size)
-    bound = 2 * (x.shape[1] + 3) * 2.0**-24
+    dim = x.shape[1]
+    bf16 = dim >= 256 and fast_bfloat16(x.device.type)
+    candidates = _screen(x.bfloat16() if bf16 else x.float(), cams, [min(x.shape[0], 2 * k + _SLACK) for k in ks],
+                         chunk_size)
+    # A screened score lies within the first term of the exact one, a recomputed one within the second.
+    bound = (screen_error(dim) if bf16 else (dim + 3) * 2.0**-24) + (dim + 3) * 2.0**-24
     return [_select(x, cams, k, top, idx, bound, cross) for k, (top, idx), cross in zip(ks, candidates, (False, True))]
 
 
@@ -143,7 +149,7 @@ def _screen(x: Tensor, cams: Tensor, ms: list[int], tile: int) -> list[tuple[Ten
         rows = slice(a, min(a + tile, n))
         for b in (s for s in starts if s >= a):
             cols = slice(b, min(b + tile, n))
-            block = x[rows] @ x[cols].T
+            block = (x[rows] @ x[cols].T).float()
             same = cams[rows, None] == cams[None, cols]
             for (top, idx), hide in zip(lists, (None, same)):
                 _merge(top, idx, rows, block, b, hide)

@@ -114,3 +114,20 @@ def test_one_line_errors(method):
         method(q, g, cams[:20], cams[20:], beta2=0)
     with pytest.raises(ValueError, match="scale=2 is outside"):
         method(q, g, cams[:20], cams[20:], scale=2)
+
+
+def test_bfloat16_screen_gives_the_same_lists(monkeypatch):
+    """Where bfloat16 is fast the screen runs in it (certified with its wider rounding bound): same lists."""
+    import reidgraph.rerank.propagation as propagation
+
+    gen = torch.Generator().manual_seed(1)
+    centres = torch.randn(20, 256, generator=gen)
+    x = torch.nn.functional.normalize(centres[torch.randint(0, 20, (400,), generator=gen)]
+                                      + 1.5 * torch.randn(400, 256, generator=gen), dim=1)
+    cams = torch.randint(0, 4, (400,), generator=gen)
+    exact = neighbour_lists(x, cams, (15, 3), 128)
+    monkeypatch.setattr(propagation, "fast_bfloat16", lambda device_type: True)
+    screened = neighbour_lists(x, cams, (15, 3), 128)
+    for (sim, idx), (sim_b, idx_b) in zip(exact, screened):
+        assert torch.equal(idx, idx_b)
+        torch.testing.assert_close(sim, sim_b)
