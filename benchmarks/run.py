@@ -45,7 +45,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from results_io import save, update_summary
-from scale import isolated_call, peak_rss_gib, scale_section
+from scale import KNN, METHODS as SCALE_METHODS, isolated_call, peak_rss_gib, scale_section
 from shared_paths import EPILOG, FEATURE_SETS, shared
 
 PEERS = {"k-reciprocal": "k-reciprocal", "CA-Jaccard": "ca-jaccard", "ECN": "ecn", "AQE": "aqe",
@@ -201,6 +201,8 @@ def main() -> int:
     parser.add_argument("--scale", choices=("market", "msmt", "both", "none"), default="market",
                         help="also time every method at Market-1501 and/or MSMT17 size on generated features "
                              "(default: market; msmt takes about half an hour on 2 cores)")
+    parser.add_argument("--scale-methods", nargs="+", metavar="ROW",
+                        help="only these rows of the speed section, by their names (default: all)")
     parser.add_argument("--repeats", type=int,
                         help="runs per method at Market size, each in its own process; the median time is "
                              "reported (default 3; 1 with --quick; MSMT size: always one run)")
@@ -212,6 +214,9 @@ def main() -> int:
     unknown = [name for name in args.methods if name not in METHODS]
     if unknown:
         parser.error(f"--methods: unknown rows {unknown}; choose among {list(METHODS)}")
+    unknown = [name for name in args.scale_methods or [] if name not in KNN + SCALE_METHODS]
+    if unknown:
+        parser.error(f"--scale-methods: unknown rows {unknown}; choose among {KNN + SCALE_METHODS}")
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     if args.device != "cpu":
@@ -241,7 +246,7 @@ def main() -> int:
         scales = ["quick"] if args.quick else ["market", "msmt"] if args.scale == "both" else [args.scale]
         results["scale"], summaries = [], {}
         for scale in scales:
-            rows, summaries[scale] = scale_section(scale, args.device, args.repeats)
+            rows, summaries[scale] = scale_section(scale, args.device, args.repeats, args.scale_methods)
             results["scale"] += rows
             save(args.out, results)  # a long run keeps what it measured so far
         summary = {"scale": scales[0], **{k: v for k, v in summaries[scales[0]].items() if k != "completed"},

@@ -174,12 +174,13 @@ def measure(name: str, scale: str, device: str, repeats: int) -> dict:
     return row
 
 
-def scale_section(scale: str, device: str, repeats: int) -> tuple[list[dict], dict]:
-    """Print and return the rows of one scale, and its summary figures."""
+def scale_section(scale: str, device: str, repeats: int, only: list[str] | None = None) -> tuple[list[dict], dict]:
+    """Print and return the rows of one scale (``only`` these methods, where given), and its summary figures:
+    those of the methods that ran."""
     Q, G, D, ids = SCALES[scale]
     repeats = 1 if scale == "msmt" else repeats
     names = MSMT if scale == "msmt" else KNN + METHODS
-    names = [n for n in names if available(n)]
+    names = [n for n in names if available(n) and (only is None or n in only)]
     limit = MEMORY_LIMIT_GIB.get(scale)
     print(f"\nspeed and memory, {scale} scale: {Q} queries x {G} gallery, D={D}, {ids} identities (generated, "
           f"labelled) on {device}; each run in its own process, median of the runs"
@@ -195,24 +196,30 @@ def scale_section(scale: str, device: str, repeats: int) -> tuple[list[dict], di
               flush=True)
     rates.append(matmul_rate(D))
     by = {r["method"]: r for r in rows}
-    ours, dense, ffgnn = by["k-reciprocal"], by["dense k-reciprocal (original algorithm)"], by["FFGNN inference"]
-    if ours["completed"] and dense["completed"]:
+    summary = {"matmul_flops_per_s": max(rates),
+               "completed": [r["method"] for r in rows if r["completed"] and (not limit or r["peak_rss_gib"] <= limit)]}
+    ours = by.get("k-reciprocal")
+    if ours:
+        summary.update(kreciprocal_seconds=ours["seconds"], kreciprocal_peak_rss_gib=ours["peak_rss_gib"])
+    dense = by.get("dense k-reciprocal (original algorithm)")
+    if ours and dense and ours["completed"] and dense["completed"]:
         print(f"k-reciprocal vs the original dense algorithm: {dense['seconds'] / ours['seconds']:.1f}x faster, "
               f"{ours['peak_rss_gib'] / dense['peak_rss_gib']:.2f} of its peak memory")
-    flops = performed_flops(Q, G, D, min(150, G // 2), 3)
-    fraction = flops / ffgnn["seconds"] / max(rates)
-    print(f"FFGNN inference: {flops / 1e12:.2f} TFLOP performed at {flops / ffgnn['seconds'] / 1e9:.1f} GFLOP/s, "
-          f"{100 * fraction:.0f}% of the matmul rate measured in this run ({max(rates) / 1e9:.1f} GFLOP/s)")
-    summary = {"ffgnn_roofline_fraction": fraction, "ffgnn_flops": flops, "matmul_flops_per_s": max(rates),
-               "ffgnn_seconds": ffgnn["seconds"], "ffgnn_peak_rss_gib": ffgnn["peak_rss_gib"],
-               "kreciprocal_seconds": ours["seconds"], "kreciprocal_peak_rss_gib": ours["peak_rss_gib"],
-               "kreciprocal_speedup": dense["seconds"] / ours["seconds"],
-               "dense_kreciprocal_seconds": dense["seconds"], "dense_kreciprocal_peak_rss_gib": dense["peak_rss_gib"],
-               "completed": [r["method"] for r in rows if r["completed"] and (not limit or r["peak_rss_gib"] <= limit)]}
-    if "GCRV" in by:
-        gcrv = by["GCRV"]
+        summary.update(kreciprocal_speedup=dense["seconds"] / ours["seconds"], dense_kreciprocal_seconds=dense["seconds"],
+                       dense_kreciprocal_peak_rss_gib=dense["peak_rss_gib"])
+    ffgnn = by.get("FFGNN inference")
+    if ffgnn:
+        flops = performed_flops(Q, G, D, min(150, G // 2), 3)
+        fraction = flops / ffgnn["seconds"] / max(rates)
+        print(f"FFGNN inference: {flops / 1e12:.2f} TFLOP performed at {flops / ffgnn['seconds'] / 1e9:.1f} GFLOP/s, "
+              f"{100 * fraction:.0f}% of the matmul rate measured in this run ({max(rates) / 1e9:.1f} GFLOP/s)")
+        summary.update(ffgnn_roofline_fraction=fraction, ffgnn_flops=flops, ffgnn_seconds=ffgnn["seconds"],
+                       ffgnn_peak_rss_gib=ffgnn["peak_rss_gib"])
+    gcrv = by.get("GCRV")
+    if gcrv:
+        summary.update(gcrv_seconds=gcrv["seconds"], gcrv_peak_rss_gib=gcrv["peak_rss_gib"])
+    if gcrv and ours:
         print(f"GCRV vs k-reciprocal: {gcrv['seconds'] / ours['seconds']:.2f}x its time, "
               f"{gcrv['peak_rss_gib'] / ours['peak_rss_gib']:.2f}x its peak memory")
-        summary.update(gcrv_seconds=gcrv["seconds"], gcrv_peak_rss_gib=gcrv["peak_rss_gib"],
-                       gcrv_vs_kreciprocal_seconds=gcrv["seconds"] / ours["seconds"])
+        summary["gcrv_vs_kreciprocal_seconds"] = gcrv["seconds"] / ours["seconds"]
     return rows, summary

@@ -16,16 +16,20 @@ def test_quick_accuracy_table(tmp_path):
     assert names[:11] == ["FEN features", "k-reciprocal", "CA-Jaccard", "ECN", "AQE", "GNN re-ranking",
                           "FFGNN, paper preset", "FFGNN, default recipe", "training-free", "training-free, camera-aware",
                           "training-free, default recipe's graph"]
-    assert {"FFGNN, paper preset + k-reciprocal", "FFGNN, default recipe + CA-Jaccard"} <= set(names[11:])
+    assert {"FFGNN, paper preset + k-reciprocal", "FFGNN, default recipe + CA-Jaccard", "GCR", "GCRV",
+            "FEN features, de-biased", "FFGNN, default recipe + ECN, de-biased"} <= set(names[11:])
+    assert "GCR, de-biased" not in names and "GCRV, de-biased" not in names  # GCRV is GCR de-biased
     for r in rows:
         assert 0 <= r["mAP"] <= 1 and r["seconds"] > 0 and r["peak_rss_gib"] > 0
     assert "k-reciprocal" in done.stdout and "peak RSS" in done.stdout
     scale = json.loads((tmp_path / "r.json").read_text())["scale"]
     assert {r["method"] for r in scale} >= {"FFGNN inference", "k-reciprocal", "dense k-reciprocal (original algorithm)",
-                                            "kNN K=150, torch float32", "kNN all-vs-all k=21, torch bf16-screened"}
+                                            "kNN K=150, torch float32", "kNN all-vs-all k=21, torch bf16-screened",
+                                            "GCRV"}
     assert all(r["completed"] and r["seconds"] > 0 and r["peak_rss_gib"] >= r["baseline_rss_gib"] for r in scale)
     summary = json.loads((tmp_path / "r.json").read_text())["summary"]
     assert summary["scale"] == "quick" and 0 < summary["ffgnn_roofline_fraction"]
+    assert summary["gcrv_vs_kreciprocal_seconds"] == summary["gcrv_seconds"] / summary["kreciprocal_seconds"]
 
 
 def test_missing_features_file_exits_non_zero(tmp_path):
@@ -41,6 +45,7 @@ def test_missing_features_file_exits_non_zero(tmp_path):
 
 def test_bad_options_are_refused(tmp_path):
     for args, message in [(["--repeats", "0"], "--repeats must be at least 1"),
-                          (["--device", "tpu"], "--device tpu: this machine offers cpu")]:
+                          (["--device", "tpu"], "--device tpu: this machine offers cpu"),
+                          (["--scale-methods", "GCRV", "nope"], "--scale-methods: unknown rows ['nope']")]:
         done = subprocess.run([sys.executable, str(RUN), "--quick", *args], capture_output=True, text=True, timeout=300)
         assert done.returncode == 2 and message in done.stderr
