@@ -33,7 +33,8 @@ def inputs(tmp_path):
 
 
 @pytest.mark.parametrize("method, params", [("k-reciprocal", []), ("fusion", GRAPH), ("fusion+ecn",
-                         ["--param", "fusion.K=12", "--param", "fusion.k=4", "--param", "tau=4"])])
+                         ["--param", "fusion.K=12", "--param", "fusion.k=4", "--param", "tau=4"]),
+                         ("gcrv", ["--param", "k1=5"]), ("debias+k-reciprocal", ["--param", "debias.ridge=5.0"])])
 def test_rerank_writes_the_methods_top_lists(files, method, params, capsys):
     tmp_path, query, gallery = files
     out = tmp_path / "ranked.npz"
@@ -106,6 +107,12 @@ def test_rerank_bad_files_are_one_line(files, capsys):
         ([*inputs(tmp_path), "--method", "cosine", "--out", str(tmp_path / "r.parquet")], "unknown extension"),
         (["--query", str(tmp_path / "nocams.npz"), "--gallery", str(tmp_path / "g.npz"), "--method", "ca-jaccard",
           "--out", str(tmp_path / "r.npz")], "needs the camera id of every query and gallery image"),
+        (["--query", str(tmp_path / "nocams.npz"), "--gallery", str(tmp_path / "g.npz"), "--method",
+          "debias+ecn", "--out", str(tmp_path / "r.npz")], "method 'debias+ecn' needs the camera id of every"),
+        (["--query", str(tmp_path / "nocams.npz"), "--gallery", str(tmp_path / "g.npz"), "--method", "gcrv",
+          "--out", str(tmp_path / "r.npz")], "method 'gcrv' needs the camera id of every"),
+        ([*inputs(tmp_path), "--method", "debias+gcr", "--param", "ridge=-1", "--out", str(tmp_path / "r.npz")],
+         "ridge=-1.0 must be a positive number"),
         (["--query", str(tmp_path / "q.npz"), "--method", "cosine", "--out", str(tmp_path / "r.npz")],
          "pass --query q.npz and --gallery g.npz"),
     ]
