@@ -17,12 +17,11 @@ Example:
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 from results_io import save
-from shared_paths import EPILOG, shared
+from shared_paths import shared_folder_and_out
 
 from reidgraph.debias import debias
 from reidgraph.evaluation import evaluate_order
@@ -60,28 +59,23 @@ def measure(path: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=EPILOG)
-    parser.add_argument("--shared", type=Path, default=shared(),
-                        help="the shared folder holding features/ (required where REIDGRAPH_SHARED is unset)")
-    parser.add_argument("--out", help="write the figures as JSON here")
-    args = parser.parse_args()
-    if args.shared is None:
-        parser.error("--shared: give the shared folder holding features/, or set REIDGRAPH_SHARED")
+    root, out = shared_folder_and_out(__doc__.split("\n")[0])
     results = {"sizes": SIZES, "draws": DRAWS, "held_out_fraction": 0.3, "files": {}}
     print("mAP (%) of a camera's queries once its gallery is cut to n images: its own de-biasing statistics / "
           f"the whole gallery's; held-out train identities, mean over cameras and {DRAWS} draws")
     print(f"{'file':<20}" + "".join(f"{'n=' + str(n):>14}" for n in SIZES))
     for name, rel in FILES.items():
-        r = measure(args.shared / rel)
+        r = measure(root / rel)
         results["files"][name] = r
-        print(f"{name:<20}" + "".join(f"{100 * v['own']:6.1f} /{100 * v['whole']:5.1f} " for v in r["by_size"].values()),
+        cells = (f"{100 * v['own']:6.1f} /{100 * v['whole']:5.1f} " for v in r["by_size"].values())
+        print(f"{name:<20}" + "".join(cells),
               flush=True)
     wins = [n for n in SIZES if all(r["by_size"][n]["own"] >= r["by_size"][n]["whole"]
                                     for r in results["files"].values())]
     chosen = next((n for n in SIZES if all(m in wins for m in SIZES if m >= n)), None)
     results["chosen_min_images"] = chosen
     print(f"smallest n from which own statistics do at least as well on every file: {chosen}")
-    save(args.out, results)
+    save(out, results)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Example:
 """
 from __future__ import annotations
 
-import argparse
 import platform
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 from gcrv_public import gcrv as public_gcrv
 from results_io import save
-from shared_paths import EPILOG, shared
+from shared_paths import shared_folder_and_out
 
 from reidgraph.evaluation import evaluate_order
 from reidgraph.features import FeatureSet
@@ -74,26 +73,22 @@ def measure(path: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=EPILOG)
-    parser.add_argument("--shared", type=Path, default=shared(),
-                        help="the shared folder holding features/ (required where REIDGRAPH_SHARED is unset)")
-    parser.add_argument("--out", help="write the figures as JSON here")
-    args = parser.parse_args()
-    if args.shared is None:
-        parser.error("--shared: give the shared folder holding features/, or set REIDGRAPH_SHARED")
+    root, out = shared_folder_and_out(__doc__.split("\n")[0])
     print("reidgraph GCRV / GCR vs the public gcrv.py (Market config) transcribed in float64; "
-          f"top-{TOP} positional agreement, standard-protocol mAP / rank-1, seconds on {platform.processor() or platform.machine()}")
+          f"top-{TOP} positional agreement, standard-protocol mAP / rank-1, seconds on "
+          f"{platform.processor() or platform.machine()}")
     results = {"top": TOP, "torch_threads": torch.get_num_threads(), "files": {}}
     for name, rel in FILES.items():
-        r = measure(args.shared / rel)
+        r = measure(root / rel)
         results["files"][name] = r
-        print(f"\n{name}: Q={r['Q']}, G={r['G']}, {r['cameras']} cameras; features alone mAP {100 * r['features']['mAP']:.2f}")
+        print(f"\n{name}: Q={r['Q']}, G={r['G']}, {r['cameras']} cameras; "
+              f"features alone mAP {100 * r['features']['mAP']:.2f}")
         for method in ("gcrv", "gcr"):
             m = r[method]
             print(f"  {method:<5} agreement {m['agreement_top10']:.4f}   mAP ours {100 * m['mAP']:.2f} / public "
                   f"{100 * m['public_mAP']:.2f}   R1 ours {100 * m['rank1']:.2f} / public {100 * m['public_rank1']:.2f}"
                   f"   {m['seconds']:.1f} s / public {m['public_seconds']:.1f} s", flush=True)
-    save(args.out, results)
+    save(out, results)
 
 
 if __name__ == "__main__":

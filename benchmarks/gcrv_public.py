@@ -38,28 +38,25 @@ def pvg(prb: np.ndarray, prb_cams: np.ndarray, gal: np.ndarray, gal_cams: np.nda
 
 def gcr_round(X: np.ndarray, cams: np.ndarray, k1: int, k2: int, beta1: float, beta2: float,
               scale: float) -> np.ndarray:
-    """``mergesetfeat4``, mode ``nonsym``."""
-    n = X.shape[0]
+    """``mergesetfeat4``, mode ``nonsym``: the global graph on ``sim``, the cross-camera one on ``sim`` with
+    each row's same-camera entries but its own set to -2."""
     sim = X @ X.T
-    rank = np.argsort(-sim, axis=1, kind="stable")
-    S = np.zeros(sim.shape)
-    for i in range(n):
-        S[i, rank[i, :k1]] = np.exp(sim[i, rank[i, :k1]] / beta1)
-        S[i, i] = np.exp(sim[i, i] / beta1)
-    L = np.outer(np.sqrt(1.0 / S.sum(axis=1)), np.sqrt(1.0 / S.sum(axis=0))) * S
-    global_X = L @ X
-    for i in range(n):
+
+    def propagated(sim: np.ndarray, k: int, beta: float) -> np.ndarray:
+        rank = np.argsort(-sim, axis=1, kind="stable")
+        S = np.zeros(sim.shape)
+        for i in range(len(X)):
+            S[i, rank[i, :k]] = np.exp(sim[i, rank[i, :k]] / beta)
+            S[i, i] = np.exp(sim[i, i] / beta)
+        L = np.outer(np.sqrt(1.0 / S.sum(axis=1)), np.sqrt(1.0 / S.sum(axis=0))) * S
+        return L @ X
+
+    global_X = propagated(sim, k1, beta1)
+    for i in range(len(X)):
         tmp = sim[i, i]
         sim[i, cams == cams[i]] = -2
         sim[i, i] = tmp
-    rank = np.argsort(-sim, axis=1, kind="stable")
-    S = np.zeros(sim.shape)
-    for i in range(n):
-        S[i, rank[i, :k2]] = np.exp(sim[i, rank[i, :k2]] / beta2)
-        S[i, i] = np.exp(sim[i, i] / beta2)
-    L = np.outer(np.sqrt(1.0 / S.sum(axis=1)), np.sqrt(1.0 / S.sum(axis=0))) * S
-    cross_X = L @ X
-    X = scale * cross_X + (1 - scale) * global_X
+    X = scale * propagated(sim, k2, beta2) + (1 - scale) * global_X
     return X / np.linalg.norm(X, ord=2, axis=1, keepdims=True)
 
 

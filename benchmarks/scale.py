@@ -205,8 +205,8 @@ def scale_section(scale: str, device: str, repeats: int, only: list[str] | None 
     if ours and dense and ours["completed"] and dense["completed"]:
         print(f"k-reciprocal vs the original dense algorithm: {dense['seconds'] / ours['seconds']:.1f}x faster, "
               f"{ours['peak_rss_gib'] / dense['peak_rss_gib']:.2f} of its peak memory")
-        summary.update(kreciprocal_speedup=dense["seconds"] / ours["seconds"], dense_kreciprocal_seconds=dense["seconds"],
-                       dense_kreciprocal_peak_rss_gib=dense["peak_rss_gib"])
+        summary.update(kreciprocal_speedup=dense["seconds"] / ours["seconds"],
+                       dense_kreciprocal_seconds=dense["seconds"], dense_kreciprocal_peak_rss_gib=dense["peak_rss_gib"])
     ffgnn = by.get("FFGNN inference")
     if ffgnn:
         flops = performed_flops(Q, G, D, min(150, G // 2), 3)

@@ -55,3 +55,16 @@ def folders_and_out(description: str, holding: str) -> tuple[list[Path], str | N
         print(f"{parser.prog}: no {holding} in {', '.join(missing)}", file=sys.stderr)
         sys.exit(2)
     return folders, args.out
+
+
+def shared_folder_and_out(description: str) -> tuple[Path, str | None]:
+    """The command line of a benchmark over the shared folder: ``--shared`` (default ``$REIDGRAPH_SHARED``;
+    required otherwise, refused in one line with exit code 2) and ``--out``."""
+    parser = argparse.ArgumentParser(description=description, epilog=EPILOG)
+    parser.add_argument("--shared", type=Path, default=shared(),
+                        help="the shared folder holding features/ (required where REIDGRAPH_SHARED is unset)")
+    parser.add_argument("--out", help="write the figures as JSON here")
+    args = parser.parse_args()
+    if args.shared is None:
+        parser.error("--shared: give the shared folder holding features/, or set REIDGRAPH_SHARED")
+    return args.shared, args.out
