@@ -37,14 +37,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from results_io import save, update_summary
+from results_io import cpu, save, update_summary
 from scale import KNN, METHODS as SCALE_METHODS, isolated_call, peak_rss_gib, scale_section
 from shared_paths import EPILOG, FEATURE_SETS, shared
 
@@ -232,13 +231,13 @@ def main() -> int:
             return 2
         params = {name: method_params(name, models["graph"], args.quick) for name in args.methods}
         rows = [isolated(name, str(features), models, params[name], args.device) for name in args.methods]
-    print(f"accuracy on {described}; {platform.machine()}, {args.device}, each method in its own process")
+    print(f"accuracy on {described}; {cpu()}, {args.device}, each method in its own process")
     print(f"{'method':<56}{'rank-1':>8}{'rank-5':>8}{'mAP':>8}{'mINP':>8}{'time (s)':>10}{'peak RSS (GiB)':>16}"
           f"{'after imports':>15}")
     for r in rows:
         print(f"{r['method']:<56}" + "".join(f"{100 * r[k]:8.1f}" for k in ("rank1", "rank5", "mAP", "mINP"))
               + f"{r['seconds']:10.2f}{r['peak_rss_gib']:16.2f}{r['baseline_rss_gib']:15.2f}")
-    results = {"features": described, "machine": platform.machine(), "device": args.device,
+    results = {"features": described, "machine": cpu(), "device": args.device,
                "training_seconds": {k.removesuffix(" seconds"): v for k, v in models.items() if k.endswith(" seconds")},
                "accuracy": rows}
     save(args.out, results)
@@ -254,7 +253,7 @@ def main() -> int:
                    "msmt_scale_completed": summaries["msmt"]["completed"] if "msmt" in summaries else None}
         results["summary"] = summary
         if "market" in scales:  # summary.json holds the Market-scale figures (and MSMT's when run with them)
-            update_summary(summary, f"benchmarks/run.py --scale {args.scale} ({platform.machine()}, {args.device})")
+            update_summary(summary, f"benchmarks/run.py --scale {args.scale} ({cpu()}, {args.device})")
     save(args.out, results)
     return 0
 
