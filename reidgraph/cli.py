@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -22,11 +23,12 @@ from .data.datasets import DATASETS, load_dataset
 from .data.samplers import neighbourhood_split
 from .data.synthetic_images import make_synthetic_market
 from .debias import Debias
-from .engine import ABLATIONS, PRESETS, GNNTrainConfig, load_ffgnn, recipe, train_ffgnn
+from .engine import ABLATIONS, PRESETS, GNNTrainConfig, load_debias, load_ffgnn, recipe, train_ffgnn
 from .engine.distributed import init_distributed
 from .engine.extract import extract_features
 from .engine.loop import OptimConfig
 from .engine.pipeline import run_pipeline, score
+from .engine.selection import FRACTION, MIN_IDS, check_selectable, load_pipeline, select_pipeline, store_pipeline
 from .engine.train_fen import FENTrainConfig, load_fen
 from .engine.train_joint import JointTrainConfig
 from .export import DEFAULT_OPSET
@@ -36,7 +38,7 @@ from .graph import GraphSettings
 from .graph.ann import KINDS as ANN_KINDS, AnnIndex, HNSWSettings, IVFSettings
 from .ranked_lists import output_format, write_ranked
 from .rerank import needs_cameras, parameters, parts, rerank
-from .rerank.registry import NEIGHBOR_METHODS, SUMMARIES, takes_index
+from .rerank.registry import LABEL_FREE, NEIGHBOR_METHODS, SUMMARIES, label_free, takes_index
 from .rerank.sharded import is_sharded, shard_range, sharded_k_reciprocal, sharded_rerank
 from .tables import results_table
 
@@ -121,12 +123,63 @@ def train_gnn(args: argparse.Namespace) -> int:
     if train.split is not None and "train" in train.split:
         train = train.part("train")
     start = time.perf_counter()
-    train_ffgnn(train, settings, config, debias=Debias() if args.debias else None, device=device,
+    selection = None
+    if not args.no_select:
+        check_selectable(train, args.features)
+        workdir = out.with_name(out.name + ".selection")  # the held-out models, resumed from if interrupted
+        selection = select_pipeline(train, settings, config, workdir=workdir, debias=True if args.debias else None,
+                                    device=device, progress=not args.quiet, source=args.features)
+    debias = selection.debias if selection else args.debias
+    train_ffgnn(train, settings, config, debias=Debias() if debias else None, device=device,
                 log_path=out.with_suffix(".log.jsonl"),
                 checkpoint=out, resume=not args.restart, progress=not args.quiet)
+    if selection:
+        store_pipeline(out, selection)
+        shutil.rmtree(workdir, ignore_errors=True)
+        print(selection.table())
     print(f"trained on {len(train)} features ({train.pids.unique().numel()} ids) in "
-          f"{time.perf_counter() - start:.1f} s; model written to {out}")
+          f"{time.perf_counter() - start:.1f} s; model written to {out}"
+          + (f"; its pipeline, run by evaluate/rerank --model without --method: {selection.method}"
+             if selection else ""))
     return 0
+
+
+def describe_command(args: argparse.Namespace) -> int:
+    """What a model file from train-gnn holds: its recipe, de-biasing, stored pipeline and held-out table."""
+    net, settings = load_ffgnn(args.model)
+    selection = load_pipeline(args.model)
+    trained = load_debias(args.model)
+    print(f"{args.model}: FFGNN, {net.channels}-d features, {len(net.convs)} layers; graphs K={settings.K}, "
+          f"k={settings.k}, lambda={settings.lam}, tau={settings.tau}, same-camera weight "
+          f"{settings.same_camera_weight}; trained on {'de-biased' if trained else 'raw'} features")
+    if selection is None:
+        print("no stored pipeline (trained with --no-select): evaluate/rerank --model run ffgnn")
+    else:
+        print(f"stored pipeline: {selection.method}")
+        print(selection.table())
+    return 0
+
+
+def chosen_method(args: argparse.Namespace, query: FeatureSet, gallery: FeatureSet) -> str | None:
+    """Fill in ``args.method`` where it is not given, and say how it was chosen (``None``: it was given).
+
+    With ``--model``: the pipeline the model file stores (``ffgnn`` for a file without one); a stored
+    training-free pipeline runs without the model. With neither: the label-free rule
+    (:data:`~reidgraph.rerank.registry.LABEL_FREE`); without camera ids it puts every image on one camera.
+    """
+    if args.method:
+        return None
+    if args.model:
+        model, stored = args.model, load_pipeline(args.model)
+        args.method = stored.method if stored else "ffgnn"
+        if parts(args.method)[0] != "ffgnn":
+            args.model = None
+        return f"the pipeline {model} stores" if stored else f"{model} stores no pipeline (trained with --no-select)"
+    if args.param:
+        raise ValueError("--param sets a parameter of a named method; pass --method too")
+    args.method, query.camids, gallery.camids = label_free(len(query), len(gallery), query.camids, gallery.camids)
+    cameras = "with" if args.method == LABEL_FREE[True] else "without"
+    return f"the label-free rule, {cameras} camera ids"
 
 
 def output_folder(name: str) -> Path:
@@ -165,6 +218,8 @@ def rerank_command(args: argparse.Namespace) -> int:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     try:
         output_format(args.out)
+        query, gallery = rerank_inputs(args)
+        why = chosen_method(args, query, gallery)
         params = method_params(args.method, args.param)
         needs_cameras(args.method, params)  # checks the method's name and parameters before any work
         if args.index:
@@ -179,7 +234,6 @@ def rerank_command(args: argparse.Namespace) -> int:
             print(f"reidgraph rerank: {args.method} compares all queries with all of the gallery and is not sharded "
                   f"yet; process 0 of {world_size} runs it alone while the others exit", file=sys.stderr)
             world_size = 1
-        query, gallery = rerank_inputs(args)
         index = AnnIndex.load(args.index) if args.index else None  # rerank checks it was built over this gallery
         top = min(100, len(gallery)) if args.top is None else args.top
         if not 1 <= top <= len(gallery):
@@ -214,8 +268,9 @@ def rerank_command(args: argparse.Namespace) -> int:
     if lists is None:  # not process 0 of a sharded run
         return 0
     write_ranked(args.out, *lists, query.paths, gallery_paths)
-    print(f"{args.method}: {len(query)} queries x {num_gallery} gallery, top {top} of each written to {args.out} "
-          f"in {time.perf_counter() - start:.1f} s" + (f" by {world_size} processes" if world_size > 1 else ""))
+    print(f"{args.method}{f' ({why})' if why else ''}: {len(query)} queries x {num_gallery} gallery, top {top} of "
+          f"each written to {args.out} in {time.perf_counter() - start:.1f} s"
+          + (f" by {world_size} processes" if world_size > 1 else ""))
     return 0
 
 
@@ -268,10 +323,11 @@ def rerank_inputs(args: argparse.Namespace) -> tuple[FeatureSet, FeatureSet]:
 
 def evaluate(args: argparse.Namespace) -> int:
     """CMC / mAP / mINP of a features file, ranked by any method (FFGNN fusion with --model)."""
+    query, gallery = FeatureSet.load(args.features, format=args.format).query_gallery()
+    why = None if args.fusion else chosen_method(args, query, gallery)
     method, params = evaluation_method(args)
     needs_cameras(method, params)  # checks the method's name and parameters before any work
     device = checked_device(args.device)
-    query, gallery = FeatureSet.load(args.features, format=args.format).query_gallery()
     start = time.perf_counter()
     ranking = rerank(method, query.feats, gallery.feats, query_camids=query.camids, gallery_camids=gallery.camids,
                      model=args.model, params=params, device=device, progress=not args.quiet)
@@ -280,7 +336,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({k: row[k] for k in ("method", "rank1", "rank5", "rank10", "mAP", "mINP")}))
     else:
-        print(f"{args.features}: {len(query)} queries, {len(gallery)} gallery")
+        print(f"{args.features}: {len(query)} queries, {len(gallery)} gallery" + (f"; {method}: {why}" if why else ""))
         print(results_table([row]))
     return 0
 
@@ -491,11 +547,12 @@ def add_query_gallery_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", help="one file holding both, with a split (e.g. pytorch_result.mat)")
 
 
-def add_method_options(p: argparse.ArgumentParser, required: bool = False) -> None:
+def add_method_options(p: argparse.ArgumentParser) -> None:
     names = ", ".join(f"{name}: {what}" for name, what in SUMMARIES.items())
-    p.add_argument("--method", required=required, metavar="NAME",
-                   help=f"re-ranking method{'' if required else ' (default: ffgnn with --model, else cosine)'}. "
-                        + names)
+    p.add_argument("--method", metavar="NAME",
+                   help=f"re-ranking method (default: with --model, the pipeline train-gnn chose and stored in it; "
+                        f"without, {LABEL_FREE[True]} where camera ids tell two cameras apart, else "
+                        f"{LABEL_FREE[False]} with every image on one camera). " + names)
     p.add_argument("--model", help="FFGNN model file from train-gnn, for ffgnn and ffgnn+PEER (its graph settings "
                                    "are used)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
@@ -547,11 +604,19 @@ def train_gnn_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debias", action="store_true",
                    help="train on features de-biased per camera (the train file's own statistics, ridge 10); the "
                         "model file stores the stage and re-ranking with it de-biases test features by their gallery")
+    p.add_argument("--no-select", action="store_true",
+                   help=f"train once, without choosing the pipeline. By default {100 * FRACTION:.0f}%% of the train "
+                        f"identities (seed 0; at least {MIN_IDS} identities needed) are held out and split into "
+                        "query and gallery (each identity and camera's first image a query); an FFGNN is trained on "
+                        "the rest, on raw and on de-biased features (--debias: de-biased only); every pipeline (peers, "
+                        "fusers, the FFGNN alone, after GCR's propagation, and followed by each peer) is scored on "
+                        "the held-out part; the model is trained on all identities as the best one needs and stores "
+                        "it with the table (reidgraph describe)")
     STAGE2.add(p, shown="the preset's")
 
 
 def rerank_options(p: argparse.ArgumentParser) -> None:
-    add_method_options(p, required=True)
+    add_method_options(p)
     p.add_argument("--top", type=int, help="gallery items listed per query (default: 100, or the gallery if smaller)")
     p.add_argument("--index", help="an approximate kNN index of the gallery from `reidgraph index`, searched in place "
                                    f"of exact kNN ({', '.join(NEIGHBOR_METHODS)} only)")
@@ -573,6 +638,10 @@ def index_options(p: argparse.ArgumentParser) -> None:
     for kind, options in INDEXES.items():
         options.add(p, prefix=f"{kind}: ")
     p.add_argument("--out", required=True, help="index file to write (e.g. gallery.ann)")
+
+
+def describe_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model file from train-gnn")
 
 
 def evaluate_options(p: argparse.ArgumentParser) -> None:
@@ -606,6 +675,8 @@ COMMANDS = {
                (export_options,)),
     "index": (index_command, "build an approximate kNN index (faiss IVF or HNSW) over gallery features once, for "
                              "rerank --index", (index_options, add_format_option, add_quiet_option)),
+    "describe": (describe_command, "what a model file from train-gnn holds: recipe, stored pipeline, held-out table",
+                 (describe_options,)),
     "evaluate": (evaluate, "CMC/mAP/mINP of a features file ranked by any method (FFGNN with --model)",
                  (evaluate_options, add_format_option, add_fusion_options, add_device_option, add_quiet_option)),
 }

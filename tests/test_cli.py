@@ -5,6 +5,7 @@ import pytest
 from helpers import TINY_TRAIN
 
 from reidgraph.cli import main
+from reidgraph.rerank.registry import LABEL_FREE
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
@@ -46,7 +47,7 @@ def test_train_gnn_then_evaluate_json(tmp_path, capsys):
     synthetic_features(40, 6, 3, 16, seed=0).save(tmp_path / "train.npz")
     synthetic_features(20, 6, 3, 16, seed=0, first_pid=100).save(tmp_path / "test.npz")
     model = tmp_path / "m" / "gnn.pt"
-    assert main(["train-gnn", "--features", str(tmp_path / "train.npz"), "--out", str(model), "--K", "20",
+    assert main(["train-gnn", "--no-select", "--features", str(tmp_path / "train.npz"), "--out", str(model), "--K", "20",
                  "--k", "5", "--tau", "5", "--epochs", "1", "--quiet"]) == 0
     assert model.is_file() and (tmp_path / "m" / "gnn.log.jsonl").is_file()
     capsys.readouterr()
@@ -54,7 +55,7 @@ def test_train_gnn_then_evaluate_json(tmp_path, capsys):
         assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--json", "--quiet", *extra]) == 0
         result = json.loads(capsys.readouterr().out)
         assert set(result) == {"method", "rank1", "rank5", "rank10", "mAP", "mINP"}
-        assert result.pop("method") == ("ffgnn" if extra else "cosine")
+        assert result.pop("method") == ("ffgnn" if extra else LABEL_FREE[True])
         assert all(0 <= v <= 1 for v in result.values())
 
 
@@ -65,7 +66,7 @@ def test_evaluate_rejects_foreign_model_and_wrong_dimension(tmp_path, capsys):
     assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--model", str(tmp_path / "notes.pt")]) == 2
     assert "is not a readable reidgraph checkpoint" in capsys.readouterr().err
     synthetic_features(40, 6, 3, 8, seed=0).save(tmp_path / "train8.npz")
-    assert main(["train-gnn", "--features", str(tmp_path / "train8.npz"), "--out", str(tmp_path / "g.pt"),
+    assert main(["train-gnn", "--no-select", "--features", str(tmp_path / "train8.npz"), "--out", str(tmp_path / "g.pt"),
                  "--K", "20", "--k", "5", "--tau", "5", "--epochs", "1", "--quiet"]) == 0
     capsys.readouterr()
     assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--model", str(tmp_path / "g.pt")]) == 2
@@ -88,7 +89,7 @@ def test_camera_aware_training_and_zero_shot_fusion(tmp_path, capsys):
     synthetic_features(20, 6, 3, 16, seed=0, first_pid=100).save(tmp_path / "test.npz")
     graph = ["--K", "20", "--k", "5", "--tau", "5"]
     model = tmp_path / "cam.pt"
-    assert main(["train-gnn", "--features", str(tmp_path / "train.npz"), "--out", str(model), *graph,
+    assert main(["train-gnn", "--no-select", "--features", str(tmp_path / "train.npz"), "--out", str(model), *graph,
                  "--epochs", "1", "--camera-aware", "--quiet"]) == 0
     assert load_ffgnn(model)[1].same_camera_weight == 0.0  # kept with the model, used again at test time
     test = ["evaluate", "--features", str(tmp_path / "test.npz"), "--json", "--quiet"]
@@ -113,7 +114,7 @@ def test_train_gnn_presets_and_ablations(tmp_path, capsys):
     from reidgraph.features import FeatureSet
     train = synthetic_features(30, 4, 2, 8, seed=0)
     train.save(tmp_path / "train.npz")
-    run = ["train-gnn", "--features", str(tmp_path / "train.npz"), "--K", "20", "--k", "5", "--tau", "5", "--quiet"]
+    run = ["train-gnn", "--no-select", "--features", str(tmp_path / "train.npz"), "--K", "20", "--k", "5", "--tau", "5", "--quiet"]
     assert main([*run, "--out", str(tmp_path / "paper.pt"), "--preset", "paper", "--ablation", "ori_w_mask",
                  "--epochs", "1"]) == 0
     config = load_checkpoint(tmp_path / "paper.pt", "ffgnn")["config"]
@@ -143,13 +144,13 @@ def test_train_gnn_refuses_to_resume_on_other_features(tmp_path, capsys):
     synthetic_features(30, 6, 3, 16, seed=0).save(tmp_path / "b.npz")  # another number of identities
     model, common = tmp_path / "gnn.pt", ["--K", "20", "--k", "5", "--tau", "5", "--quiet", "--preset", "paper",
                                           "--ablation", "sft"]
-    assert main(["train-gnn", "--features", str(tmp_path / "a.npz"), "--out", str(model), "--epochs", "1",
+    assert main(["train-gnn", "--no-select", "--features", str(tmp_path / "a.npz"), "--out", str(model), "--epochs", "1",
                  *common]) == 0
     capsys.readouterr()
-    assert main(["train-gnn", "--features", str(tmp_path / "b.npz"), "--out", str(model), "--epochs", "2",
+    assert main(["train-gnn", "--no-select", "--features", str(tmp_path / "b.npz"), "--out", str(model), "--epochs", "2",
                  *common]) == 2
     assert "gnn.pt was trained on other features (" in error_line(capsys, "train-gnn")
-    assert main(["train-gnn", "--features", str(tmp_path / "b.npz"), "--out", str(model), "--epochs", "1",
+    assert main(["train-gnn", "--no-select", "--features", str(tmp_path / "b.npz"), "--out", str(model), "--epochs", "1",
                  "--restart", *common]) == 0
     log = [json.loads(line) for line in (tmp_path / "gnn.log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1]  # the restart started a new log
@@ -212,10 +213,10 @@ def test_out_and_device_are_one_line(tmp_path, capsys, monkeypatch):
     assert "--out" in error_line(capsys, "demo")
     assert main(["train", "--dataset", "market1501", "--root", str(tmp_path), "--out", str(tmp_path / "file")]) == 2
     assert "--out" in error_line(capsys, "train")
-    assert main(["train-gnn", "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path)]) == 2
+    assert main(["train-gnn", "--no-select", "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path)]) == 2
     assert "is a folder" in error_line(capsys, "train-gnn")
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    assert main(["train-gnn", "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path / "g.pt"),
+    assert main(["train-gnn", "--no-select", "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path / "g.pt"),
                  "--device", "cuda"]) == 2
     assert "no CUDA device" in error_line(capsys, "train-gnn")
     assert main(["train", "--dataset", "market1501", "--root", str(tmp_path), "--out", str(tmp_path / "run"),
@@ -228,11 +229,11 @@ def test_train_gnn_k_and_tau_follow_a_small_K(tmp_path, capsys):
     from reidgraph.engine import load_ffgnn
     synthetic_features(30, 4, 2, 8, seed=0).save(tmp_path / "train.npz")
     model = tmp_path / "small.pt"
-    assert main(["train-gnn", "--features", str(tmp_path / "train.npz"), "--out", str(model), "--K", "10",
+    assert main(["train-gnn", "--no-select", "--features", str(tmp_path / "train.npz"), "--out", str(model), "--K", "10",
                  "--epochs", "1", "--quiet"]) == 0, capsys.readouterr().err
     settings = load_ffgnn(model)[1]
     assert (settings.K, settings.k, settings.tau) == (10, 10, 10)  # the preset's 20s, capped at K
-    assert main(["train-gnn", "--features", str(tmp_path / "train.npz"), "--out", str(tmp_path / "bad.pt"),
+    assert main(["train-gnn", "--no-select", "--features", str(tmp_path / "train.npz"), "--out", str(tmp_path / "bad.pt"),
                  "--K", "10", "--k", "20", "--epochs", "1", "--quiet"]) == 2  # an explicit k is kept, and refused
     assert "\n" not in capsys.readouterr().err.strip()
 
@@ -298,7 +299,7 @@ def test_train_gnn_debias_stores_the_stage_and_evaluate_applies_it(tmp_path, cap
     synthetic_features(20, 6, 3, 16, seed=0, first_pid=100).save(tmp_path / "test.npz")
     small = ["--K", "20", "--k", "5", "--tau", "5", "--epochs", "1", "--quiet"]
     for name, extra in (("raw.pt", []), ("debiased.pt", ["--debias"])):
-        assert main(["train-gnn", "--features", str(tmp_path / "train.npz"), "--out", str(tmp_path / name),
+        assert main(["train-gnn", "--no-select", "--features", str(tmp_path / "train.npz"), "--out", str(tmp_path / name),
                      *small, *extra]) == 0
     assert load_debias(tmp_path / "debiased.pt") == Debias() and load_debias(tmp_path / "raw.pt") is None
     capsys.readouterr()

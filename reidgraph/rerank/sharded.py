@@ -43,7 +43,7 @@ from ..nn.fusion import _fused_graphs
 from ..ranking import smallest
 from ._common import joint_features
 from .kreciprocal import k_reciprocal, neighbour_pass
-from .registry import PEERS, _fuser, _route, check_model_and_cameras, debias_stage, debiased, parts
+from .registry import PEERS, _fuser, _route, check_model_and_cameras, debias_stage, debiased, parts, propagated, stages
 
 # Index of the entries that pad a shorter list to the common width: above every real index,
 # so that merge_topk puts it after them on equal scores.
@@ -54,9 +54,9 @@ Search = Callable[[Tensor, Tensor, int], tuple[Tensor, Tensor]]
 
 def is_sharded(method: str) -> bool:
     """Whether ``method`` runs on several processes: the per-query ones, cosine and the fusers alone
-    (:func:`sharded_rerank`), and k-reciprocal (:func:`sharded_k_reciprocal`); none after de-biasing, which
-    needs the whole gallery's statistics."""
-    return not debiased(method)[0] and (parts(method)[1] is None or method == "k-reciprocal")
+    (:func:`sharded_rerank`), and k-reciprocal (:func:`sharded_k_reciprocal`); none after a stage (de-biasing
+    needs the whole gallery's statistics, GCR's propagation the whole gallery's neighbours)."""
+    return not stages(method) and (parts(method)[1] is None or method == "k-reciprocal")
 
 
 def shard_range(n: int, world_size: int, rank: int) -> tuple[int, int]:
@@ -184,6 +184,9 @@ def sharded_rerank(method: str, query, gallery_shard, offset: int, *, query_cami
         raise ValueError(f"method {method!r} compares all queries with all of the gallery and is not sharded; "
                          "run it in one process")
     own = _route(method, params or {})
+    if propagated(method)[0]:
+        raise ValueError(f"method {method!r} propagates over the whole gallery and is not sharded; run it in one "
+                         "process")
     if debias_stage(method, own, model) is not None:
         raise ValueError(f"de-biasing ({'method ' + repr(method) if debiased(method)[0] else model}) needs the "
                          "statistics of the whole gallery and is not sharded; run it in one process")
