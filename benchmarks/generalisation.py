@@ -23,10 +23,7 @@ import time
 from pathlib import Path
 
 from results_io import cpu, save
-from shared_paths import shared_folder_and_out
-
-SETS = {"CUHK03 OSNet": ("osnet_x0_25_msmt17", "cuhk03_labeled"), "CUHK03 omz": ("omz_0277", "cuhk03_labeled"),
-        "Market-1501 OSNet": ("osnet_x0_25_msmt17", "market1501")}
+from shared_paths import TRAIN_FILES, shared_folder_and_out
 # Label-free pipelines scored on val for comparison (with camera ids).
 LABEL_FREE_ROWS = ["gcrv", "debias+k-reciprocal", "debias+ecn", "debias+ca-jaccard", "debias+gnn-rerank",
                    "debias+gcr+k-reciprocal", "debias+gcr+ecn", "debias+gcr+ca-jaccard", "ca-jaccard"]
@@ -67,8 +64,9 @@ def val_rows(val: Path, model: Path, methods: list[str]) -> dict[str, float]:
     return rows
 
 
-def one_set(name: str, folder: Path, work: Path) -> dict:
-    train, val = folder / f"{SETS[name][1]}_train.npz", folder / f"{SETS[name][1]}_val.npz"
+def one_set(name: str, files: Path, work: Path) -> dict:
+    """Every figure of one shared set (``files``: its path without ``_train.npz``/``_val.npz``)."""
+    train, val = Path(f"{files}_train.npz"), Path(f"{files}_val.npz")
     model, plain = work / "m.pt", work / "plain.pt"
     _, plain_seconds = cli("train-gnn", "--no-select", "--features", str(train), "--out", str(plain), "--quiet")
     out, select_seconds = cli("train-gnn", "--features", str(train), "--out", str(model), "--quiet")
@@ -93,9 +91,9 @@ def one_set(name: str, folder: Path, work: Path) -> dict:
 def main() -> int:
     folder, out = shared_folder_and_out(__doc__)
     results = []
-    for name, (features, _) in SETS.items():
+    for name, files in TRAIN_FILES.items():
         with tempfile.TemporaryDirectory() as work:
-            results.append(one_set(name, folder / "features" / features, Path(work)))
+            results.append(one_set(name, folder / "features" / files, Path(work)))
         r = results[-1]
         v = r["val_mAP"]
         free_best = max((m for m in v if "ffgnn" not in m and "no camera" not in m), key=v.get)

@@ -14,6 +14,9 @@ from pathlib import Path
 ENV = "REIDGRAPH_SHARED"
 FEATURE_SETS = ("osnet_x0_25_msmt17", "omz_0277")
 """The feature folders under ``SHARED/features``, one per backbone."""
+TRAIN_FILES = {"CUHK03 OSNet": "osnet_x0_25_msmt17/cuhk03_labeled", "CUHK03 omz": "omz_0277/cuhk03_labeled",
+               "Market-1501 OSNet": "osnet_x0_25_msmt17/market1501"}
+"""The three shared feature sets, each ``SHARED/features/<value>_{train,val}.npz``."""
 EPILOG = (f"environment: {ENV}=DIR names the shared data folder (SHARED in the examples above,\n"
           "holding features/, datasets/, weights/); where it is set, a path left off the command line\n"
           "defaults to its place under it, otherwise the path is required.")

@@ -233,9 +233,10 @@ def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=Non
     stage = debias_stage(method, own, model)
     if stage is not None:
         query, gallery = debias(query, gallery, *cams, ridge=stage.ridge, min_images=stage.min_images)
-    if propagated(method)[0]:
-        spread = gcr(query, gallery, *cams, **own[PROPAGATE])
-        query, gallery = spread.query, spread.gallery
+    spread = propagated(method)[0]
+    if spread:
+        propagation = gcr(query, gallery, *cams, **own[PROPAGATE])
+        query, gallery = propagation.query, propagation.gallery
     if fuser:
         net, settings = _fuser(fuser, model, own[fuser], query.shape[1], cameras)
         net = net.to(device)
@@ -243,8 +244,8 @@ def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=Non
             from ..nn import ffgnn_rerank
             return ffgnn_rerank(net, query, gallery, settings, query_camids=cams[0], gallery_camids=cams[1],
                                 neighbors=_searched(index, query, gallery, settings.K), progress=progress)
-        key = (stage and (stage.ridge, stage.min_images), tuple(sorted(own[PROPAGATE].items())), fuser, str(model),
-               tuple(sorted(own[fuser].items())))
+        key = (stage and (stage.ridge, stage.min_images), spread and tuple(sorted(own[PROPAGATE].items())), fuser,
+               str(model), tuple(sorted(own[fuser].items())))
         cache = {} if cache is None else cache
         if key not in cache:
             cache[key] = _fused(net, settings, query, gallery, *cams, progress)

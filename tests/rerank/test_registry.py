@@ -116,3 +116,53 @@ def test_wrong_width_model_is_refused(data, model):
     with pytest.raises(ValueError, match="expects 16-d features but these are 8-d"):
         rerank("ffgnn", query.feats[:, :8], gallery.feats[:, :8], query_camids=query.camids,
                gallery_camids=gallery.camids, model=model)
+
+
+def test_propagation_stage_runs_the_rest_on_gcr_features(data, model):
+    """``gcr+M`` is M on the query and gallery features GCR propagates together (after de-biasing with
+    ``debias+``); the FFGNN then fuses each query's neighbourhood in that space."""
+    from reidgraph.debias import debias
+    from reidgraph.engine import load_ffgnn
+    from reidgraph.rerank import gcr
+    from reidgraph.rerank.registry import stages
+    from reidgraph.rerank.sharded import is_sharded
+
+    query, gallery = data
+    q, g, qc, gc = query.feats, gallery.feats, query.camids, gallery.camids
+    dq, dg = debias(q, g, qc, gc, min_images=1)
+    spread = gcr(dq, dg, qc, gc, k1=5)
+    got = run("debias+gcr+ecn", data, params={"debias.min_images": 1, "gcr.k1": 5, "k": 5, "t": 2, "q": 3})
+    assert torch.allclose(got.dense(), ecn(spread.query, spread.gallery, k=5, t=2, q=3).dense(), atol=1e-6)
+    net, settings = load_ffgnn(model)
+    want = ffgnn_rerank(net, *(gcr(q, g, qc, gc).query, gcr(q, g, qc, gc).gallery), settings, query_camids=qc,
+                        gallery_camids=gc)
+    got = run("gcr+ffgnn", data, model=model)
+    assert torch.equal(got.index, want.index) and torch.allclose(got.distance, want.distance)
+    assert stages("debias+gcr+ffgnn+ecn") == ("debias", "gcr") and stages("gcr") == () and stages("debias+gcr") == (
+        "debias",)
+    assert parts("gcr+ffgnn+ecn") == ("ffgnn", "ecn") and parts("debias+gcr") == (None, "gcr")
+    assert "gcr.k1" in parameters("gcr+ecn") and needs_cameras("gcr+ecn") and not is_sharded("gcr+ffgnn")
+    for name in ("gcr+", "gcr+gcr", "gcr+ffgnn+gcr", "gcr+gcrv", "gcr+cosine"):
+        with pytest.raises(ValueError, match="propagates with GCR twice or before nothing") as err:
+            run(name, data)
+        assert "\n" not in str(err.value)
+
+
+def test_cache_fuses_once_and_changes_nothing(data, model, monkeypatch):
+    from reidgraph.rerank import registry
+
+    calls = []
+    fused = registry._fused
+    monkeypatch.setattr(registry, "_fused", lambda *a: calls.append(1) or fused(*a))
+    cache = {}
+    names = ["ffgnn+ecn", "ffgnn+k-reciprocal", "gcr+ffgnn+ecn", "gcr+ffgnn+ecn", "ffgnn+ecn",
+             "gcr+ffgnn+k-reciprocal"]
+    for name in names:
+        got = run(name, data, model=model, cache=cache)
+        assert torch.equal(got.dense(), run(name, data, model=model).dense()), name
+    assert len(calls) == 2 + len(names)  # once with and once without propagation for the cached calls, and
+    # once for every call without a cache
+    calls.clear()
+    run("fusion+ecn", data, params={"fusion.K": 12, "fusion.k": 4, "tau": 4}, cache=cache)
+    run("fusion+ecn", data, params={"fusion.K": 10, "fusion.k": 4, "tau": 4}, cache=cache)
+    assert len(calls) == 2  # other fuser parameters, other features
