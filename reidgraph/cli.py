@@ -165,7 +165,7 @@ def chosen_method(args: argparse.Namespace, query: FeatureSet, gallery: FeatureS
 
     With ``--model``: the pipeline the model file stores (``ffgnn`` for a file without one); a stored
     training-free pipeline runs without the model. With neither: the label-free rule
-    (:data:`~reidgraph.rerank.registry.LABEL_FREE`); without camera ids it puts every image on one camera.
+    (:data:`~reidgraph.rerank.registry.LABEL_FREE`), by whether camera ids tell two cameras apart.
     """
     if args.method:
         return None
@@ -552,7 +552,7 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", metavar="NAME",
                    help=f"re-ranking method (default: with --model, the pipeline train-gnn chose and stored in it; "
                         f"without, {LABEL_FREE[True]} where camera ids tell two cameras apart, else "
-                        f"{LABEL_FREE[False]} with every image on one camera). " + names)
+                        f"{LABEL_FREE[False]}). " + names)
     p.add_argument("--model", help="FFGNN model file from train-gnn, for ffgnn and ffgnn+PEER (its graph settings "
                                    "are used)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",

@@ -64,8 +64,8 @@ class Selection:
 
 def candidates(debiased: bool, cameras: bool) -> list[str]:
     """The pipelines scored for one model (trained on de-biased features when ``debiased``): the peers alone
-    and the training-free fusers on the same features, then the FFGNN alone and followed by each peer, and
-    (de-biased, as GCRV propagates) the same after GCR's propagation. De-biased names start with ``debias+``
+    and the training-free fusers on the same features (de-biased: each peer after GCRV too), then the FFGNN
+    alone and followed by each peer, and (de-biased, as GCRV propagates) the same after GCR's propagation. De-biased names start with ``debias+``
     (``debias+gcr+ffgnn+ecn``), which a model trained with de-biasing runs as it runs ``gcr+ffgnn+ecn``.
     Without ``cameras`` (a single camera in the train file) the camera-aware ones are left out; GCRV is GCR
     after de-biasing, so it stands only among the de-biased ones (as ``gcrv``)."""
@@ -76,6 +76,7 @@ def candidates(debiased: bool, cameras: bool) -> list[str]:
     if not debiased:
         return [*free, *learned]
     free = [DEBIAS if m == "cosine" else "gcrv" if m == "gcr" else f"{DEBIAS}+{m}" for m in free]
+    free += [f"{DEBIAS}+{PROPAGATE}+{p}" for p in peers if p != PROPAGATE]  # GCRV, then a peer
     spread = [f"{PROPAGATE}+{m}" for m in learned if m != f"ffgnn+{PROPAGATE}"]
     return [*free, *(f"{DEBIAS}+{m}" for m in [*learned, *spread])]
 

@@ -32,8 +32,9 @@ def test_candidates_cover_every_part_once():
     assert len(set(raw)) == len(raw) and len(set(debiased)) == len(debiased) and not set(raw) & set(debiased)
     assert {"cosine", "k-reciprocal", "ecn", "ca-jaccard", "gcr", "fusion", "fusion-paper", "ffgnn",
             "ffgnn+ecn"} <= set(raw)
-    assert {"debias", "gcrv", "debias+ffgnn", "debias+ffgnn+k-reciprocal", "debias+gcr+ffgnn",
-            "debias+gcr+ffgnn+ecn"} <= set(debiased)
+    assert {"debias", "gcrv", "debias+gcr+ca-jaccard", "debias+ffgnn", "debias+ffgnn+k-reciprocal",
+            "debias+gcr+ffgnn", "debias+gcr+ffgnn+ecn"} <= set(debiased)
+    assert LABEL_FREE[True] in debiased  # the label-free rule is among the pipelines scored
     assert not any("ca-jaccard" in m or "gcr" in m or m == "fusion" for m in candidates(False, False))
 
 
@@ -97,7 +98,7 @@ def test_stored_pipeline_needs_what_it_needs(tmp_path, capsys):
 
 @pytest.mark.parametrize("cameras", [True, False])
 def test_label_free_rule(tmp_path, capsys, cameras):
-    """rerank without --method and --model runs LABEL_FREE[cameras]; without camera ids, on one camera."""
+    """rerank without --method and --model runs LABEL_FREE[cameras]."""
     data = synthetic_features(20, 6, 3, 16, seed=0)
     camids = (data.camids[:40], data.camids[40:]) if cameras else (None, None)
     FeatureSet(data.feats[:40], camids=camids[0]).save(tmp_path / "q.npz")
