@@ -127,7 +127,7 @@ def train_gnn(args: argparse.Namespace) -> int:
     if not args.no_select:
         check_selectable(train, args.features)
         workdir = out.with_name(out.name + ".selection")  # the held-out models, resumed from if interrupted
-        selection = select_pipeline(train, settings, config, workdir=workdir, debias=True if args.debias else None,
+        selection = select_pipeline(train, settings, config, workdir=workdir, models=(True,) if args.debias else None,
                                     device=device, progress=not args.quiet, source=args.features)
     debias = selection.debias if selection else args.debias
     train_ffgnn(train, settings, config, debias=Debias() if debias else None, device=device,
@@ -608,10 +608,10 @@ def train_gnn_options(p: argparse.ArgumentParser) -> None:
                    help=f"train once, without choosing the pipeline. By default {100 * FRACTION:.0f}%% of the train "
                         f"identities (seed 0; at least {MIN_IDS} identities needed) are held out and split into "
                         "query and gallery (each identity and camera's first image a query); an FFGNN is trained on "
-                        "the rest, on raw and on de-biased features (--debias: de-biased only); every pipeline (peers, "
-                        "fusers, the FFGNN alone, after GCR's propagation, and followed by each peer) is scored on "
-                        "the held-out part; the model is trained on all identities as the best one needs and stores "
-                        "it with the table (reidgraph describe)")
+                        "the rest (on de-biased features); every pipeline (peers and "
+                        "fusers, raw and de-biased; the FFGNN alone, after GCR's propagation, and followed by each "
+                        "peer) is scored on the held-out part; the model is trained on all identities as the best "
+                        "one needs and stores it with the table (reidgraph describe)")
     STAGE2.add(p, shown="the preset's")
 
 

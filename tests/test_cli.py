@@ -57,6 +57,9 @@ def test_train_gnn_then_evaluate_json(tmp_path, capsys):
         assert set(result) == {"method", "rank1", "rank5", "rank10", "mAP", "mINP"}
         assert result.pop("method") == ("ffgnn" if extra else LABEL_FREE[True])
         assert all(0 <= v <= 1 for v in result.values())
+    assert main(["describe", str(model)]) == 0
+    described = capsys.readouterr().out
+    assert "16-d features, 3 layers; graphs K=20, k=5" in described and "no stored pipeline" in described
 
 
 def test_evaluate_rejects_foreign_model_and_wrong_dimension(tmp_path, capsys):
