@@ -7,25 +7,30 @@ from pathlib import Path
 RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 
+# One row of each kind: the features, a peer, both presets, a training-free fuser, a composition, GCR(V), and
+# rows after de-biasing (the full table runs every row; the test keeps CI short).
+QUICK_ROWS = ["FEN features", "k-reciprocal", "FFGNN, paper preset", "FFGNN, default recipe",
+              "training-free, camera-aware", "FFGNN, default recipe + ECN", "GCR", "GCRV", "FEN features, de-biased",
+              "FFGNN, default recipe + ECN, de-biased"]
+
+QUICK_SCALE = ["kNN K=150, torch float32", "kNN all-vs-all k=21, torch bf16-screened", "FFGNN inference",
+               "k-reciprocal", "dense k-reciprocal (original algorithm)", "GCRV"]
+
+
 def test_quick_accuracy_table(tmp_path):
-    done = subprocess.run([sys.executable, str(RUN), "--quick", "--out", str(tmp_path / "r.json")],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, str(RUN), "--quick", "--methods", *QUICK_ROWS, "--scale-methods",
+                           *QUICK_SCALE, "--out", str(tmp_path / "r.json")], capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads((tmp_path / "r.json").read_text())["accuracy"]
-    names = [r["method"] for r in rows]
-    assert names[:11] == ["FEN features", "k-reciprocal", "CA-Jaccard", "ECN", "AQE", "GNN re-ranking",
-                          "FFGNN, paper preset", "FFGNN, default recipe", "training-free", "training-free, camera-aware",
-                          "training-free, default recipe's graph"]
-    assert {"FFGNN, paper preset + k-reciprocal", "FFGNN, default recipe + CA-Jaccard", "GCR", "GCRV",
-            "FEN features, de-biased", "FFGNN, default recipe + ECN, de-biased"} <= set(names[11:])
-    assert "GCR, de-biased" not in names and "GCRV, de-biased" not in names  # GCRV is GCR de-biased
+    assert [r["method"] for r in rows] == QUICK_ROWS
+    assert set(json.loads((tmp_path / "r.json").read_text())["training_seconds"]) == {"paper", "default",
+                                                                                       "default+debias"}
     for r in rows:
         assert 0 <= r["mAP"] <= 1 and r["seconds"] > 0 and r["peak_rss_gib"] > 0
     assert "k-reciprocal" in done.stdout and "peak RSS" in done.stdout
     scale = json.loads((tmp_path / "r.json").read_text())["scale"]
-    assert {r["method"] for r in scale} >= {"FFGNN inference", "k-reciprocal", "dense k-reciprocal (original algorithm)",
-                                            "kNN K=150, torch float32", "kNN all-vs-all k=21, torch bf16-screened",
-                                            "GCRV"}
+    assert [r["method"] for r in scale] == QUICK_SCALE
     assert all(r["completed"] and r["seconds"] > 0 and r["peak_rss_gib"] >= r["baseline_rss_gib"] for r in scale)
     summary = json.loads((tmp_path / "r.json").read_text())["summary"]
     assert summary["scale"] == "quick" and 0 < summary["ffgnn_roofline_fraction"]
@@ -49,3 +54,14 @@ def test_bad_options_are_refused(tmp_path):
                           (["--scale-methods", "GCRV", "nope"], "--scale-methods: unknown rows ['nope']")]:
         done = subprocess.run([sys.executable, str(RUN), "--quick", *args], capture_output=True, text=True, timeout=300)
         assert done.returncode == 2 and message in done.stderr
+
+
+def test_every_row_has_its_de_biased_twin_but_gcr():
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        import run
+    finally:
+        sys.path.remove(str(RUN.parent))
+    raw = [name for name in run.METHODS if not name.endswith(", de-biased")]
+    assert {"GCR", "GCRV", "FFGNN, paper preset + ECN", "training-free, camera-aware + CA-Jaccard"} <= set(raw)
+    assert {f"{name}, de-biased" for name in raw if name not in ("GCR", "GCRV")} == set(run.METHODS) - set(raw)
