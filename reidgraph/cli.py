@@ -21,13 +21,10 @@ import torch
 from ._options import Options
 from .data.datasets import DATASETS, load_dataset
 from .data.samplers import neighbourhood_split
-from .data.synthetic_images import make_synthetic_market
 from .debias import Debias
 from .engine import ABLATIONS, PRESETS, GNNTrainConfig, load_debias, load_ffgnn, recipe, train_ffgnn
 from .engine.distributed import init_distributed
-from .engine.extract import extract_features
 from .engine.loop import OptimConfig
-from .engine.pipeline import run_pipeline, score
 from .engine.selection import FRACTION, MIN_IDS, check_selectable, load_pipeline, select_pipeline, store_pipeline
 from .engine.train_fen import FENTrainConfig, load_fen
 from .engine.train_joint import JointTrainConfig
@@ -45,6 +42,9 @@ from .tables import results_table
 
 def demo(args: argparse.Namespace) -> int:
     """The main job: generated pedestrian images -> FEN -> FFGNN -> ranked lists, on the CPU in minutes."""
+    from .data.synthetic_images import make_synthetic_market
+    from .engine.pipeline import run_pipeline
+
     out = output_folder(args.out)
     # Every setting is checked before any work: the images, stage 1 and extraction take minutes.
     # Small images and light augmentation: on 64x32 crops, padding 10 and random
@@ -75,6 +75,8 @@ def demo(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> int:
     """All three stages on a dataset, then evaluation."""
+    from .engine.pipeline import run_pipeline
+
     output_folder(args.out)
     fen_config = FENTrainConfig(**FEN.given(args), seed=args.seed)
     settings, gnn_config = gnn_recipe(args, STAGE2_OF_THREE)
@@ -97,6 +99,8 @@ def train(args: argparse.Namespace) -> int:
 
 def extract(args: argparse.Namespace) -> int:
     """Features of every split of a dataset from a trained FEN, as one .npz."""
+    from .engine.extract import extract_features
+
     dataset = load_dataset(args.dataset, args.root, **dataset_options(args.dataset_option))
     fen, config = load_fen(args.weights)
     parts = [extract_features(fen, records, config["height"], config["width"], split=name, device=args.device,
@@ -323,6 +327,8 @@ def rerank_inputs(args: argparse.Namespace) -> tuple[FeatureSet, FeatureSet]:
 
 def evaluate(args: argparse.Namespace) -> int:
     """CMC / mAP / mINP of a features file, ranked by any method (FFGNN fusion with --model)."""
+    from .engine.pipeline import score
+
     query, gallery = FeatureSet.load(args.features, format=args.format).query_gallery()
     why = None if args.fusion else chosen_method(args, query, gallery)
     method, params = evaluation_method(args)

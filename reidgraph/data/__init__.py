@@ -1,11 +1,11 @@
 """Data: datasets by name, image loading, transforms, samplers, generated data."""
-from .datasets import DATASETS, ImageRecord, ReIDDataset, load_dataset, register_dataset
-from .image_dataset import ImageDataset
-from .samplers import PKSampler, neighbourhood_split, random_graph_neighbors
-from .synthetic_features import synthetic_features
-from .transforms import build_transforms
+from .._lazy import lazy_exports
 
-__all__ = [
-    "DATASETS", "ImageDataset", "ImageRecord", "PKSampler", "ReIDDataset", "build_transforms", "load_dataset",
-    "neighbourhood_split", "random_graph_neighbors", "register_dataset", "synthetic_features",
-]
+_EXPORTS = {
+    "DATASETS": ".datasets", "ImageRecord": ".datasets", "ReIDDataset": ".datasets", "load_dataset": ".datasets",
+    "register_dataset": ".datasets", "ImageDataset": ".image_dataset", "PKSampler": ".samplers",
+    "neighbourhood_split": ".samplers", "random_graph_neighbors": ".samplers",
+    "synthetic_features": ".synthetic_features", "build_transforms": ".transforms",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -1,5 +1,10 @@
 """Training stages: the FEN (stage 1), the FFGNN on fixed features (stage 2), both jointly (stage 3)."""
-from .checkpoint import load_checkpoint, save_checkpoint
-from .train_gnn import ABLATIONS, PRESETS, GNNTrainConfig, load_debias, load_ffgnn, recipe, train_ffgnn
+from .._lazy import lazy_exports
 
-__all__ = ["ABLATIONS", "PRESETS", "GNNTrainConfig", "recipe", "load_checkpoint", "load_debias", "load_ffgnn", "save_checkpoint", "train_ffgnn"]
+_EXPORTS = {
+    "load_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint", "ABLATIONS": ".train_gnn",
+    "PRESETS": ".train_gnn", "GNNTrainConfig": ".train_gnn", "load_debias": ".train_gnn", "load_ffgnn": ".train_gnn",
+    "recipe": ".train_gnn", "train_ffgnn": ".train_gnn",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

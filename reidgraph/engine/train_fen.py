@@ -3,21 +3,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch.utils.data import DataLoader
 
 from .._checks import int_in_range
 from ..data.datasets import ImageRecord
-from ..data.image_dataset import ImageDataset
 from ..data.samplers import PKSampler
-from ..data.transforms import build_transforms
 from ..losses import batch_hard_triplet_loss, softmax_loss
-from ..models import FEN, FENOutput
 from .checkpoint import load_checkpoint, stage_config
 from .distributed import Dist, wrap
 from .loop import OptimConfig, records_fingerprint, run_epochs, train_steps
+
+if TYPE_CHECKING:  # torchvision: at run time, only where a network is built
+    from ..models import FEN, FENOutput
 
 
 @dataclass
@@ -84,6 +84,10 @@ def train_fen(train: Sequence[ImageRecord], config: FENTrainConfig | None = None
     Returns:
         The trained :class:`~reidgraph.models.FEN` (unwrapped, eval mode).
     """
+    from ..data.image_dataset import ImageDataset
+    from ..data.transforms import build_transforms
+    from ..models import FEN
+
     config = config or FENTrainConfig()
     config.check()
     data = ImageDataset(train, build_transforms(config.height, config.width, train=True, pad=config.pad,
@@ -119,6 +123,8 @@ def train_fen(train: Sequence[ImageRecord], config: FENTrainConfig | None = None
 
 def load_fen(path: str | Path) -> tuple[FEN, dict]:
     """A trained FEN (eval mode, no classifier needed for retrieval) and its stage-1 settings."""
+    from ..models import FEN
+
     state = load_checkpoint(path, "fen")
     fen = FEN.from_config(state["config"]["fen"])
     fen.load_state_dict(state["modules"]["fen"])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -35,10 +36,11 @@ from ..features import FeatureSet
 from ..graph import GraphSettings, knn
 from ..graph.batches import iter_graph_batches
 from ..losses import batch_hard_triplet_loss, cross_camera_list_loss, softmax_loss, verification_loss
-from ..nn import FFGNN
-from ..nn.ffgnn import INITS, OUTPUTS
 from .checkpoint import load_checkpoint, stage_config
 from .loop import OptimConfig, run_epochs, tensor_fingerprint, train_steps
+
+if TYPE_CHECKING:  # the network imports PyG: at run time, only where one is built
+    from ..nn import FFGNN
 
 LOSSES = ("softmax", "triplet", "verification", "list")
 
@@ -80,6 +82,8 @@ class GNNTrainConfig(OptimConfig):
     ablation: str | None = None
 
     def check(self) -> None:
+        from ..nn.ffgnn import INITS, OUTPUTS
+
         super().check()
         int_in_range("graphs_per_batch", self.graphs_per_batch, 1, 10**6)
         in_unit_interval("anchor_fraction", self.anchor_fraction)
@@ -178,6 +182,8 @@ def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config
     Returns:
         The trained :class:`~reidgraph.nn.FFGNN`, in eval mode.
     """
+    from ..nn import FFGNN
+
     default_settings, default_config = recipe()
     settings, config = settings or default_settings, config or default_config
     config.check()
@@ -249,6 +255,8 @@ def load_debias(path: str | Path) -> Debias | None:
 
 def load_ffgnn(path: str | Path) -> tuple[FFGNN, GraphSettings]:
     """The trained FFGNN (eval mode) and its graph settings from a stage-2 checkpoint."""
+    from ..nn import FFGNN
+
     state = load_checkpoint(path, "ffgnn")
     cfg = state["config"]
     # Models saved before the output/init options were BatchNorm + ReLU, randomly initialised.

@@ -18,25 +18,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .._checks import int_in_range
 from ..data.datasets import ImageRecord
-from ..data.image_dataset import ImageDataset
 from ..data.samplers import neighbourhood_split
-from ..data.transforms import build_transforms
 from ..graph import GraphSettings, block_diagonal, knn
-from ..models import FEN
-from ..nn import FFGNN
 from .checkpoint import stage_config
 from .distributed import Dist, wrap
-from .extract import extract_features
 from .loop import OptimConfig, records_fingerprint, run_epochs, train_steps
 from .train_fen import fen_losses
 from .train_gnn import GNNTrainConfig, graph_losses, recipe
+
+if TYPE_CHECKING:  # torchvision and PyG: at run time, only when training runs
+    from ..models import FEN
+    from ..nn import FFGNN
 
 
 @dataclass
@@ -81,6 +80,10 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
     Returns:
         ``(fen, ffgnn)`` in eval mode.
     """
+    from ..data.image_dataset import ImageDataset
+    from ..data.transforms import build_transforms
+    from .extract import extract_features
+
     config = config or JointTrainConfig()
     config.check()
     graph_config = graph_config or recipe()[1]

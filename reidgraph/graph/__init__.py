@@ -1,16 +1,12 @@
 """Features to graphs: kNN backends, neighbourhood adjacency, PyG graph builder."""
-from .ann import AnnIndex, HNSWSettings, IVFSettings
-from .adjacency import (cosine_similarity, neighborhood_adjacency, normalize_adjacency, row_topk_mask,
-                        soft_jaccard, topk_members)
-from .batches import iter_graph_batches
-from .builder import build_graphs
-from .edges import block_diagonal, dense_to_edges
-from .search import knn
-from .settings import GraphSettings
-from .transform import NeighborhoodGraph
+from .._lazy import lazy_exports
 
-__all__ = [
-    "AnnIndex", "GraphSettings", "HNSWSettings", "IVFSettings", "NeighborhoodGraph", "block_diagonal",
-    "build_graphs", "cosine_similarity", "dense_to_edges", "iter_graph_batches", "knn", "neighborhood_adjacency",
-    "normalize_adjacency", "row_topk_mask", "soft_jaccard", "topk_members",
-]
+_EXPORTS = {
+    "AnnIndex": ".ann", "HNSWSettings": ".ann", "IVFSettings": ".ann", "cosine_similarity": ".adjacency",
+    "neighborhood_adjacency": ".adjacency", "normalize_adjacency": ".adjacency", "row_topk_mask": ".adjacency",
+    "soft_jaccard": ".adjacency", "topk_members": ".adjacency", "iter_graph_batches": ".batches",
+    "build_graphs": ".builder", "block_diagonal": ".edges", "dense_to_edges": ".edges", "knn": ".search",
+    "GraphSettings": ".settings", "NeighborhoodGraph": ".transform",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

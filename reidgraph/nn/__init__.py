@@ -1,7 +1,9 @@
 """The FFGNN layer and network, and their test-time use."""
-from .ffgnn import FFGNN
-from .ffgnn_conv import FFGNNConv
-from .fusion import ffgnn_rerank, fused_features
-from .training_free import TrainingFreeFusion
+from .._lazy import lazy_exports
 
-__all__ = ["FFGNN", "FFGNNConv", "ffgnn_rerank", "fused_features", "TrainingFreeFusion"]
+_EXPORTS = {
+    "FFGNN": ".ffgnn", "FFGNNConv": ".ffgnn_conv", "ffgnn_rerank": ".fusion", "fused_features": ".fusion",
+    "TrainingFreeFusion": ".training_free",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
