@@ -179,7 +179,7 @@ def test_settings_are_checked_before_any_work(tmp_path, capsys, monkeypatch, arg
     def no_work(*args, **kwargs):
         raise AssertionError("work started before the settings were checked")
 
-    monkeypatch.setattr(cli, "make_synthetic_market", no_work)
+    monkeypatch.setattr("reidgraph.data.synthetic_images.make_synthetic_market", no_work)
     monkeypatch.setattr(cli, "load_dataset", no_work)
     monkeypatch.setattr(cli.FeatureSet, "load", no_work)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
@@ -202,7 +202,7 @@ def test_demo_k_and_tau_follow_a_small_K(tmp_path, monkeypatch):
         return check(settings, *configs, **kwargs)
 
     check = cli.check_configs
-    monkeypatch.setattr(cli, "make_synthetic_market", stop)
+    monkeypatch.setattr("reidgraph.data.synthetic_images.make_synthetic_market", stop)
     monkeypatch.setattr(cli, "check_configs", record)
     assert main(["demo", "--out", str(tmp_path / "d"), "--K", "10", "--ids", "6"]) == 2
     assert (seen["settings"].K, seen["settings"].k, seen["settings"].tau) == (10, 10, 10)
