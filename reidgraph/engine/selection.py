@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from ..debias import Debias
 from ..evaluation import evaluate_order
@@ -134,7 +135,9 @@ def select_pipeline(train: FeatureSet, settings: GraphSettings, config, *, workd
         if debiased in models:
             train_ffgnn(rest, settings, config, debias=Debias() if debiased else None, device=device,
                         checkpoint=model, progress=progress)
-        for method in candidates(debiased, learned=debiased in models):
+        names = candidates(debiased, learned=debiased in models)
+        for method in tqdm(names, desc=f"scoring {'de-biased' if debiased else 'raw'} pipelines on held-out ids",
+                           disable=not progress, leave=False):
             fuser, start = parts(method)[0], time.perf_counter()
             try:
                 ranking = rerank(method, query.feats, gallery.feats, query_camids=query.camids,
