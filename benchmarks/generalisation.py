@@ -40,8 +40,6 @@ def cli(*args: str) -> tuple[str, float]:
 
 def val_rows(val: Path, model: Path, methods: list[str]) -> dict[str, float]:
     """mAP on ``val`` of each method (with ``model`` where it has an FFGNN); fused features computed once."""
-    import torch
-
     from reidgraph.evaluation import evaluate_order
     from reidgraph.features import FeatureSet
     from reidgraph.rerank import parts, rerank
@@ -54,8 +52,7 @@ def val_rows(val: Path, model: Path, methods: list[str]) -> dict[str, float]:
         ranking = rerank(method, q.feats, g.feats, query_camids=q.camids, gallery_camids=g.camids,
                          model=model if uses else None, cache=cache)
         rows[method] = evaluate_order(ranking.order_chunks(), q.pids, g.pids, q.camids, g.camids).mAP
-    zeros = (torch.zeros(len(q), dtype=torch.long), torch.zeros(len(g), dtype=torch.long))
-    ranking = rerank(LABEL_FREE[False], q.feats, g.feats, query_camids=zeros[0], gallery_camids=zeros[1])
+    ranking = rerank(LABEL_FREE[False], q.feats, g.feats)  # the rule without camera ids
     rows["label-free rule, no camera ids"] = evaluate_order(ranking.order_chunks(), q.pids, g.pids, q.camids,
                                                             g.camids).mAP
     for method in ("k-reciprocal", "ecn"):

@@ -25,7 +25,7 @@ from .debias import Debias
 from .engine import ABLATIONS, PRESETS, GNNTrainConfig, load_debias, load_ffgnn, recipe, train_ffgnn
 from .engine.distributed import init_distributed
 from .engine.loop import OptimConfig
-from .engine.selection import FRACTION, MIN_IDS, check_selectable, load_pipeline, select_pipeline, store_pipeline
+from .engine.selection import FRACTION, MIN_IDS, load_pipeline, select_pipeline, store_pipeline
 from .engine.train_fen import FENTrainConfig, load_fen
 from .engine.train_joint import JointTrainConfig
 from .export import DEFAULT_OPSET
@@ -129,7 +129,6 @@ def train_gnn(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     selection = None
     if not args.no_select:
-        check_selectable(train, args.features)
         workdir = out.with_name(out.name + ".selection")  # the held-out models, resumed from if interrupted
         selection = select_pipeline(train, settings, config, workdir=workdir, models=(True,) if args.debias else None,
                                     device=device, progress=not args.quiet, source=args.features)
@@ -181,7 +180,7 @@ def chosen_method(args: argparse.Namespace, query: FeatureSet, gallery: FeatureS
         return f"the pipeline {model} stores" if stored else f"{model} stores no pipeline (trained with --no-select)"
     if args.param:
         raise ValueError("--param sets a parameter of a named method; pass --method too")
-    args.method, query.camids, gallery.camids = label_free(len(query), len(gallery), query.camids, gallery.camids)
+    args.method = label_free(query.camids, gallery.camids)
     cameras = "with" if args.method == LABEL_FREE[True] else "without"
     return f"the label-free rule, {cameras} camera ids"
 

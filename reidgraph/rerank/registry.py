@@ -106,17 +106,12 @@ _FUSION = {"alpha": 0.3, "steps": 3}
 _DEBIAS = {"ridge": Debias.ridge, "min_images": Debias.min_images}
 
 
-def label_free(num_query: int, num_gallery: int, query_camids=None, gallery_camids=None
-               ) -> tuple[str, Tensor, Tensor]:
-    """``(method, query camera ids, gallery camera ids)`` of the :data:`LABEL_FREE` rule: with ids for both
-    that hold at least two cameras, the camera-aware method and those ids; otherwise the other method, with
-    every image on camera 0 (a method that uses cameras would see one). ``query_camids``/``gallery_camids``:
-    ``[Q]``/``[G]`` ids or ``None``."""
-    if query_camids is not None and gallery_camids is not None:
-        cams = [torch.as_tensor(c).reshape(-1) for c in (query_camids, gallery_camids)]
-        if torch.cat(cams).unique().numel() > 1:
-            return LABEL_FREE[True], cams[0], cams[1]
-    return LABEL_FREE[False], torch.zeros(num_query, dtype=torch.long), torch.zeros(num_gallery, dtype=torch.long)
+def label_free(query_camids=None, gallery_camids=None) -> str:
+    """The :data:`LABEL_FREE` method for these camera ids (``[Q]``/``[G]`` or ``None``): the camera-aware one
+    where both sides have ids and they hold at least two cameras, the other one otherwise."""
+    cameras = query_camids is not None and gallery_camids is not None and torch.cat(
+        [torch.as_tensor(c).reshape(-1) for c in (query_camids, gallery_camids)]).unique().numel() > 1
+    return LABEL_FREE[cameras]
 
 
 def method_names() -> list[str]:

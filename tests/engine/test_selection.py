@@ -107,8 +107,6 @@ def test_label_free_rule(tmp_path, capsys, cameras):
                  "--top", "10", "--out", str(tmp_path / "r.npz"), "--quiet"]) == 0
     method = LABEL_FREE[cameras]
     assert capsys.readouterr().out.startswith(f"{method} (the label-free rule, {'with' if cameras else 'without'}")
-    if not cameras:
-        camids = (torch.zeros(40, dtype=torch.long), torch.zeros(80, dtype=torch.long))
     expected = rerank(method, data.feats[:40], data.feats[40:], query_camids=camids[0], gallery_camids=camids[1])
     import numpy as np
     assert np.array_equal(np.load(tmp_path / "r.npz")["index"], expected.top(10)[0].numpy())
