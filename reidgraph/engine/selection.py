@@ -64,7 +64,7 @@ class Selection:
         lines = [head, f"  {'pipeline':<{width}}{'mAP':>7}{'R1':>7}{'time (s)':>10}"]
         for r in self.rows:
             mark = "*" if r["method"] == self.method else " "
-            scores = (f"{100 * r['mAP']:7.1f}{100 * r['rank1']:7.1f}{r.get('seconds', float('nan')):10.2f}"
+            scores = (f"{100 * r['mAP']:7.1f}{100 * r['rank1']:7.1f}{r['seconds']:10.2f}"
                       if r["mAP"] is not None else f"  not run: {r['skipped']}")
             lines.append(f"{mark} {r['method']:<{width}}{scores}")
         return "\n".join(lines)

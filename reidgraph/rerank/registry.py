@@ -212,7 +212,7 @@ def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=Non
         progress: progress bars.
         cache: a dict to keep the fused features of compositions in: pass the same one to calls with the same
             ``query``, ``gallery`` and cameras, and ``ffgnn+ecn`` after ``ffgnn+k-reciprocal`` fuses nothing
-            again (keyed by the de-biasing, fuser, model file and fuser parameters).
+            again (keyed by the de-biasing, the propagation, the fuser, the model file and the fuser's parameters).
 
     Returns:
         A :class:`~reidgraph.ranking.Ranking` of ``Q x G``.
