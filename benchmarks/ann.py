@@ -235,7 +235,7 @@ def main() -> int:
 
     missing = [f for f in FEATURE_SETS.values() if SHARED is None or not (SHARED / f / "cuhk03_labeled_val.npz").is_file()]
     if not args.skip_shared and missing:
-        print(f"(a) skipped: no features in {SHARED or f'$' + ENV + '/features (unset)'} for {', '.join(missing)}")
+        print(f"(a) skipped: no features in {SHARED or '$' + ENV + '/features (unset)'} for {', '.join(missing)}")
     elif not args.skip_shared:
         print(f"(a) real features, CUHK03-NP val queries; K={K}; ANN at default settings; mAP in %, change in points")
         print(f"{'features':<9}{'gallery':<40}{'kind':<6}{'recall@150':>11}{'cosine top-150 mAP':>22}"

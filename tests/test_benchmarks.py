@@ -14,6 +14,7 @@ QUICK_ROWS = ["FEN features", "k-reciprocal", "FFGNN, paper preset", "FFGNN, def
               "FFGNN, default recipe + ECN, de-biased"]
 
 QUICK_SCALE = ["kNN K=150, torch float32", "kNN all-vs-all k=21, torch bf16-screened", "FFGNN inference",
+               "FFGNN inference, paper preset", "FFGNN+ECN",
                "k-reciprocal", "dense k-reciprocal (original algorithm)", "GCRV"]
 
 

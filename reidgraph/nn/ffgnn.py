@@ -89,17 +89,22 @@ class FFGNN(torch.nn.Module):
         """The first layer's ``x W`` of images ``x [N, D]``, to pass on as ``first_xw``."""
         return self.convs[0].lin(x)
 
-    def forward_dense(self, x: Tensor, s: Tensor, first_xw: Tensor | None = None) -> Tensor:
+    def forward_dense(self, x: Tensor, s: Tensor, first_xw: Tensor | None = None, anchor_only: bool = False) -> Tensor:
         """:meth:`forward` on a batch of dense graphs ``x [B, n, D]``, ``s [B, n, n]``.
 
         Equal to the sparse path on the block-diagonal graph (BatchNorm sees all
         ``B * n`` nodes either way); dense products are faster for the small,
         dense-ish neighbourhood graphs of re-ranking. ``first_xw [B, n, D]`` is
         the first layer's precomputed ``x W`` (see :meth:`FFGNNConv.forward_dense`).
+        ``anchor_only`` (eval mode: BatchNorm then treats each node alone) computes the last layer for
+        node 0 only and returns ``[B, D]``.
         """
         B, n, D = x.shape
         for layer, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            x = conv.forward_dense(x, s, first_xw if layer == 0 else None)
+            last = anchor_only and layer == self.num_layers - 1
+            x = conv.forward_dense(x, s, first_xw if layer == 0 else None, anchor_only=last)
+            if last:
+                return self._after(norm, x)
             x = self._after(norm, x.reshape(B * n, -1)).view(B, n, -1)
         return x
 

@@ -63,7 +63,7 @@ class FFGNNConv(MessagePassing):
         message = self.propagate(edge_index, x=self.lin(x), edge_weight=edge_weight)
         return (1 - self.alpha) * x + self.alpha * message
 
-    def forward_dense(self, x: Tensor, s: Tensor, xw: Tensor | None = None) -> Tensor:
+    def forward_dense(self, x: Tensor, s: Tensor, xw: Tensor | None = None, anchor_only: bool = False) -> Tensor:
         r"""The same update on a batch of dense graphs: :math:`(1-\alpha) X + \alpha\, S (X W)`.
 
         Args:
@@ -72,10 +72,15 @@ class FFGNNConv(MessagePassing):
             xw: optional ``[B, n, F]`` precomputed :math:`X W`. At test time the
                 first layer's input is the FEN feature, so :math:`x_j W` can be
                 computed once per gallery image instead of once per graph.
+            anchor_only: node 0's update only, :math:`(1-\alpha) x_0 + \alpha (s_0 X) W`: one row of ``S``
+                before the product by ``W`` instead of ``n`` rows after it.
 
         Returns:
-            ``[B, n, F]``.
+            ``[B, n, F]``, or ``[B, F]`` with ``anchor_only``.
         """
+        if anchor_only:
+            mixed = torch.bmm(s[:, :1], x if xw is None else xw)[:, 0]
+            return (1 - self.alpha) * x[:, 0] + self.alpha * (self.lin(mixed) if xw is None else mixed)
         return (1 - self.alpha) * x + self.alpha * torch.bmm(s, self.lin(x) if xw is None else xw)
 
     # Optional[Tensor], not OptTensor: PyG's TorchScript template asserts that an

@@ -17,12 +17,17 @@ from .._checks import as_features, given_neighbors, int_in_range, same_dim
 from ..graph import GraphSettings, iter_graph_batches, knn
 from ..graph.cameras import graph_camids
 from ..ranking import HeadRanking
+from .layer_products import fuse_l2, layer_tables
+
+# Graphs fused at once: from 8 to 64 took the same time within noise on a 2-core CPU at Market size; larger
+# batches only hold more memory, and blocks above glibc's mmap threshold cost page faults at every batch.
+BATCH = 8
 
 
 @torch.no_grad()
 def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings | None = None, *,
                  query_camids=None, gallery_camids=None, backend: str = "auto", neighbors=None,
-                 batch_size: int = 64, progress: bool = False) -> HeadRanking:
+                 batch_size: int = BATCH, progress: bool = False) -> HeadRanking:
     """Re-rank each query's top-K gallery neighbours with a trained FFGNN.
 
     Args:
@@ -62,7 +67,7 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
 @torch.no_grad()
 def fused_features(model: torch.nn.Module, anchors, candidates, settings: GraphSettings | None = None, *,
                    exclude=None, anchor_camids=None, candidate_camids=None, backend: str = "auto",
-                   batch_size: int = 64, progress: bool = False) -> Tensor:
+                   batch_size: int = BATCH, progress: bool = False) -> Tensor:
     """Each anchor's fused feature in its own neighbourhood graph: node 0 of the FFGNN output.
 
     A per-image fused representation, so that any method taking features (k-reciprocal, ECN, ...)
@@ -79,14 +84,19 @@ def fused_features(model: torch.nn.Module, anchors, candidates, settings: GraphS
 
     Returns:
         ``[A, D]`` L2-normalised fused anchor features.
+
+    Passing the same tensor as ``anchors`` and ``candidates`` (each gallery item in its graph over the rest of the
+    gallery) lets an image's products by the layers' weights serve it as anchor and as neighbour.
     """
+    same = anchors is candidates
     anchors, candidates, settings = _prepare(anchors, candidates, settings, batch_size)
     camids = graph_camids(settings, anchor_camids, candidate_camids, anchors.shape[0], candidates.shape[0],
                           "anchor", "candidate")
     _, neighbors = knn(anchors, candidates, settings.K, backend=backend, exclude=exclude)
     fused = torch.empty_like(anchors)  # filled in place, as in ffgnn_rerank
-    for rows, z in _fused_graphs(model, anchors, candidates, neighbors, settings, batch_size, progress, *camids):
-        fused[rows] = z[:, 0]
+    for rows, z in _fused_graphs(model, anchors, candidates, neighbors, settings, batch_size, progress, *camids,
+                                 anchor_only=True, same=same):
+        fused[rows] = z
     return fused
 
 
@@ -103,8 +113,10 @@ def _prepare(query, gallery, settings: GraphSettings | None, batch_size: int):
 
 def _fused_graphs(model: torch.nn.Module, query: Tensor, gallery: Tensor, neighbors: Tensor,
                   settings: GraphSettings, batch_size: int, progress: bool, query_camids: Tensor | None,
-                  gallery_camids: Tensor | None) -> Iterator[tuple[slice, Tensor]]:
-    """``(rows, z [b, K+1, D])``: L2-normalised model outputs of consecutive batches of graphs, in eval mode."""
+                  gallery_camids: Tensor | None, anchor_only: bool = False,
+                  same: bool = False) -> Iterator[tuple[slice, Tensor]]:
+    """``(rows, z)``: L2-normalised model outputs of consecutive batches of graphs, in eval mode: ``z [b, K+1, D]``,
+    or node 0's ``[b, D]`` with ``anchor_only``. ``same``: ``query`` is ``gallery`` (row ``i`` the same image)."""
     # The dense path multiplies by W directly and would skip FFGNNConv's width check.
     channels = getattr(model, "channels", None)  # FFGNN has a width; TrainingFreeFusion has none
     if channels is not None and int(channels) != query.shape[1]:
@@ -113,13 +125,41 @@ def _fused_graphs(model: torch.nn.Module, query: Tensor, gallery: Tensor, neighb
                          f"channels={query.shape[1]}")
     was_training = model.training
     model.eval()
-    # The first layer's x_j W depends only on the image, and a gallery image
-    # recurs in many graphs: project every image once, not once per graph.
-    query_xw, gallery_xw = model.project_first(query), model.project_first(gallery)
+    batches = iter_graph_batches(query, gallery, neighbors, settings, batch_size, progress, query_camids,
+                                 gallery_camids)
     try:
-        for rows, x, s in iter_graph_batches(query, gallery, neighbors, settings, batch_size, progress,
-                                             query_camids, gallery_camids):
+        # A graph's nodes in one index space: the query rows, then the gallery rows (or the gallery alone).
+        nodes = torch.cat([torch.arange(len(query), device=neighbors.device)[:, None],
+                           neighbors if same else neighbors + len(query)], dim=1)
+        needed, nodes = nodes.unique(return_inverse=True)
+        if _products_pay(model, len(needed), *nodes.shape, query.shape[1]):
+            images = (gallery if same else torch.cat([query, gallery]))[needed]
+            tables = [t.view(len(needed), -1) for t in layer_tables(model.convs, images)]
+            del images
+            # Gathered into buffers allocated once: fresh large blocks per batch cost page faults.
+            buffers = [t.new_empty(batch_size * nodes.shape[1], t.shape[1]) for t in tables]
+            for rows, x, s in batches:
+                flat = nodes[rows].reshape(-1)
+                gathered = [torch.index_select(t, 0, flat, out=b[:len(flat)]).view(len(x), -1, x.shape[2])
+                            for t, b in zip(tables, buffers)]
+                yield rows, fuse_l2(x, s, gathered, model.alpha, anchor_only)
+            return
+        # The first layer's x_j W depends only on the image, and a gallery image
+        # recurs in many graphs: project every image once, not once per graph.
+        query_xw, gallery_xw = model.project_first(query), model.project_first(gallery)
+        for rows, x, s in batches:
             xw = torch.cat([query_xw[rows, None], gallery_xw[neighbors[rows]]], dim=1)
-            yield rows, F.normalize(model.forward_dense(x, s, first_xw=xw), dim=-1)
+            yield rows, F.normalize(model.forward_dense(x, s, first_xw=xw, anchor_only=anchor_only), dim=-1)
     finally:
         model.train(was_training)
+
+
+def _products_pay(model: torch.nn.Module, images: int, graphs: int, n: int, dim: int) -> bool:
+    """Whether :mod:`~reidgraph.nn.layer_products` computes ``graphs`` graphs of ``n`` nodes over ``images``
+    distinct images in fewer multiply-adds than the direct path; it applies to ``output="l2"`` FFGNNs only."""
+    if getattr(model, "output", None) != "l2":
+        return False
+    layers = model.num_layers
+    direct = images * dim * dim + graphs * ((layers - 1) * n * dim * dim + layers * n * n * dim)
+    products = (2 ** layers - 1) * (images * dim * dim + graphs * n * n * dim)
+    return products < direct

@@ -51,9 +51,12 @@ class TrainingFreeFusion(torch.nn.Module):
         """``x W`` with ``W = I``: the features themselves (the protocol of :meth:`FFGNN.project_first`)."""
         return x
 
-    def forward_dense(self, x: Tensor, s: Tensor, first_xw: Tensor | None = None) -> Tensor:
-        """:meth:`forward` on dense graphs ``x [B, n, D]``, ``s [B, n, n]``; ``first_xw`` is ``x`` itself."""
-        for _ in range(self.steps):
+    def forward_dense(self, x: Tensor, s: Tensor, first_xw: Tensor | None = None, anchor_only: bool = False) -> Tensor:
+        """:meth:`forward` on dense graphs ``x [B, n, D]``, ``s [B, n, n]``; ``first_xw`` is ``x`` itself.
+        ``anchor_only``: the last step for node 0 only, ``[B, D]``."""
+        for step in range(self.steps):
+            if anchor_only and step == self.steps - 1:
+                return F.normalize((1 - self.alpha) * x[:, 0] + self.alpha * torch.bmm(s[:, :1], x)[:, 0], dim=-1)
             x = F.normalize((1 - self.alpha) * x + self.alpha * (s @ x), dim=-1)
         return x
 

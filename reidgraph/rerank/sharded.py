@@ -39,7 +39,7 @@ from .._checks import as_features, int_in_range, same_dim
 from ..graph import GraphSettings, knn
 from ..graph.cameras import graph_camids
 from ..graph.search import worth_screening
-from ..nn.fusion import _fused_graphs
+from ..nn.fusion import BATCH, _fused_graphs
 from ..ranking import smallest
 from ._common import joint_features
 from .kreciprocal import k_reciprocal, neighbour_pass
@@ -269,7 +269,7 @@ def _fused_top(net: torch.nn.Module, settings: GraphSettings, query: Tensor, sha
         node_cams = None if gallery_camids is None else fetch_rows(needed, gallery_camids, offset, group)
         anchor_cams = None if query_camids is None else query_camids[rows]
         head_index, head_distance = index[rows, :K], distance[rows, :K]
-        for batch, z in _fused_graphs(net, q[rows], nodes, position, settings, 64, False, anchor_cams, node_cams):
+        for batch, z in _fused_graphs(net, q[rows], nodes, position, settings, BATCH, False, anchor_cams, node_cams):
             fused = 1 - (z[:, 1:] @ z[:, :1].transpose(1, 2)).squeeze(2)
             # Stable: equal fused distances keep their FEN order.
             head_distance[batch], order = fused.sort(dim=1, stable=True)

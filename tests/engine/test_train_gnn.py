@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from reidgraph.data import synthetic_features
-from reidgraph.engine import ABLATIONS, GNNTrainConfig, load_ffgnn, recipe, train_ffgnn
+from reidgraph.engine import ABLATIONS, load_ffgnn, recipe, train_ffgnn
 from reidgraph.engine.train_gnn import graph_losses
 from reidgraph.features import FeatureSet
 from reidgraph.graph import GraphSettings

@@ -225,3 +225,14 @@ def test_normalize_refuses_negative_weights():
         normalize_adjacency(torch.tensor([[1.0, -0.5], [0.0, 1.0]]))
     with pytest.raises(ValueError, match="non-negative weights"):
         normalize_adjacency(torch.tensor([[1.0, float("nan")], [0.0, 1.0]]))
+
+
+def test_ties_across_the_kth_place_go_to_the_lower_index():
+    """Exact ties (repeated integer vectors) at the k-th place: the k-reciprocal sets, hence D, as the loop's
+    stable order makes them (the fast top-k set falls back to the sort there)."""
+    g = torch.Generator().manual_seed(7)
+    base = torch.randint(-3, 4, (5, 6), generator=g).double()
+    x = torch.cat([base, base, base[:3]])
+    for k in (2, 3, 4, 6):
+        _, D, _, _ = ref_adjacency(x, k, 0.7, 5)
+        assert torch.allclose(soft_jaccard(cosine_similarity(x[None]), k)[0], D, atol=1e-12)

@@ -111,8 +111,8 @@ def test_no_batch_output_outlives_its_batch(setup, monkeypatch):
     model, q, g = setup
     outputs, alive, batches = [], [], fusion._fused_graphs
 
-    def tracked(*args):
-        for rows, z in batches(*args):
+    def tracked(*args, **kwargs):
+        for rows, z in batches(*args, **kwargs):
             alive.append(sum(ref() is not None for ref in outputs))
             outputs.append(weakref.ref(z))
             yield rows, z
