@@ -185,14 +185,20 @@ def neighborhood_adjacency(x: Tensor, k: int = 20, lam: float = 0.7, tau: int = 
     n = x.shape[1]
     check_graph_params(n, k, lam, tau, edges)
     weight, camids = same_camera_weight_and_ids(same_camera_weight, camids, tuple(x.shape[:2]), single)
+    a = checked_adjacency(x, k, lam, tau, edges, mask, camids, weight)
+    return a[0] if single else a
+
+
+def checked_adjacency(x: Tensor, k: int, lam: float, tau: int, edges: str, mask: bool, camids: Tensor | None,
+                      same_camera_weight: float) -> Tensor:
+    """:func:`neighborhood_adjacency` of ``[B, n, D]`` graphs whose inputs and settings the caller has checked
+    (the graph batches of re-ranking and training: their features are checked once, not once per batch)."""
     c = cosine_similarity(x)
-    if weight < 1:
-        c = camera_scaled(c, camids.to(c.device), weight)
+    if same_camera_weight < 1:
+        c = camera_scaled(c, camids.to(c.device), same_camera_weight)
     a = c if edges == "cosine" else lam * soft_jaccard(c, k) + (1 - lam) * c
     a = a.clamp(0, 1)
-    if mask:
-        a = row_topk_mask(a, tau)
-    return a[0] if single else a
+    return row_topk_mask(a, tau) if mask else a
 
 
 def check_graph_params(n: int, k: int, lam: float, tau: int, edges: str) -> None:

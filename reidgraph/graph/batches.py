@@ -16,7 +16,8 @@ def iter_graph_batches(anchors: Tensor, candidates: Tensor, neighbors: Tensor, s
     """Dense graphs for consecutive batches of anchors.
 
     Args:
-        anchors: ``[Q, D]``; candidates: ``[G, D]``; both L2-normalised by the caller.
+        anchors: ``[Q, D]``; candidates: ``[G, D]``; both L2-normalised and checked finite by the caller, as
+            are ``settings`` (:meth:`~reidgraph.graph.GraphSettings.check`).
         neighbors: ``[Q, K]`` candidate indices of each anchor's neighbours.
         anchor_camids, candidate_camids: ``[Q]`` / ``[G]`` cameras, checked by
             the caller (see :func:`~reidgraph.graph.cameras.graph_camids`); used by camera-aware settings.
@@ -31,4 +32,4 @@ def iter_graph_batches(anchors: Tensor, candidates: Tensor, neighbors: Tensor, s
         camids = None
         if settings.camera_aware:
             camids = torch.cat([anchor_camids[rows, None], candidate_camids[neighbors[rows]]], dim=1)
-        yield rows, x, settings.adjacency(x, camids)
+        yield rows, x, settings.checked_adjacency(x, camids)

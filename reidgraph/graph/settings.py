@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from torch import Tensor
 
 from .._checks import in_unit_interval, int_in_range
-from .adjacency import check_graph_params, neighborhood_adjacency, normalize_adjacency
+from .adjacency import check_graph_params, checked_adjacency, neighborhood_adjacency, normalize_adjacency
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,12 @@ class GraphSettings:
         return normalize_adjacency(neighborhood_adjacency(
             x, k=self.k, lam=self.lam, tau=self.tau, edges=self.edges, mask=self.mask, camids=camids,
             same_camera_weight=self.same_camera_weight))
+
+    def checked_adjacency(self, x: Tensor, camids: Tensor | None = None) -> Tensor:
+        """:meth:`adjacency` of graphs whose features (finite ``[B, n, D]``) and cameras the caller has checked,
+        with these settings checked too (:meth:`check`): the same result without checking each batch again."""
+        return normalize_adjacency(checked_adjacency(x, self.k, self.lam, self.tau, self.edges, self.mask, camids,
+                                                     self.same_camera_weight))
 
     def as_dict(self) -> dict:
         return asdict(self)

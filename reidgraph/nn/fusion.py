@@ -132,9 +132,11 @@ def _fused_graphs(model: torch.nn.Module, query: Tensor, gallery: Tensor, neighb
         nodes = torch.cat([torch.arange(len(query), device=neighbors.device)[:, None],
                            neighbors if same else neighbors + len(query)], dim=1)
         needed, nodes = nodes.unique(return_inverse=True)
-        if _products_pay(model, len(needed), *nodes.shape, query.shape[1]):
+        if _products_pay(model, len(needed), *nodes.shape, query.shape[1], anchor_only):
             images = (gallery if same else torch.cat([query, gallery]))[needed]
-            tables = [t.view(len(needed), -1) for t in layer_tables(model.convs, images)]
+            convs = model.convs[:-1] if anchor_only else model.convs  # the anchor's last layer needs no table
+            last = model.convs[-1].lin if anchor_only else None
+            tables = [t.view(len(needed), -1) for t in layer_tables(convs, images)]
             del images
             # Gathered into buffers allocated once: fresh large blocks per batch cost page faults.
             buffers = [t.new_empty(batch_size * nodes.shape[1], t.shape[1]) for t in tables]
@@ -142,7 +144,7 @@ def _fused_graphs(model: torch.nn.Module, query: Tensor, gallery: Tensor, neighb
                 flat = nodes[rows].reshape(-1)
                 gathered = [torch.index_select(t, 0, flat, out=b[:len(flat)]).view(len(x), -1, x.shape[2])
                             for t, b in zip(tables, buffers)]
-                yield rows, fuse_l2(x, s, gathered, model.alpha, anchor_only)
+                yield rows, fuse_l2(x, s, gathered, model.alpha, last)
             return
         # The first layer's x_j W depends only on the image, and a gallery image
         # recurs in many graphs: project every image once, not once per graph.
@@ -154,12 +156,13 @@ def _fused_graphs(model: torch.nn.Module, query: Tensor, gallery: Tensor, neighb
         model.train(was_training)
 
 
-def _products_pay(model: torch.nn.Module, images: int, graphs: int, n: int, dim: int) -> bool:
+def _products_pay(model: torch.nn.Module, images: int, graphs: int, n: int, dim: int, anchor_only: bool = False) -> bool:
     """Whether :mod:`~reidgraph.nn.layer_products` computes ``graphs`` graphs of ``n`` nodes over ``images``
-    distinct images in fewer multiply-adds than the direct path; it applies to ``output="l2"`` FFGNNs only."""
+    distinct images in fewer multiply-adds than the direct path; it applies to ``output="l2"`` FFGNNs only.
+    With ``anchor_only`` both compute the last layer for node 0 alone (one product by ``W`` a graph)."""
     if getattr(model, "output", None) != "l2":
         return False
-    layers = model.num_layers
-    direct = images * dim * dim + graphs * ((layers - 1) * n * dim * dim + layers * n * n * dim)
-    products = (2 ** layers - 1) * (images * dim * dim + graphs * n * n * dim)
+    full = model.num_layers - anchor_only  # layers computed for every node
+    direct = images * dim * dim + graphs * (max(full - 1, 0) * n * dim * dim + full * n * n * dim)
+    products = (2 ** full - 1) * (images * dim * dim + graphs * n * n * dim)
     return products < direct

@@ -54,34 +54,35 @@ def layer_tables(convs, x: Tensor) -> list[Tensor]:
     return tables
 
 
-def fuse_l2(x: Tensor, s: Tensor, gathered: list[Tensor], alpha: float, anchor_only: bool = False) -> Tensor:
+def fuse_l2(x: Tensor, s: Tensor, gathered: list[Tensor], alpha: float, last=None) -> Tensor:
     r"""The ``output="l2"`` FFGNN on a batch of graphs from their gathered table rows (see the module).
 
     Args:
         x: ``[B, n, D]`` the graphs' input rows :math:`h_0 = X`.
         s: ``[B, n, n]`` normalised adjacency.
         gathered: per layer :math:`\ell`, ``[B, n * 2^{l-1}, D]``: row ``j * 2^{l-1} + t`` is node ``j``'s slot
-            ``t`` of :func:`layer_tables`.
+            ``t`` of :func:`layer_tables`; all layers', or all but the last's with ``last``.
         alpha: the layers' :math:`\alpha`.
-        anchor_only: compute the last layer for node 0 only.
+        last: the last layer's ``lin`` (:math:`x \mapsto x W_L`), to compute that layer for node 0 alone:
+            :math:`u_{L,0} = (1-\alpha) h_{L-1,0} + \alpha (s_0 h_{L-1}) W_L`, one product by :math:`W_L` a graph,
+            which spares the last layer's :math:`2^{L-1}` tables.
 
     Returns:
-        ``[B, n, D]`` L2-normalised outputs, or ``[B, D]`` node 0's with ``anchor_only``.
+        ``[B, n, D]`` L2-normalised outputs, or node 0's ``[B, D]`` with ``last``.
     """
     B, n, _ = x.shape
     h, coef = x, None  # coef [B, 2^l, n, n]: C_{l, T} by bit mask T
     for layer, table in enumerate(gathered):
-        last = layer == len(gathered) - 1
+        final = layer == len(gathered) - 1 and last is None
         p = s[:, None] if coef is None else s[:, None] @ coef  # [B, m, n, n]: S C_{l-1,T}
         m = p.shape[1]
-        if last and anchor_only:
-            mixed = p[:, :, 0].transpose(1, 2).reshape(B, 1, n * m)
-            return F.normalize((1 - alpha) * h[:, 0] + alpha * torch.bmm(mixed, table)[:, 0], dim=-1)
         mixed = p.permute(0, 2, 3, 1).reshape(B, n, n * m)  # column j * m + t
         u = torch.baddbmm(h, mixed, table, beta=1 - alpha, alpha=alpha)
         scale = 1 / u.norm(dim=-1, keepdim=True).clamp_(min=1e-12)  # F.normalize's
         h = u * scale
-        if not last:
+        if not final:
             identity = torch.eye(n, dtype=x.dtype, device=x.device).expand(B, 1, n, n)
             coef = torch.cat([(1 - alpha) * (identity if coef is None else coef), alpha * p], dim=1) * scale[:, None]
-    return h
+    if last is None:
+        return h
+    return F.normalize((1 - alpha) * h[:, 0] + alpha * last(torch.bmm(s[:, :1], h)[:, 0]), dim=-1)

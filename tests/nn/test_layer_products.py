@@ -47,7 +47,7 @@ def test_equals_the_plain_loop_layer(layers):
     model = FFGNN(5, num_layers=layers, alpha=0.3, output="l2").double().eval()
     images, nodes, x, s = graphs(seed=layers)
     out = fuse_l2(x, s, gathered(model, images, nodes), model.alpha)
-    anchors = fuse_l2(x, s, gathered(model, images, nodes), model.alpha, anchor_only=True)
+    anchors = fuse_l2(x, s, gathered(model, images, nodes)[:-1], model.alpha, last=model.convs[-1].lin)
     for b in range(len(x)):
         expected = loop_l2_ffgnn(model, x[b], s[b].tolist())
         assert torch.allclose(out[b], expected, atol=1e-12)
@@ -132,6 +132,7 @@ def test_same_tensor_as_anchors_and_candidates_equals_a_copy(features, monkeypat
 def test_the_products_pay_for_many_graphs_not_for_few():
     model = FFGNN(2048, output="l2")
     assert fusion._products_pay(model, 19281, 3368, 151, 2048)  # Market size
+    assert fusion._products_pay(model, 19281, 19281, 151, 2048, anchor_only=True)  # ffgnn+PEER at Market size
     assert not fusion._products_pay(model, 1500, 10, 151, 2048)  # ten queries: the tables would cost more
     assert not fusion._products_pay(FFGNN(8), 19281, 3368, 151, 2048)  # batchnorm: the ReLU does not commute
     assert not fusion._products_pay(TrainingFreeFusion(), 19281, 3368, 151, 2048)
