@@ -168,7 +168,7 @@ def run_search(cfg: dict, work: str, kind: str) -> dict:
     _, idx = index.search(query, K)
     search = time.perf_counter() - start
     peak = peak_rss_gib()
-    exact = torch.load(Path(work) / "exact.pt")
+    exact = torch.load(Path(work) / "exact.pt", weights_only=True)
     R = exact["idx"].shape[0]
     setting = index.nprobe(K) if kind == "ivf" else index.ef_search(K)
     name, values = LADDER[kind]

@@ -24,6 +24,13 @@ def as_features(x: Any, name: str, ndim: int = 2) -> Tensor:
             x = torch.as_tensor(np.asarray(x))
         except (TypeError, ValueError) as err:
             raise ValueError(f"{name}: cannot be read as a numeric array ({err}); pass a tensor or numpy array") from None
+    if x.is_meta:
+        raise ValueError(f"{name}: is a meta tensor, which holds no values; pass the features themselves")
+    if x.is_complex():
+        raise ValueError(f"{name}: holds complex numbers; pass real features (e.g. x.real or x.abs())")
+    if x.layout != torch.strided:
+        x = x.to_dense()  # sparse features: the same values
+    x = x.detach()  # features saved with requires_grad: ranking needs no gradient
     if x.dim() != ndim:
         raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(x.shape)}; "
                          f"pass {'[N, D]' if ndim == 2 else '[B, n, D]'} features")
@@ -31,8 +38,8 @@ def as_features(x: Any, name: str, ndim: int = 2) -> Tensor:
         raise ValueError(f"{name}: features have dimension 0; pass at least one feature channel")
     if x.numel() == 0:
         raise ValueError(f"{name}: is empty (shape {tuple(x.shape)}); pass at least one feature vector")
-    if not x.is_floating_point():
-        x = x.float()
+    if not x.is_floating_point() or x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        x = x.float()  # integers, bool, and float8 formats, on which most operations are not defined
     if not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).any(dim=-1).sum())
         raise ValueError(f"{name}: {bad} feature vector(s) contain NaN or Inf; drop or repair them before ranking")
@@ -139,4 +146,28 @@ def given_neighbors(neighbors: Any, Q: int, G: int, k: int) -> Tensor:
     if neighbors.numel() and (int(neighbors.min()) < 0 or int(neighbors.max()) >= G):
         raise ValueError(f"neighbors holds indices outside the gallery's [0, {G}); search the index built over this "
                          "gallery")
+    ordered = neighbors.sort(dim=1).values
+    repeats = (ordered[:, 1:] == ordered[:, :-1]).any(dim=1)
+    if bool(repeats.any()):
+        row = int(repeats.nonzero()[0])
+        raise ValueError(f"neighbors row {row} names a gallery index more than once; each row must hold {k} distinct "
+                         "gallery indices (an index search's result)")
     return neighbors
+
+
+def usable_device(name, flag: str = "device") -> torch.device:
+    """``name`` as a torch device this machine can compute on (the CPU, or a CUDA device it has); a one-line
+    ``ValueError`` naming ``flag`` otherwise."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{flag} {name!r} is not a device; use cpu or cuda") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{flag} {name}: reidgraph computes on cpu or cuda, not {device.type}; use one of those")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{flag} {name}: this machine has no CUDA device; use cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"{flag} {name}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered "
+                         "from 0; choose one of them")
+    return device
+

@@ -23,11 +23,13 @@ from .data.datasets import DATASETS, load_dataset
 from .data.samplers import neighbourhood_split
 from .debias import Debias
 from .engine import ABLATIONS, PRESETS, GNNTrainConfig, load_debias, load_ffgnn, recipe, train_ffgnn
-from .engine.distributed import init_distributed
+from .engine.distributed import TIMEOUT_S, init_distributed, peer_failure
 from .engine.loop import OptimConfig
 from .engine.selection import FRACTION, MIN_IDS, load_pipeline, select_pipeline, store_pipeline
 from .engine.train_fen import FENTrainConfig, load_fen
 from .engine.train_joint import JointTrainConfig
+from ._checks import int_in_range, usable_device
+from .atomic import check_writable
 from .export import DEFAULT_OPSET
 from .feature_files import FORMATS
 from .features import FeatureSet
@@ -47,6 +49,9 @@ def demo(args: argparse.Namespace) -> int:
 
     out = output_folder(args.out)
     # Every setting is checked before any work: the images, stage 1 and extraction take minutes.
+    int_in_range("--ids", args.ids, 2, 10**5, "the losses need two identities")
+    int_in_range("--epochs", args.epochs, 1, 10**6)
+    int_in_range("--joint-graphs", args.joint_graphs, 0, 2**31)
     # Small images and light augmentation: on 64x32 crops, padding 10 and random
     # erasing remove most of the person (measured: rank-1 25 -> 14 at 12 epochs).
     fen_config = FENTrainConfig(arch="resnet18", height=64, width=32, epochs=args.epochs, lr=2e-3,
@@ -83,10 +88,12 @@ def train(args: argparse.Namespace) -> int:
     joint_config = JointTrainConfig(epochs=args.epochs_joint, **JOINT.given(args),
                                     seed=args.seed) if args.epochs_joint > 0 else None
     check_configs(settings, fen_config, gnn_config, joint_config)
-    dist = init_distributed(str(checked_device(args.device)))
+    dist = init_distributed(str(checked_device(args.device)), args.timeout)
     dataset = load_dataset(args.dataset, args.root, **dataset_options(args.dataset_option))
     # K against the candidates of a training graph, before stage 1 rather than after it.
     check_configs(settings, num_train=len(dataset.train), anchor_fraction=gnn_config.anchor_fraction)
+    if dataset.gallery:  # and against the test gallery the FFGNN re-ranks, which stage 3's end is too late to learn
+        settings.check(len(dataset.gallery))
     if dist.is_main:
         print(dataset.stats_table())
     results = run_pipeline(dataset, args.out, fen_config, settings, gnn_config, joint_config, dist=dist,
@@ -101,9 +108,11 @@ def extract(args: argparse.Namespace) -> int:
     """Features of every split of a dataset from a trained FEN, as one .npz."""
     from .engine.extract import extract_features
 
+    check_writable(args.out, "--out")
+    device = checked_device(args.device)
     dataset = load_dataset(args.dataset, args.root, **dataset_options(args.dataset_option))
     fen, config = load_fen(args.weights)
-    parts = [extract_features(fen, records, config["height"], config["width"], split=name, device=args.device,
+    parts = [extract_features(fen, records, config["height"], config["width"], split=name, device=device,
                               progress=not args.quiet)
              for name, records in (("train", dataset.train), ("query", dataset.query), ("gallery", dataset.gallery))
              if records]
@@ -123,6 +132,7 @@ def train_gnn(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; pass the model file to write, e.g. {out / 'ffgnn.pt'}")
+    check_writable(out, "--out", (args.features,))
     train = FeatureSet.load(args.features, format=args.format)
     if train.split is not None and "train" in train.split:
         train = train.part("train")
@@ -220,6 +230,7 @@ def rerank_command(args: argparse.Namespace) -> int:
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     try:
+        check_writable(args.out, "--out", (args.features, args.query, args.gallery, args.model, args.index))
         output_format(args.out)
         query, gallery = rerank_inputs(args)
         why = chosen_method(args, query, gallery)
@@ -249,7 +260,7 @@ def rerank_command(args: argparse.Namespace) -> int:
                 asked = (f"--nproc-per-node {local} exceeds" if local == world_size
                          else f"{world_size} processes (--nnodes x --nproc-per-node) exceed")
                 raise ValueError(f"{asked} the gallery's {num_gallery} images; use at most {num_gallery} processes")
-            job = init_distributed(str(device))
+            job = init_distributed(str(device), args.timeout)
             gallery_paths = gallery_paths if job.is_main else None
             if args.method == "k-reciprocal":  # every process holds all the features; its rows of the pass
                 lists = sharded_k_reciprocal(query.feats, gallery.feats, params=params, top=top, device=job.device)
@@ -264,7 +275,7 @@ def rerank_command(args: argparse.Namespace) -> int:
                              gallery_camids=gallery.camids, model=args.model, params=params, device=device,
                              index=index, progress=not args.quiet)
             lists = ranking.top(top, progress=not args.quiet)
-    except (ValueError, FileNotFoundError):
+    except (ValueError, OSError):
         if int(os.environ.get("LOCAL_RANK", "0")):
             return 2  # every process of a node meets the same bad input; the node's first one reports it
         raise
@@ -281,6 +292,7 @@ def export_command(args: argparse.Namespace) -> int:
     """A trained FEN checkpoint as an ONNX model: images ``[B, 3, H, W]`` in, features ``[B, D]`` out."""
     from .export import export_onnx
 
+    check_writable(args.out, "--out", (args.checkpoint,))
     try:
         path = export_onnx(args.checkpoint, args.out, height=args.height, width=args.width, opset=args.opset)
     except ImportError as err:
@@ -299,6 +311,7 @@ def index_command(args: argparse.Namespace) -> int:
         flag = INDEXES[other].flags[next(iter(stray))]
         raise ValueError(f"{flag} is a setting of {other} indexes, not {args.kind}; drop it or pass --kind {other}")
     settings = ann_settings(args.kind, INDEXES[args.kind].given(args))
+    check_writable(args.out, "--out", (args.gallery,))
     gallery = FeatureSet.load(args.gallery, format=args.format, labels=False)
     start = time.perf_counter()
     index = AnnIndex.build(gallery.feats, args.kind, settings, progress=not args.quiet)
@@ -389,7 +402,10 @@ def method_params(method: str, pairs: list[str] | None) -> dict:
     known = parameters(method)
     params = {}
     for key, text in key_values("--param", pairs, "NAME=VALUE", "k1=30").items():
-        default = next((v for n, v in known.items() if key in (n, n.rpartition(".")[2])), None)
+        part, _, name = key.rpartition(".")
+        # "k", "ecn.k" (a prefix a single method may take too) and "fusion.K" each find their part's default.
+        default = next((v for n, v in known.items() if n == key or n.rpartition(".")[2] == name and (
+            not part or "." not in n or n.startswith(f"{part}."))), None)
         params[key] = parameter_value(key, text, default)
     return params
 
@@ -413,13 +429,7 @@ def parameter_value(key: str, text: str, default):
 
 def checked_device(name: str) -> torch.device:
     """``--device`` as a torch device; a one-line error where it is not on this machine."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device {name!r} is not a device; use cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: this machine has no CUDA device; use --device cpu")
-    return device
+    return usable_device(name, "--device")
 
 
 def camera_weight(args: argparse.Namespace) -> float | None:
@@ -576,6 +586,12 @@ def add_quiet_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def add_timeout_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timeout", type=float, default=TIMEOUT_S,
+                   help="under torchrun: seconds a process waits for the others in a collective before the job "
+                        f"ends with an error (default: {TIMEOUT_S})")
+
+
 def add_restart_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restart", action="store_true", help="start afresh instead of resuming from --out")
 
@@ -668,14 +684,15 @@ COMMANDS = {
     "demo": (demo, "end to end on generated pedestrian images (no download, CPU, minutes)",
              (demo_options, add_seed_option, add_quiet_option)),
     "train": (train, "stages 1-3 on a dataset, then CMC/mAP (use torchrun for several processes)",
-              (add_dataset_options, train_options, add_restart_option, add_graph_options, *RUN)),
+              (add_dataset_options, train_options, add_restart_option, add_graph_options, *RUN, add_timeout_option)),
     "extract": (extract, "features of a dataset from a trained FEN checkpoint",
                 (add_dataset_options, extract_options, *RUN)),
     "train-gnn": (train_gnn, "train the FFGNN (stage 2) on a features .npz from any model",
                   (train_gnn_options, add_format_option, add_restart_option, add_graph_options, *RUN)),
     "rerank": (rerank_command, "re-rank any model's features with any method and write the ranked lists (no identity "
                                "labels needed)",
-               (add_query_gallery_options, add_format_option, rerank_options, add_device_option, add_quiet_option)),
+               (add_query_gallery_options, add_format_option, rerank_options, add_device_option, add_quiet_option,
+                add_timeout_option)),
     "export": (export_command, "a FEN checkpoint (fen.pt) as an ONNX model, for onnxruntime and others",
                (export_options,)),
     "index": (index_command, "build an approximate kNN index (faiss IVF or HNSW) over gallery features once, for "
@@ -713,6 +730,18 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"reidgraph {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:  # under torchrun: a peer stopped answering or exited
+        if not peer_failure(err):
+            raise
+        print(f"reidgraph {args.command}: error: another process of the job stopped answering or exited "
+              f"({str(err).splitlines()[0][:160]}); see its own error, or raise --timeout if it was only slow",
+              file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, a folder that turned read-only mid-run, ...: the file and the reason
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"reidgraph {args.command}: error: {where}{err.strerror or err}; free space or choose another path",
+              file=sys.stderr)
         return 2
     finally:
         logger.removeHandler(handler)

@@ -10,7 +10,6 @@ Needs the ``export`` extra: ``pip install 'reidgraph[export]'``.
 """
 from __future__ import annotations
 
-import inspect
 import io
 import warnings
 from pathlib import Path
@@ -53,6 +52,14 @@ def _load(checkpoint: Path):
                          "pass the fen.pt written by `reidgraph train`") from None
 
 
+def opsets() -> tuple[int, int]:
+    """The lowest and highest ONNX opset the installed TorchScript-based exporter writes (7 to 20 in torch 2.14)."""
+    from torch.onnx import _constants
+
+    return _constants.ONNX_MIN_OPSET, getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET",
+                                              _constants.ONNX_MAX_OPSET)
+
+
 def export_onnx(checkpoint: str | Path, out: str | Path, *, height: int | None = None, width: int | None = None,
                 opset: int = DEFAULT_OPSET) -> Path:
     """Export the FEN of a ``reidgraph train`` checkpoint to ONNX.
@@ -75,7 +82,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, height: int | None =
     """
     onnx = _import_onnx()
     checkpoint, out = Path(checkpoint), Path(out)
-    int_in_range("opset", opset, 7, 10**4)
+    int_in_range("opset", opset, *opsets(), "the installed torch.onnx exporter's range")
     fen, config = _load(checkpoint)
     height = int_in_range("height", config.get("height", 256) if height is None else height, 1, 2**16)
     width = int_in_range("width", config.get("width", 128) if width is None else width, 1, 2**16)
@@ -91,11 +98,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, height: int | None =
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        # torch 2.4 has no `dynamo` argument and always uses the TorchScript-based exporter.
-        legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
         torch.onnx.export(fen, (images,), buffer, opset_version=opset, input_names=["images"],
                           output_names=["features"],
-                          dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}}, **legacy)
+                          dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}}, dynamo=False)
 
     from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 

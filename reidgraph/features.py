@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ._checks import as_features, as_labels
+from .atomic import atomic_write
 
 SPLITS = ("train", "query", "gallery")
 FIELDS = ("feats", "pids", "camids", "paths", "split")
@@ -136,9 +137,11 @@ class FeatureSet:
         return rest, held_out
 
     def save(self, path: str | Path) -> None:
-        """Write an ``.npz`` with the fields present among ``feats``, ``pids``, ``camids``, ``paths``, ``split``."""
+        """Write an ``.npz`` with the fields present among ``feats``, ``pids``, ``camids``, ``paths``, ``split``,
+        at ``path`` exactly (no suffix added) and whole or not at all (:func:`~reidgraph.atomic.atomic_write`)."""
         values = {name: getattr(self, name) for name in FIELDS if getattr(self, name) is not None}
-        np.savez(path, **{k: v.numpy() if isinstance(v, Tensor) else np.asarray(v) for k, v in values.items()})
+        with atomic_write(path, "wb") as f:
+            np.savez(f, **{k: v.numpy() if isinstance(v, Tensor) else np.asarray(v) for k, v in values.items()})
 
     @classmethod
     def load(cls, path: str | Path, format: str | None = None, labels: bool = True) -> "FeatureSet":

@@ -42,3 +42,17 @@ def test_camera_ids_of_vectors_and_of_graph_nodes():
         with pytest.raises(ValueError, match=message) as err:
             camera_ids(*args)
         assert "\n" not in str(err.value)
+
+
+def test_features_of_unusual_kinds_are_read_or_refused_in_one_line():
+    from reidgraph._checks import as_features
+
+    x = torch.randn(4, 3)
+    assert torch.equal(as_features(x.to_sparse(), "q"), x)
+    assert not as_features(x.clone().requires_grad_(), "q").requires_grad
+    assert as_features(x.to(torch.float8_e4m3fn), "q").dtype == torch.float32
+    for bad, message in ((torch.empty(4, 3, device="meta"), "meta tensor"),
+                         (torch.randn(4, 3, dtype=torch.complex64), "complex numbers")):
+        with pytest.raises(ValueError, match=message) as err:
+            as_features(bad, "q")
+        assert "\n" not in str(err.value)

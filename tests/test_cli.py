@@ -164,7 +164,7 @@ def test_train_gnn_refuses_to_resume_on_other_features(tmp_path, capsys):
     (["demo", "--K", "10", "--tau", "0"], "tau="),
     (["demo", "--K", "10", "--k", "30"], "k="),
     (["demo", "--K", "500", "--ids", "6"], "K="),
-    (["demo", "--joint-graphs", "-1"], "max_graphs_per_epoch"),
+    (["demo", "--joint-graphs", "-1"], "--joint-graphs"),
     (["train", "--dataset", "market1501", "--root", "{tmp}/missing", "--out", "{tmp}/run", "--lam", "2"],
      "lam"),
     (["train", "--dataset", "market1501", "--root", "{tmp}/missing", "--out", "{tmp}/run", "--alpha", "-1"],
@@ -326,3 +326,11 @@ def test_train_gnn_debias_stores_the_stage_and_evaluate_applies_it(tmp_path, cap
     assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--model", str(tmp_path / "raw.pt"),
                  "--method", "debias+ffgnn"]) == 2
     assert "was trained on features without de-biasing; drop 'debias+'" in capsys.readouterr().err
+
+
+def test_numbers_are_refused_naming_their_flag(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--ids", "0"]) == 2
+    assert "--ids=0 is outside" in error_line(capsys, "demo")
+    assert main(["train-gnn", "--no-select", "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path / "g.pt"),
+                 "--lr", "-1"]) == 2
+    assert "lr=-1.0 must be a number in (0" in error_line(capsys, "train-gnn")

@@ -150,3 +150,65 @@ def test_evaluate_fusion_with_a_small_K_alone_caps_k_and_tau(files, capsys):
         assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--K", "8", "--json", "--quiet",
                      *extra]) == 0, capsys.readouterr().err
         assert 0 <= json.loads(capsys.readouterr().out)["mAP"] <= 1
+
+
+def test_outputs_that_cannot_be_written_fail_before_the_work_in_one_line(files, capsys, monkeypatch):
+    tmp_path, *_ = files
+    (tmp_path / "plain").write_text("x")
+    (tmp_path / "dir.npz").mkdir()
+    import reidgraph.cli as cli
+
+    monkeypatch.setattr(cli, "rerank", lambda *a, **k: pytest.fail("the work started"))
+    cases = [(str(tmp_path / "q.npz"), "is also an input"), (str(tmp_path / "dir.npz"), "is a folder"),
+             (str(tmp_path / "plain" / "r.npz"), "is a file, not a folder")]
+    for out, message in cases:
+        assert main(["rerank", *inputs(tmp_path), "--method", "cosine", "--out", out, "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+    assert np.load(tmp_path / "q.npz")["feats"].shape[1] == 16  # the input is intact
+
+
+def test_a_full_disk_is_one_line(files, capsys, monkeypatch):
+    import errno
+
+    import reidgraph.cli as cli
+
+    tmp_path, *_ = files
+
+    def full(path, *args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(cli, "write_ranked", full)
+    assert main(["rerank", *inputs(tmp_path), "--method", "cosine", "--out", str(tmp_path / "r.npz"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "r.npz: No space left on device" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("device, message", [("meta", "not meta"), ("mps", "not mps"), ("gpu7", "is not a device")])
+def test_devices_this_machine_cannot_compute_on_are_one_line(files, capsys, device, message):
+    tmp_path, *_ = files
+    assert main(["rerank", *inputs(tmp_path), "--method", "cosine", "--device", device, "--out",
+                 str(tmp_path / "r.npz"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err, err
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            rerank("cosine", torch.randn(3, 4), torch.randn(5, 4), device="cuda")
+
+
+def test_features_saved_with_requires_grad_rank(files, capsys):
+    tmp_path, query, gallery = files
+    for name, part in (("qg", query), ("gg", gallery)):
+        torch.save({"feats": part.feats.clone().requires_grad_(), "camids": part.camids}, tmp_path / f"{name}.pt")
+    assert main(["rerank", "--query", str(tmp_path / "qg.pt"), "--gallery", str(tmp_path / "gg.pt"), "--method",
+                 "k-reciprocal", "--out", str(tmp_path / "r.npz"), "--quiet"]) == 0
+    assert np.load(tmp_path / "r.npz")["index"].shape[0] == len(query)
+
+
+def test_a_prefixed_parameter_takes_its_parts_type(files, capsys):
+    tmp_path, *_ = files
+    for method, param in (("ecn", "ecn.k=5"), ("ecn", "k=5"), ("fusion+ecn", "ecn.k=5")):
+        extra = ["--param", "fusion.K=12", "--param", "fusion.k=4", "--param", "fusion.tau=4"] \
+            if method.startswith("fusion") else []
+        assert main(["rerank", *inputs(tmp_path), "--method", method, "--param", param, *extra, "--out",
+                     str(tmp_path / "r.npz"), "--quiet"]) == 0, capsys.readouterr().err

@@ -98,3 +98,13 @@ def test_the_export_command_writes_the_model_and_names_a_bad_checkpoint(checkpoi
     assert main(["export", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("reidgraph export: error: ") and "none.pt" in err and "\n" not in err
+
+
+def test_an_opset_the_exporter_cannot_write_is_refused(checkpoint, tmp_path):
+    pytest.importorskip("onnx")
+    from reidgraph.export import opsets
+
+    low, high = opsets()
+    assert low <= 17 <= high
+    with pytest.raises(ValueError, match=rf"opset={high + 1} is outside \[{low}, {high}\] \(the installed"):
+        export_onnx(checkpoint[0], tmp_path / "fen.onnx", opset=high + 1)

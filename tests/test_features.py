@@ -103,3 +103,10 @@ def test_empty_split_is_named(tmp_path):
         back.query_gallery()
     one_line(info)
     assert len(back.part("train")) == 2
+
+
+def test_save_writes_the_path_given_whole(tmp_path):
+    features = FeatureSet(torch.randn(5, 3), torch.arange(5), torch.zeros(5, dtype=torch.long))
+    features.save(tmp_path / "feats.bin")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["feats.bin"]
+    assert torch.allclose(FeatureSet.load(tmp_path / "feats.bin", format="npz").feats, features.feats)

@@ -51,6 +51,15 @@ class OptimConfig:
     def check(self) -> None:
         int_in_range("epochs", self.epochs, 1, 10**6)
         int_in_range("lr_step", self.lr_step, 1, 10**6)
+        int_in_range("seed", self.seed, 0, 2**63 - 1, "torch's seeds are 64-bit")
+        for name, low, high in (("lr", 0, 10.0), ("weight_decay", 0, 10.0), ("margin", 0, 100.0),
+                                ("label_smoothing", 0, 1.0)):
+            value = getattr(self, name)
+            strict = name == "lr"
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    (low < value if strict else low <= value) and value <= high):
+                raise ValueError(f"{name}={value!r} must be a number in {'(' if strict else '['}{low}, {high}]; "
+                                 f"e.g. {getattr(OptimConfig, name)!r}")
 
     def optimizer(self, params) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.StepLR]:
         """Adam over the trainable ``params`` and its step schedule."""
@@ -231,6 +240,10 @@ def run_epochs(*, kind: str, epochs: int, modules: dict[str, torch.nn.Module], o
     for epoch in range(start, epochs):
         metrics = train_epoch(epoch)
         scheduler.step()
+        broken = [name for name, m in modules.items() if not all(bool(p.isfinite().all()) for p in m.parameters())]
+        if broken:  # a model of NaN weights would be saved and then score without a word
+            raise ValueError(f"{kind} epoch {epoch + 1}: the {', '.join(broken)} weights are no longer finite (the "
+                             "training diverged); lower --lr and train again")
         if dist.is_main:
             record = {"stage": kind, "epoch": epoch + 1, **metrics, "lr": optimizer.param_groups[0]["lr"]}
             done.append(record)

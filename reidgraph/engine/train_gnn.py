@@ -258,9 +258,16 @@ def load_ffgnn(path: str | Path) -> tuple[FFGNN, GraphSettings]:
     from ..nn import FFGNN
 
     state = load_checkpoint(path, "ffgnn")
-    cfg = state["config"]
-    # Models saved before the output/init options were BatchNorm + ReLU, randomly initialised.
-    model = FFGNN(cfg["channels"], cfg["num_layers"], cfg["alpha"], cfg.get("output", "batchnorm"),
-                  cfg.get("init", "random"))
-    model.load_state_dict(state["modules"]["model"])
-    return model.eval(), GraphSettings(**cfg["graph"])
+    try:
+        cfg = state["config"]
+        # Models saved before the output/init options were BatchNorm + ReLU, randomly initialised.
+        model = FFGNN(cfg["channels"], cfg["num_layers"], cfg["alpha"], cfg.get("output", "batchnorm"),
+                      cfg.get("init", "random"))
+        model.load_state_dict(state["modules"]["model"])
+        settings = GraphSettings(**cfg["graph"])
+        settings.check()
+    except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as err:
+        reason = f"no {err}" if isinstance(err, KeyError) else str(err).splitlines()[0][:160]
+        raise ValueError(f"{path} is not a complete FFGNN model from train-gnn ({reason}); pass a model file "
+                         "written by reidgraph train-gnn") from None
+    return model.eval(), settings

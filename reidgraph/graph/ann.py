@@ -25,6 +25,7 @@ only which items are found is approximate. Build once, save, reload:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, fields
@@ -147,10 +148,11 @@ class AnnIndex:
         path: the file it was loaded from or last saved to, else ``None``.
     """
 
-    def __init__(self, index, kind: str, settings: Settings, path: Path | None = None):
+    def __init__(self, index, kind: str, settings: Settings, path: Path | None = None, gallery_sha256: str | None = None):
         self._index = index
         self.kind, self.settings, self.path = kind, settings, path
         self.dim, self.size = int(index.d), int(index.ntotal)
+        self.gallery_sha256 = gallery_sha256
 
     def __repr__(self) -> str:
         return f"AnnIndex({self.kind}, {self.size} x {self.dim}, {self.settings})"
@@ -188,7 +190,7 @@ class AnnIndex:
         for start in tqdm(range(0, G, chunk_size), desc=f"{kind} index", unit="chunk", disable=not progress,
                           leave=False):
             index.add(_unit_rows(gallery[start:start + chunk_size]))
-        return cls(index, kind, settings)
+        return cls(index, kind, settings, gallery_sha256=gallery_fingerprint(gallery))
 
     def search(self, query, k: int, exclude: Tensor | None = None,
                chunk_size: int = 65536) -> tuple[Tensor, Tensor]:
@@ -267,6 +269,10 @@ class AnnIndex:
             raise ValueError(f"{self.path or 'the ANN index'} was built over {self.size} gallery items of {self.dim}-d "
                              f"features, not {' and '.join(wrong)}; rebuild it over this gallery (AnnIndex.build) "
                              "or pass the gallery it was built from")
+        if gallery is not None and self.gallery_sha256 is not None and \
+                gallery_fingerprint(as_features(gallery, "gallery")) != self.gallery_sha256:
+            raise ValueError(f"{self.path or 'the ANN index'} was built over other gallery features of the same size; "
+                             "rebuild it over this gallery (reidgraph index) or pass the gallery it was built from")
         return self
 
     def save(self, path: str | Path) -> None:
@@ -274,7 +280,7 @@ class AnnIndex:
         faiss = faiss_module()
         path = Path(path)
         meta = {"format": _FORMAT, "kind": self.kind, "metric": _METRIC, "dim": self.dim, "size": self.size,
-                "settings": asdict(self.settings), "faiss": faiss.__version__}
+                "settings": asdict(self.settings), "faiss": faiss.__version__, "gallery_sha256": self.gallery_sha256}
         with atomic_write(path, "wb") as f:
             f.write(_MAGIC)
             f.write(json.dumps(meta).encode() + b"\n")
@@ -321,7 +327,7 @@ class AnnIndex:
         if not isinstance(index, expected) or index.d != meta["dim"] or index.ntotal != meta["size"]:
             raise ValueError(f"{path}: its faiss index ({type(index).__name__}, {index.ntotal} x {index.d}) does not "
                              f"match its metadata ({kind}, {meta['size']} x {meta['dim']}); {rebuild}")
-        return cls(index, kind, settings, path).check(dim=dim, size=size)
+        return cls(index, kind, settings, path, meta.get("gallery_sha256")).check(dim=dim, size=size)
 
     def nprobe(self, k: int) -> int:
         """The cells an IVF search for ``k`` neighbours scans (see :class:`IVFSettings`)."""
@@ -356,6 +362,12 @@ class AnnIndex:
     def _search(self, x: np.ndarray, k: int, exclude: Tensor | None, params) -> tuple[Tensor, Tensor]:
         """Search unit rows ``x`` with faiss ``params`` (``None``: exactly); drop ``exclude``."""
         sim, idx = self._raw(x, k + int(exclude is not None), params)
+        ordered = np.sort(idx, axis=1)
+        if idx.size and (ordered[:, 0].min() < 0 or ordered[:, -1].max() >= self.size
+                         or bool((ordered[:, 1:] == ordered[:, :-1]).any())):
+            raise ValueError(f"{self.path or 'the ANN index'} returned gallery ids outside [0, {self.size}) or twice "
+                             "in one row: the file is damaged or not what reidgraph wrote; rebuild it (reidgraph "
+                             "index), and load index files only from a trusted source")
         return _drop_excluded(torch.from_numpy(sim), torch.from_numpy(idx).long(), exclude, k)
 
     def _raw(self, x: np.ndarray, n: int, params) -> tuple[np.ndarray, np.ndarray]:
@@ -382,6 +394,11 @@ def ann_knn(query: Tensor, gallery: Tensor, k: int, kind: str, ann: AnnIndex | S
         index = AnnIndex.build(gallery, kind, ann)
     sim, idx = index.search(query, k, exclude)
     return sim.to(query.dtype), idx
+
+
+def gallery_fingerprint(gallery: Tensor) -> str:
+    """sha256 of the gallery features as float32 bytes: what an index records of the gallery it was built over."""
+    return hashlib.sha256(gallery.detach().float().cpu().contiguous().numpy().data).hexdigest()
 
 
 def _resolved(s: IVFSettings, G: int) -> IVFSettings:

@@ -1,9 +1,9 @@
 """Each anchor's graph nodes: its top-K candidates by cosine similarity, or indices the caller chose."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
+from .._checks import given_neighbors
 from .search import knn
 
 
@@ -22,8 +22,4 @@ def graph_neighbors(anchors: Tensor, candidates: Tensor, K: int, given=None, *, 
     """
     if given is None:
         return knn(anchors, candidates, K, backend=backend, exclude=exclude)[1]
-    given = torch.as_tensor(given, device=anchors.device).long()
-    if given.shape != (anchors.shape[0], K) or not bool(((given >= 0) & (given < candidates.shape[0])).all()):
-        raise ValueError(f"neighbors must be [{anchors.shape[0]}, K={K}] candidate indices in "
-                         f"[0, {candidates.shape[0] - 1}], got shape {tuple(given.shape)}")
-    return given
+    return given_neighbors(given, anchors.shape[0], candidates.shape[0], K).to(anchors.device)

@@ -38,14 +38,19 @@ class GraphSettings:
         return self.same_camera_weight < 1
 
     def check(self, num_candidates: int | None = None) -> None:
-        """Raise a ``ValueError`` naming the first setting that cannot work."""
+        """Raise a ``ValueError`` naming the first setting that cannot work: first those wrong whatever the data
+        (``K=0``, ``tau=0``, ``lam=nan``, ...), then ``K`` against the candidates, then ``k`` and ``tau`` against ``K``."""
+        int_in_range("K", self.K, 1, 2**31)
+        int_in_range("k", self.k, 1, 2**31)
+        int_in_range("tau", self.tau, 1, 2**31)
+        in_unit_interval("lam", self.lam)
+        in_unit_interval("same_camera_weight", self.same_camera_weight)
         if num_candidates is not None:
             int_in_range("K", self.K, 1, num_candidates,
                          f"only {num_candidates} candidates per anchor; the maximum is K={num_candidates}")
         else:
             int_in_range("K", self.K, 1, 2**31)
         check_graph_params(self.K + 1, self.k, self.lam, self.tau, self.edges)
-        in_unit_interval("same_camera_weight", self.same_camera_weight)
 
     def adjacency(self, x: Tensor, camids: Tensor | None = None) -> Tensor:
         """Normalised adjacency ``S [B, n, n]`` of graphs ``x [B, n, D]`` (cameras ``camids [B, n]``)."""

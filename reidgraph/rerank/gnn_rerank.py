@@ -119,11 +119,14 @@ def gnn_rerank_dense(query: Tensor, gallery: Tensor, k1: int = 26, k2: int = 7) 
 
 
 def _normalize_rows(matrix: Tensor) -> Tensor:
-    """L2-normalise the rows of a coalesced sparse matrix (no row is empty: each holds its node)."""
+    """L2-normalise the rows of a coalesced sparse matrix. A row of zero norm (an all-zero feature, whose
+    similarities and so messages are all 0) stays zero, as ``F.normalize`` leaves it: 0/0 would spread NaN
+    through every later round to every distance."""
     rows, values = matrix.indices()[0], matrix.values()
     norms = torch.zeros(matrix.shape[0], dtype=values.dtype, device=values.device)
     norms.index_add_(0, rows, values * values)
-    return torch.sparse_coo_tensor(matrix.indices(), values / norms.sqrt()[rows], matrix.shape,
+    inverse = torch.where(norms > 0, norms.clamp(min=torch.finfo(norms.dtype).tiny).rsqrt(), 0)
+    return torch.sparse_coo_tensor(matrix.indices(), values * inverse[rows], matrix.shape,
                                    check_invariants=False).coalesce()
 
 

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._checks import usable_device
 from ..debias import Debias, debias
 from ..graph import GraphSettings
 from ..ranking import CosineRanking, HeadRanking, Ranking
@@ -219,7 +220,7 @@ def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=Non
     """
     fuser, peer = parts(method)
     own = _route(method, params or {})
-    device = torch.device(device) if device is not None else torch.as_tensor(query).device
+    device = usable_device(device) if device is not None else torch.as_tensor(query).device
     query, gallery = (torch.as_tensor(x).to(device) for x in (query, gallery))
     cameras = query_camids is not None and gallery_camids is not None
     check_model_and_cameras(method, params, model, cameras)

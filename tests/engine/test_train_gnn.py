@@ -122,3 +122,50 @@ def test_train_sets_the_recipe_cannot_use():
     train_ffgnn(one_cam, *small("paper", epochs=1), progress=False)  # the paper's recipe needs no cameras
     with pytest.raises(ValueError, match="losses="):
         train_ffgnn(one_cam, *small("paper", losses=("arcface",)), progress=False)
+
+
+def test_incomplete_model_files_are_one_line(tmp_path):
+    from reidgraph.engine.checkpoint import save_checkpoint
+
+    model = FFGNN(8)
+    cases = {"noconfig": {"kind": "ffgnn", "modules": {"model": model.state_dict()}},
+             "noweights": {"kind": "ffgnn", "config": {**model.config(), "graph": {}}, "modules": {}},
+             "wrongweights": {"kind": "ffgnn", "config": {**model.config(), "graph": {}},
+                              "modules": {"model": FFGNN(4).state_dict()}},
+             "badgraph": {"kind": "ffgnn", "config": {**model.config(), "graph": {"K": "x"}},
+                          "modules": {"model": model.state_dict()}}}
+    for name, state in cases.items():
+        save_checkpoint(state, tmp_path / f"{name}.pt")
+        with pytest.raises(ValueError, match="is not a complete FFGNN model from train-gnn") as err:
+            load_ffgnn(tmp_path / f"{name}.pt")
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("field, value", [("lr", float("inf")), ("lr", float("nan")), ("lr", -1.0), ("lr", 0.0),
+                                          ("weight_decay", -0.1), ("seed", 2**70), ("margin", float("nan"))])
+def test_numbers_that_cannot_train_are_refused(field, value):
+    from reidgraph.engine import GNNTrainConfig
+
+    with pytest.raises(ValueError, match=field) as err:
+        replace(GNNTrainConfig(), **{field: value}).check()
+    assert "\n" not in str(err.value)
+
+
+def test_a_diverged_model_is_not_saved(tmp_path, monkeypatch):
+    from reidgraph.engine import GNNTrainConfig
+    from reidgraph.engine import loop
+
+    train = synthetic_features(12, 4, 2, 8, seed=0)
+    real = loop.optimise
+
+    def poisoned(optimizer, parts):
+        loss = real(optimizer, parts)
+        with torch.no_grad():
+            optimizer.param_groups[0]["params"][0].fill_(float("nan"))
+        return loss
+
+    monkeypatch.setattr(loop, "optimise", poisoned)
+    with pytest.raises(ValueError, match="no longer finite .* lower --lr"):
+        train_ffgnn(train, GraphSettings(K=8, k=3, tau=3), GNNTrainConfig(epochs=1, graphs_per_batch=4),
+                    checkpoint=tmp_path / "m.pt", progress=False)
+    assert not (tmp_path / "m.pt").exists()

@@ -226,3 +226,30 @@ def test_cuda_tensors_come_back_on_their_device(data):
     gallery, query = (x.cuda() for x in data)
     s, i = knn(query, gallery, 10, backend="hnsw")
     assert s.is_cuda and i.is_cuda
+
+
+def test_an_index_over_another_gallery_of_the_same_shape_is_refused(data, tmp_path):
+    gallery, _ = data
+    AnnIndex.build(gallery, "hnsw").save(tmp_path / "g.ann")
+    loaded = AnnIndex.load(tmp_path / "g.ann")
+    assert loaded.check(gallery) is loaded
+    other = gallery.flip(0)  # the same items in another order: another gallery to an index of positions
+    with pytest.raises(ValueError, match="built over other gallery features of the same size"):
+        loaded.check(other)
+
+
+def test_ids_a_damaged_index_returns_are_refused(data, monkeypatch):
+    gallery, query = data
+    index = AnnIndex.build(gallery, "hnsw")
+    raw = AnnIndex._raw
+
+    for damage in (lambda idx: idx.__setitem__((0, 1), idx[0, 0]), lambda idx: idx.__setitem__((2, 3), 10**6)):
+        def damaged(self, x, n, params, damage=damage):
+            sim, idx = raw(self, x, n, params)
+            damage(idx)
+            return sim, idx
+
+        monkeypatch.setattr(AnnIndex, "_raw", damaged)
+        with pytest.raises(ValueError, match="damaged or not what reidgraph wrote") as err:
+            index.search(query, 10)
+        assert "\n" not in str(err.value)

@@ -86,8 +86,14 @@ def test_given_neighbors_replace_the_knn(feats):
     chosen = torch.arange(12).repeat(10, 1) + torch.arange(10)[:, None]
     graphs = build_graphs(q, g, SMALL, neighbors=chosen)
     assert all(data.n_id[1:].tolist() == chosen[i].tolist() for i, data in enumerate(graphs))
-    with pytest.raises(ValueError, match=r"neighbors must be \[10, K=12\]"):
-        build_graphs(q, g, SMALL, neighbors=chosen[:, :5])
+    bad = {"10 queries with at least 12 neighbours": chosen[:, :5],
+           "integer table": chosen.double() / 3,  # was truncated to index 0 silently
+           "outside the gallery": chosen - 1,  # a negative index would wrap round to the last item
+           "more than once": torch.cat([chosen[:, :11], chosen[:, :1]], dim=1)}
+    for message, neighbors in bad.items():
+        with pytest.raises(ValueError, match=message) as err:
+            build_graphs(q, g, SMALL, neighbors=neighbors)
+        assert "\n" not in str(err.value)
 
 
 def test_camera_aware_graphs_use_each_nodes_camera(feats):
@@ -117,3 +123,12 @@ def test_camera_aware_graphs_need_camera_ids(feats):
                      candidate_camids=torch.zeros(39, dtype=torch.long))
     with pytest.raises(ValueError, match=r"same_camera_weight=-0.1 is outside \[0, 1\]"):
         build_graphs(q, g, GraphSettings(K=12, k=4, tau=5, same_camera_weight=-0.1))
+
+
+@pytest.mark.parametrize("change, name", [({"tau": 0}, "tau"), ({"lam": float("nan")}, "lam"),
+                                          ({"same_camera_weight": 2.0}, "same_camera_weight")])
+def test_a_bad_setting_is_named_even_when_K_exceeds_the_candidates(change, name):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=rf"^{name}="):
+        replace(GraphSettings(), **change).check(num_candidates=20)  # the default K=150 exceeds 20 too

@@ -44,3 +44,13 @@ def test_cuda_matches_cpu():
     query, gallery = clustered()[:2]
     cpu = gnn_rerank(query, gallery, 6, 3).dense()
     assert torch.allclose(gnn_rerank(query.cuda(), gallery.cuda(), 6, 3).dense().cpu(), cpu)
+
+
+def test_an_all_zero_feature_row_stays_finite():
+    """A zero row has zero similarity to everything, so a zero propagated row: distance 1 to every item, never the
+    NaN that 0/0 would spread to every distance."""
+    q, g = torch.randn(4, 8), torch.randn(30, 8)
+    g[3] = 0
+    d = torch.cat(list(gnn_rerank(q, g, k1=6, k2=3).distance_chunks()))
+    assert bool(d.isfinite().all())
+    assert torch.allclose(d[:, 3], torch.ones(4))
