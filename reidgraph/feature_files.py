@@ -1,4 +1,4 @@
-"""Read ReID features from the files people's tools write, as a :class:`FeatureSet`.
+"""Read ReID features from the files people's tools write, as the fields of a :class:`~reidgraph.features.FeatureSet`.
 
 Formats (chosen from the extension, or by ``format=``):
 
@@ -27,7 +27,11 @@ import numpy as np
 import torch
 
 from ._checks import as_features, same_dim
-from .features import FIELDS, LABELS, FeatureSet
+
+FIELDS = ("feats", "pids", "camids", "paths", "split")
+"""The fields of a features file, and of a :class:`~reidgraph.features.FeatureSet`."""
+LABELS = {"pids": "identity labels", "camids": "camera ids"}
+"""The label fields, with what they hold."""
 
 EXTENSIONS = {".npz": "npz", ".mat": "mat", ".npy": "npy", ".pt": "pt", ".pth": "pt"}
 CSV_COLUMNS = {"path": "paths", "pid": "pids", "camid": "camids", "split": "split"}
@@ -36,8 +40,9 @@ PT_HINTS = ((EOFError, "empty or truncated"), (KeyError, "not written by torch.s
                                      "or not written by torch.save"))
 
 
-def read_features(path: str | Path, format: str | None = None, labels: bool = True) -> FeatureSet:
-    """The features in ``path``, in one of :data:`FORMATS`.
+def read_fields(path: str | Path, format: str | None = None, labels: bool = True) -> dict:
+    """The fields (:data:`FIELDS`) in ``path``, in one of :data:`FORMATS`; :meth:`FeatureSet.load
+    <reidgraph.features.FeatureSet.load>` makes them a feature set.
 
     Args:
         path: the features file.
@@ -50,7 +55,7 @@ def read_features(path: str | Path, format: str | None = None, labels: bool = Tr
     if not path.is_file():
         raise FileNotFoundError(f"features file {path} does not exist; pass the path of a .npz, .mat, .npy or .pt file")
     try:
-        return FeatureSet(**reader(path, labels))
+        return reader(path, labels)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
 

@@ -10,10 +10,9 @@ from torch import Tensor
 
 from ._checks import as_features, as_labels
 from .atomic import atomic_write
+from .feature_files import FIELDS, LABELS, read_fields
 
 SPLITS = ("train", "query", "gallery")
-FIELDS = ("feats", "pids", "camids", "paths", "split")
-LABELS = {"pids": "identity labels", "camids": "camera ids"}
 
 
 def first_of_each_pid_camid(pairs) -> list[bool]:
@@ -147,8 +146,11 @@ class FeatureSet:
     def load(cls, path: str | Path, format: str | None = None, labels: bool = True) -> "FeatureSet":
         """Read a features file: our ``.npz`` (see :meth:`save`), a ``.mat``, ``.npy`` + ``.csv`` or ``.pt``.
 
-        See :func:`reidgraph.feature_files.read_features`; ``labels=True``
+        See :func:`reidgraph.feature_files.read_fields`; ``labels=True``
         requires ``pids`` and ``camids``.
         """
-        from .feature_files import read_features  # feature_files imports this module
-        return read_features(path, format, labels)
+        fields = read_fields(path, format, labels)
+        try:
+            return cls(**fields)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None

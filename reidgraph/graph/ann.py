@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from .._checks import as_features, int_in_range
 from ..atomic import atomic_write
-from .search import _drop_excluded, _exclusions
+from .search import drop_excluded, exclusions
 
 KINDS = ("ivf", "hnsw")
 _MAGIC = b"reidgraph-ann-index\n"
@@ -345,7 +345,7 @@ class AnnIndex:
         if query.shape[1] != self.dim:
             raise ValueError(f"query has {query.shape[1]}-d features but {self.path or 'the ANN index'} holds "
                              f"{self.dim}-d; extract both with the same model")
-        exclude = _exclusions(query.shape[0], self.size, False, exclude, torch.device("cpu"))
+        exclude = exclusions(query.shape[0], self.size, False, exclude, torch.device("cpu"))
         available = self.size - int(exclude is not None)
         int_in_range("k", k, 1, available, f"the gallery offers {available} neighbours per query")
         return query, exclude
@@ -368,7 +368,7 @@ class AnnIndex:
             raise ValueError(f"{self.path or 'the ANN index'} returned gallery ids outside [0, {self.size}) or twice "
                              "in one row: the file is damaged or not what reidgraph wrote; rebuild it (reidgraph "
                              "index), and load index files only from a trusted source")
-        return _drop_excluded(torch.from_numpy(sim), torch.from_numpy(idx).long(), exclude, k)
+        return drop_excluded(torch.from_numpy(sim), torch.from_numpy(idx).long(), exclude, k)
 
     def _raw(self, x: np.ndarray, n: int, params) -> tuple[np.ndarray, np.ndarray]:
         if params is None:  # HNSW's exact search: its flat storage of the vectors

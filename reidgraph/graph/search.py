@@ -186,7 +186,7 @@ def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude_s
     query = as_features(query, "query")
     gallery = as_features(gallery, "gallery")
     same_dim(query, gallery)
-    exclude = _exclusions(query.shape[0], gallery.shape[0], exclude_self, exclude, query.device)
+    exclude = exclusions(query.shape[0], gallery.shape[0], exclude_self, exclude, query.device)
     available = gallery.shape[0] - int(exclude is not None)
     int_in_range("k", k, 1, available, f"the gallery offers {available} neighbours per query")
     int_in_range("chunk_size", chunk_size, 1, 2**31)
@@ -207,8 +207,10 @@ def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude_s
     return _knn_torch(query, gallery, k, exclude, chunk_size, screen)
 
 
-def _exclusions(Q: int, G: int, exclude_self: bool, exclude: Tensor | None,
-                device: torch.device) -> Tensor | None:
+def exclusions(Q: int, G: int, exclude_self: bool, exclude: Tensor | None,
+               device: torch.device) -> Tensor | None:
+    """The one exclusion rule of every kNN backend: ``[Q]`` gallery index each query must not find (itself with
+    ``exclude_self``; ``-1`` for none), or ``None``; a one-line ``ValueError`` for an inconsistent request."""
     if exclude_self and exclude is not None:
         raise ValueError("pass exclude_self=True or an exclude index, not both")
     if exclude_self:
@@ -368,10 +370,10 @@ def _knn_faiss(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None) -
     index = faiss.IndexFlatIP(gallery.shape[1])
     index.add(gallery.detach().float().contiguous().numpy())
     sim, idx = index.search(query.detach().float().contiguous().numpy(), k + int(exclude is not None))
-    return _drop_excluded(torch.from_numpy(sim).to(query.dtype), torch.from_numpy(idx).long(), exclude, k)
+    return drop_excluded(torch.from_numpy(sim).to(query.dtype), torch.from_numpy(idx).long(), exclude, k)
 
 
-def _drop_excluded(sim: Tensor, idx: Tensor, exclude: Tensor | None, k: int) -> tuple[Tensor, Tensor]:
+def drop_excluded(sim: Tensor, idx: Tensor, exclude: Tensor | None, k: int) -> tuple[Tensor, Tensor]:
     """From ``k + 1`` neighbours per row, drop each row's excluded index (or its last entry where
     the excluded one is absent: not that close, or outranked by exact duplicates)."""
     if exclude is None:
@@ -388,4 +390,4 @@ def _knn_keops(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None) -
     g = LazyTensor(gallery[None, :, :].contiguous())
     # KeOps reduces by minimum, so rank by the negated inner product.
     neg, idx = (-(q | g)).Kmin_argKmin(k + int(exclude is not None), dim=1)
-    return _drop_excluded(-neg, idx.long(), exclude, k)
+    return drop_excluded(-neg, idx.long(), exclude, k)

@@ -56,7 +56,7 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
     # Filled in place: small per-batch results kept alive between the batches'
     # large freed blocks would fragment the heap and raise the peak with Q.
     index, distance = torch.empty_like(neighbors), torch.empty_like(neighbors, dtype=query.dtype)
-    for rows, z in _fused_graphs(model, query, gallery, neighbors, settings, batch_size, progress, *camids):
+    for rows, z in fused_graphs(model, query, gallery, neighbors, settings, batch_size, progress, *camids):
         dist = 1 - (z[:, 1:] @ z[:, :1].transpose(1, 2)).squeeze(2)
         # Stable: equal fused distances keep their FEN order.
         torch.sort(dist, dim=1, stable=True, out=(distance[rows], index[rows]))
@@ -94,7 +94,7 @@ def fused_features(model: torch.nn.Module, anchors, candidates, settings: GraphS
                           "anchor", "candidate")
     _, neighbors = knn(anchors, candidates, settings.K, backend=backend, exclude=exclude)
     fused = torch.empty_like(anchors)  # filled in place, as in ffgnn_rerank
-    for rows, z in _fused_graphs(model, anchors, candidates, neighbors, settings, batch_size, progress, *camids,
+    for rows, z in fused_graphs(model, anchors, candidates, neighbors, settings, batch_size, progress, *camids,
                                  anchor_only=True, same=same):
         fused[rows] = z
     return fused
@@ -111,10 +111,10 @@ def _prepare(query, gallery, settings: GraphSettings | None, batch_size: int):
     return query, gallery, settings
 
 
-def _fused_graphs(model: torch.nn.Module, query: Tensor, gallery: Tensor, neighbors: Tensor,
-                  settings: GraphSettings, batch_size: int, progress: bool, query_camids: Tensor | None,
-                  gallery_camids: Tensor | None, anchor_only: bool = False,
-                  same: bool = False) -> Iterator[tuple[slice, Tensor]]:
+def fused_graphs(model: torch.nn.Module, query: Tensor, gallery: Tensor, neighbors: Tensor,
+                 settings: GraphSettings, batch_size: int, progress: bool, query_camids: Tensor | None,
+                 gallery_camids: Tensor | None, anchor_only: bool = False,
+                 same: bool = False) -> Iterator[tuple[slice, Tensor]]:
     """``(rows, z)``: L2-normalised model outputs of consecutive batches of graphs, in eval mode: ``z [b, K+1, D]``,
     or node 0's ``[b, D]`` with ``anchor_only``. ``same``: ``query`` is ``gallery`` (row ``i`` the same image)."""
     # The dense path multiplies by W directly and would skip FFGNNConv's width check.

@@ -188,7 +188,7 @@ def needs_cameras(method: str, params: dict | None = None) -> bool:
     """Whether ``method`` (with ``params``) uses the camera id of every image; for ``ffgnn`` that depends
     on the model too (its graphs may be camera-aware), which :func:`rerank` checks once it is loaded."""
     fuser, peer = parts(method)
-    own = _route(method, params or {})
+    own = route(method, params or {})
     graph = fuser in ("fusion", "fusion-paper") and _fusion_settings(fuser, own[fuser]).camera_aware
     return bool(peer and PEERS[peer].cameras) or graph or bool(stages(method))
 
@@ -219,7 +219,7 @@ def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=Non
         A :class:`~reidgraph.ranking.Ranking` of ``Q x G``.
     """
     fuser, peer = parts(method)
-    own = _route(method, params or {})
+    own = route(method, params or {})
     device = usable_device(device) if device is not None else torch.as_tensor(query).device
     query, gallery = (torch.as_tensor(x).to(device) for x in (query, gallery))
     cameras = query_camids is not None and gallery_camids is not None
@@ -235,7 +235,7 @@ def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=Non
         propagation = gcr(query, gallery, *cams, **own[PROPAGATE])
         query, gallery = propagation.query, propagation.gallery
     if fuser:
-        net, settings = _fuser(fuser, model, own[fuser], query.shape[1], cameras)
+        net, settings = fuser_network(fuser, model, own[fuser], query.shape[1], cameras)
         net = net.to(device)
         if not peer:
             from ..nn import ffgnn_rerank
@@ -322,7 +322,7 @@ def _fusion_settings(fuser: str, own: dict[str, Any]) -> GraphSettings:
     return replace(_base_settings(fuser), **{n: v for n, v in own.items() if n in _GRAPH})
 
 
-def _route(method: str, params: dict[str, Any]) -> dict[str | None, dict[str, Any]]:
+def route(method: str, params: dict[str, Any]) -> dict[str | None, dict[str, Any]]:
     """Each part's own parameters from ``params`` (``name`` or ``part.name``); a one-line error for any
     name no part takes, or that two parts take without a ``part.`` prefix. Every part has an entry
     (``None`` for an absent fuser or peer)."""
@@ -343,8 +343,10 @@ def _route(method: str, params: dict[str, Any]) -> dict[str | None, dict[str, An
     return own
 
 
-def _fuser(fuser: str, model, own: dict[str, Any], dim: int, cameras: bool) -> tuple[torch.nn.Module, GraphSettings]:
-    """The fusing network and its graph settings, refused where its graphs need camera ids and ``cameras`` is false."""
+def fuser_network(fuser: str, model, own: dict[str, Any], dim: int,
+                  cameras: bool) -> tuple[torch.nn.Module, GraphSettings]:
+    """The fusing network of ``fuser`` (``model`` for ``ffgnn``, its parameters ``own``) and its graph settings,
+    refused where its features are not ``dim``-d or its graphs need camera ids and ``cameras`` is false."""
     from ..nn import TrainingFreeFusion
 
     if fuser != "ffgnn":
@@ -375,4 +377,5 @@ def _fused(net, settings: GraphSettings, query, gallery, query_camids, gallery_c
 
 
 __all__ = ["DEBIAS", "FUSERS", "LABEL_FREE", "PEERS", "PROPAGATE", "SUMMARIES", "debiased", "label_free",
-           "method_names", "needs_cameras", "parameters", "parts", "propagated", "rerank", "stages"]
+           "fuser_network", "method_names", "needs_cameras", "parameters", "parts", "propagated", "rerank", "route",
+           "stages"]

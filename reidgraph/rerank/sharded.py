@@ -39,11 +39,12 @@ from .._checks import as_features, int_in_range, same_dim
 from ..graph import GraphSettings, knn
 from ..graph.cameras import graph_camids
 from ..graph.search import worth_screening
-from ..nn.fusion import BATCH, _fused_graphs
+from ..nn.fusion import BATCH, fused_graphs
 from ..ranking import smallest
 from ._common import joint_features
 from .kreciprocal import k_reciprocal, neighbour_pass
-from .registry import PEERS, _fuser, _route, check_model_and_cameras, debias_stage, debiased, parts, propagated, stages
+from .registry import (PEERS, check_model_and_cameras, debias_stage, debiased, fuser_network, parts, propagated,
+                       route, stages)
 
 # Index of the entries that pad a shorter list to the common width: above every real index,
 # so that merge_topk puts it after them on equal scores.
@@ -183,7 +184,7 @@ def sharded_rerank(method: str, query, gallery_shard, offset: int, *, query_cami
     if peer:
         raise ValueError(f"method {method!r} compares all queries with all of the gallery and is not sharded; "
                          "run it in one process")
-    own = _route(method, params or {})
+    own = route(method, params or {})
     if propagated(method)[0]:
         raise ValueError(f"method {method!r} propagates over the whole gallery and is not sharded; run it in one "
                          "process")
@@ -207,7 +208,7 @@ def sharded_rerank(method: str, query, gallery_shard, offset: int, *, query_cami
         q, g = F.normalize(query[rows], dim=1), F.normalize(shard, dim=1)
         distance, index = _sharded_top(q, g, offset, top, False, group, chunk_size, _cosine_distances)
     else:
-        net, settings = _fuser(fuser, model, own[fuser], query.shape[1], cameras)
+        net, settings = fuser_network(fuser, model, own[fuser], query.shape[1], cameras)
         settings.check(G)
         q_cams, g_cams = graph_camids(settings, None if cams[0] is None else cams[0][rows], cams[1],
                                       rows.stop - rows.start, shard.shape[0])
@@ -232,7 +233,7 @@ def sharded_k_reciprocal(query, gallery, *, params: dict | None = None, top: int
         On process 0 of ``group``: ``(index [Q, top] int64, distance [Q, top] float32)`` on the CPU, as
         :meth:`~reidgraph.ranking.Ranking.top`; ``None`` on the others.
     """
-    own = _route("k-reciprocal", params or {})["k-reciprocal"]
+    own = route("k-reciprocal", params or {})["k-reciprocal"]
     device = torch.device(device) if device is not None else torch.as_tensor(gallery).device
     query, gallery = (torch.as_tensor(t).to(device) for t in (query, gallery))
     x, Q, N = joint_features(query, gallery)
@@ -269,7 +270,7 @@ def _fused_top(net: torch.nn.Module, settings: GraphSettings, query: Tensor, sha
         node_cams = None if gallery_camids is None else fetch_rows(needed, gallery_camids, offset, group)
         anchor_cams = None if query_camids is None else query_camids[rows]
         head_index, head_distance = index[rows, :K], distance[rows, :K]
-        for batch, z in _fused_graphs(net, q[rows], nodes, position, settings, BATCH, False, anchor_cams, node_cams):
+        for batch, z in fused_graphs(net, q[rows], nodes, position, settings, BATCH, False, anchor_cams, node_cams):
             fused = 1 - (z[:, 1:] @ z[:, :1].transpose(1, 2)).squeeze(2)
             # Stable: equal fused distances keep their FEN order.
             head_distance[batch], order = fused.sort(dim=1, stable=True)

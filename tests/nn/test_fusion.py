@@ -109,7 +109,7 @@ def test_no_batch_output_outlives_its_batch(setup, monkeypatch):
     import reidgraph.nn.fusion as fusion
 
     model, q, g = setup
-    outputs, alive, batches = [], [], fusion._fused_graphs
+    outputs, alive, batches = [], [], fusion.fused_graphs
 
     def tracked(*args, **kwargs):
         for rows, z in batches(*args, **kwargs):
@@ -117,7 +117,7 @@ def test_no_batch_output_outlives_its_batch(setup, monkeypatch):
             outputs.append(weakref.ref(z))
             yield rows, z
 
-    monkeypatch.setattr(fusion, "_fused_graphs", tracked)
+    monkeypatch.setattr(fusion, "fused_graphs", tracked)
     ffgnn_rerank(model, q, g, SMALL, batch_size=2)
     fused_features(model, q, g, SMALL, batch_size=2)
     # At most the caller's loop variable still holds the previous batch.
