@@ -35,6 +35,7 @@ from ..debias import Debias, debias_set
 from ..features import FeatureSet
 from ..graph import GraphSettings, knn
 from ..graph.batches import iter_graph_batches
+from ..graph.settings import RECIPE
 from ..losses import batch_hard_triplet_loss, cross_camera_list_loss, softmax_loss, verification_loss
 from .checkpoint import load_checkpoint, stage_config
 from .loop import OptimConfig, run_epochs, tensor_fingerprint, train_steps
@@ -107,7 +108,7 @@ class GNNTrainConfig(OptimConfig):
 PAPER = GNNTrainConfig(epochs=10, lr=3e-4, lr_step=5, weight_decay=5e-4, label_smoothing=0.0, graphs_per_batch=1,
                        output="batchnorm", init="random", losses=("softmax", "triplet", "verification"),
                        verification="sum", preset="paper")
-PRESETS = {"default": (GraphSettings(lam=0.3, same_camera_weight=0.0), GNNTrainConfig()),
+PRESETS = {"default": (RECIPE, GNNTrainConfig()),
            "paper": (GraphSettings(), PAPER)}
 # The paper's Table 1 rows, each a change to its recipe.
 ABLATIONS = {

@@ -66,3 +66,10 @@ class GraphSettings:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+RECIPE = GraphSettings(lam=0.3, same_camera_weight=0.0)
+"""The default recipe's graphs: camera-aware (same-camera neighbours ignored), λ 0.3; the paper's otherwise.
+Chosen on identities held out inside the train split (README, "How the default recipe was chosen"); training
+(``train-gnn``'s default preset) and training-free ``fusion`` share them."""
+

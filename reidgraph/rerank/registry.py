@@ -40,6 +40,7 @@ from torch import Tensor
 from .._checks import usable_device
 from ..debias import Debias, debias
 from ..graph import GraphSettings
+from ..graph.settings import RECIPE
 from ..ranking import CosineRanking, HeadRanking, Ranking
 from .ca_jaccard import ca_jaccard
 from .ecn import ecn
@@ -312,10 +313,7 @@ def _fuser_parameters(fuser: str | None) -> dict[str, Any]:
 
 
 def _base_settings(fuser: str) -> GraphSettings:
-    if fuser == "fusion":
-        from ..engine import recipe
-        return recipe()[0]
-    return GraphSettings()
+    return RECIPE if fuser == "fusion" else GraphSettings()
 
 
 def _fusion_settings(fuser: str, own: dict[str, Any]) -> GraphSettings:
