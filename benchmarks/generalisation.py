@@ -70,7 +70,7 @@ def one_set(name: str, files: Path, work: Path) -> dict:
     print(out.strip())
     stored = json.loads(cli("evaluate", "--features", str(val), "--model", str(model), "--json", "--quiet")[0])
     free = json.loads(cli("evaluate", "--features", str(val), "--json", "--quiet")[0])
-    from reidgraph.engine.selection import load_pipeline
+    from reidgraph.model_file import load_pipeline
     selection = load_pipeline(model)
     scored = [r["method"] for r in selection.rows if r["mAP"] is not None]
     methods = list(dict.fromkeys([m for m in scored if m.startswith("debias") == selection.debias

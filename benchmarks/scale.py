@@ -141,7 +141,7 @@ def run_scale_method(name: str, scale: str, device: str = "cpu") -> dict:
         return net.eval()
 
     def model_file(graph) -> str:  # the default model as train-gnn writes it, for the registry's ffgnn+PEER
-        from reidgraph.engine.checkpoint import save_checkpoint, stage_config
+        from reidgraph.checkpoint import save_checkpoint, stage_config
         from reidgraph.engine.train_gnn import GNNTrainConfig
         path = os.path.join(tempfile.mkdtemp(), "m.pt")
         save_checkpoint({"kind": "ffgnn", "config": stage_config(GNNTrainConfig(), graph=graph, channels=D),

@@ -22,10 +22,11 @@ from ._options import Options
 from .data.datasets import DATASETS, load_dataset
 from .data.samplers import neighbourhood_split
 from .debias import Debias
-from .engine import ABLATIONS, PRESETS, GNNTrainConfig, load_debias, load_ffgnn, recipe, train_ffgnn
+from .engine import ABLATIONS, PRESETS, GNNTrainConfig, recipe, train_ffgnn
 from .engine.distributed import TIMEOUT_S, init_distributed, peer_failure
 from .engine.loop import OptimConfig
-from .engine.selection import FRACTION, MIN_IDS, load_pipeline, select_pipeline, store_pipeline
+from .engine.selection import FRACTION, MIN_IDS, select_pipeline
+from .model_file import load_debias, load_ffgnn, load_pipeline, store_pipeline
 from .engine.train_fen import FENTrainConfig, load_fen
 from .engine.train_joint import JointTrainConfig
 from ._checks import int_in_range, usable_device

@@ -87,7 +87,7 @@ def test_dataset_options_reach_the_loader(tmp_path, capsys):
 
 def test_camera_aware_training_and_zero_shot_fusion(tmp_path, capsys):
     from reidgraph.data import synthetic_features
-    from reidgraph.engine import load_ffgnn
+    from reidgraph.model_file import load_ffgnn
     synthetic_features(40, 6, 3, 16, seed=0).save(tmp_path / "train.npz")
     synthetic_features(20, 6, 3, 16, seed=0, first_pid=100).save(tmp_path / "test.npz")
     graph = ["--K", "20", "--k", "5", "--tau", "5"]
@@ -112,8 +112,8 @@ def test_train_gnn_presets_and_ablations(tmp_path, capsys):
     import torch
 
     from reidgraph.data import synthetic_features
-    from reidgraph.engine import load_ffgnn
-    from reidgraph.engine.checkpoint import load_checkpoint
+    from reidgraph.model_file import load_ffgnn
+    from reidgraph.checkpoint import load_checkpoint
     from reidgraph.features import FeatureSet
     train = synthetic_features(30, 4, 2, 8, seed=0)
     train.save(tmp_path / "train.npz")
@@ -229,7 +229,7 @@ def test_out_and_device_are_one_line(tmp_path, capsys, monkeypatch):
 
 def test_train_gnn_k_and_tau_follow_a_small_K(tmp_path, capsys):
     from reidgraph.data import synthetic_features
-    from reidgraph.engine import load_ffgnn
+    from reidgraph.model_file import load_ffgnn
     synthetic_features(30, 4, 2, 8, seed=0).save(tmp_path / "train.npz")
     model = tmp_path / "small.pt"
     assert main(["train-gnn", "--no-select", "--features", str(tmp_path / "train.npz"), "--out", str(model), "--K", "10",
@@ -294,7 +294,7 @@ def test_train_gnn_debias_stores_the_stage_and_evaluate_applies_it(tmp_path, cap
 
     from reidgraph.data import synthetic_features
     from reidgraph.debias import Debias
-    from reidgraph.engine import load_debias
+    from reidgraph.model_file import load_debias
     from reidgraph.features import FeatureSet
     from reidgraph.rerank import rerank
 
@@ -315,7 +315,7 @@ def test_train_gnn_debias_stores_the_stage_and_evaluate_applies_it(tmp_path, cap
     test = FeatureSet.load(tmp_path / "test.npz")
     query, gallery = test.query_gallery()
     from reidgraph.debias import debias
-    from reidgraph.engine import load_ffgnn
+    from reidgraph.model_file import load_ffgnn
     from reidgraph.nn import ffgnn_rerank
     q, g = debias(query.feats, gallery.feats, query.camids, gallery.camids)
     net, settings = load_ffgnn(tmp_path / "debiased.pt")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from reidgraph.engine import save_checkpoint
+from reidgraph.checkpoint import save_checkpoint
 from reidgraph.engine.train_fen import FENTrainConfig
 from reidgraph.export import export_onnx
 from reidgraph.models import FEN

@@ -2,9 +2,8 @@
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "load_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint", "ABLATIONS": ".train_gnn",
-    "PRESETS": ".train_gnn", "GNNTrainConfig": ".train_gnn", "load_debias": ".train_gnn", "load_ffgnn": ".train_gnn",
-    "recipe": ".train_gnn", "train_ffgnn": ".train_gnn",
+    "ABLATIONS": ".train_gnn", "PRESETS": ".train_gnn", "GNNTrainConfig": ".train_gnn", "recipe": ".train_gnn",
+    "train_ffgnn": ".train_gnn",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .._checks import int_in_range
 from ..atomic import atomic_write
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from .distributed import Dist, barrier
 
 logger = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def run_epochs(*, kind: str, epochs: int, modules: dict[str, torch.nn.Module], o
         kind: checkpoint kind (``"fen"``, ``"ffgnn"``, ``"joint"``); a checkpoint
             of another kind is refused.
         modules: everything with learned state, saved and restored by name.
-        config: the run's settings (:func:`~reidgraph.engine.checkpoint.stage_config`);
+        config: the run's settings (:func:`~reidgraph.checkpoint.stage_config`);
             resuming from a checkpoint written with other settings (but ``epochs``)
             is refused, naming them by path (``graph.k``).
         train_epoch: trains one epoch and returns its metrics for the log.

@@ -18,7 +18,8 @@ from ..visualize import ranked_lists_picture, save_picture
 from .distributed import Dist, barrier
 from .extract import extract_features
 from .train_fen import FENTrainConfig, train_fen
-from .train_gnn import GNNTrainConfig, load_ffgnn, load_graph_classifier, train_ffgnn
+from ..model_file import load_ffgnn
+from .train_gnn import GNNTrainConfig, load_graph_classifier, train_ffgnn
 from .train_joint import JointTrainConfig, train_joint
 
 

@@ -8,13 +8,12 @@ held-out queries against the held-out gallery with every pipeline of :func:`cand
 the training-free fusers, on raw and on de-biased features; the FFGNN alone, after GCR's propagation, and
 followed by each peer. The pipeline with the highest mAP wins (ties: the first in that order). The model is
 then trained on every train identity, with or without de-biasing as the winner needs, and the winner and the
-held-out table are stored in its file (:func:`store_pipeline`), so ``evaluate``/``rerank --model`` run it
+held-out table are stored in its file (:func:`~reidgraph.model_file.store_pipeline`), so ``evaluate``/``rerank --model`` run it
 without ``--method``.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,7 +24,7 @@ from ..evaluation import evaluate_order
 from ..features import FeatureSet
 from ..graph import GraphSettings
 from ..rerank.registry import DEBIAS, FUSERS, PEERS, PROPAGATE, parts, rerank
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..model_file import Selection
 
 FRACTION = 0.2
 SEED = 0
@@ -35,39 +34,6 @@ SEED = 0
 MODELS = (True,)
 # Identities a train file needs for selection: FRACTION of them (at least 2) held out, at least 2 to train on.
 MIN_IDS = 10
-
-
-@dataclass
-class Selection:
-    """The winner of :func:`select_pipeline` and the table it won.
-
-    Attributes:
-        method: the winning pipeline's name, as ``evaluate --method`` takes it (``ffgnn+ecn``,
-            ``debias+gcr+ffgnn``, ``gcrv``).
-        debias: whether the model to train on every identity de-biases its features.
-        rows: one dict per pipeline: ``method``, ``debias``, ``mAP``, ``rank1`` (fractions) on the held-out part,
-            ``seconds`` to rank it (a composition's first also fuses the features the next ones reuse);
-            ``None`` scores and the reason under ``skipped`` for one whose defaults do not fit its size.
-        held_out: ``ids``, ``query``, ``gallery``: the size of the held-out part.
-    """
-
-    method: str
-    debias: bool
-    rows: list[dict]
-    held_out: dict
-
-    def table(self) -> str:
-        """The held-out table as aligned text, the winner marked."""
-        width = max(len(r["method"]) for r in self.rows) + 2
-        head = (f"held-out train identities ({self.held_out['ids']} ids, {self.held_out['query']} queries, "
-                f"{self.held_out['gallery']} gallery); the winner is marked *")
-        lines = [head, f"  {'pipeline':<{width}}{'mAP':>7}{'R1':>7}{'time (s)':>10}"]
-        for r in self.rows:
-            mark = "*" if r["method"] == self.method else " "
-            scores = (f"{100 * r['mAP']:7.1f}{100 * r['rank1']:7.1f}{r['seconds']:10.2f}"
-                      if r["mAP"] is not None else f"  not run: {r['skipped']}")
-            lines.append(f"{mark} {r['method']:<{width}}{scores}")
-        return "\n".join(lines)
 
 
 def candidates(debiased: bool, learned: bool = True) -> list[str]:
@@ -155,17 +121,3 @@ def select_pipeline(train: FeatureSet, settings: GraphSettings, config, *, workd
     debias = best["debias"] if "ffgnn" in best["method"] else models[-1]
     return Selection(best["method"], debias, rows,
                      {"ids": held.pids.unique().numel(), "query": len(query), "gallery": len(gallery)})
-
-
-def store_pipeline(path: str | Path, selection: Selection) -> None:
-    """Write ``selection`` into the model file at ``path`` (atomically), for :func:`load_pipeline`."""
-    state = load_checkpoint(path, "ffgnn")
-    state["pipeline"] = {"method": selection.method, "debias": selection.debias, "rows": selection.rows,
-                         "held_out": selection.held_out}
-    save_checkpoint(state, path)
-
-
-def load_pipeline(path: str | Path) -> Selection | None:
-    """The pipeline stored in a model file by ``train-gnn``'s selection, ``None`` for a model trained without."""
-    stored = load_checkpoint(path, "ffgnn").get("pipeline")
-    return None if stored is None else Selection(**stored)

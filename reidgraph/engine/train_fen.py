@@ -12,7 +12,7 @@ from .._checks import int_in_range
 from ..data.datasets import ImageRecord
 from ..data.samplers import PKSampler
 from ..losses import batch_hard_triplet_loss, softmax_loss
-from .checkpoint import load_checkpoint, stage_config
+from ..checkpoint import load_checkpoint, stage_config
 from .distributed import Dist, wrap
 from .loop import OptimConfig, records_fingerprint, run_epochs, train_steps
 

@@ -37,7 +37,7 @@ from ..graph import GraphSettings, knn
 from ..graph.batches import iter_graph_batches
 from ..graph.settings import RECIPE
 from ..losses import batch_hard_triplet_loss, cross_camera_list_loss, softmax_loss, verification_loss
-from .checkpoint import load_checkpoint, stage_config
+from ..checkpoint import load_checkpoint, stage_config
 from .loop import OptimConfig, run_epochs, tensor_fingerprint, train_steps
 
 if TYPE_CHECKING:  # the network imports PyG: at run time, only where one is built
@@ -246,29 +246,3 @@ def load_graph_classifier(path: str | Path) -> torch.nn.Linear | None:
     classifier = torch.nn.Linear(channels, classes)
     classifier.load_state_dict(weights)
     return classifier
-
-
-def load_debias(path: str | Path) -> Debias | None:
-    """The de-biasing a stage-2 model was trained after (``train_ffgnn(debias=...)``), ``None`` for raw features."""
-    stored = load_checkpoint(path, "ffgnn")["config"].get("debias")
-    return None if stored is None else Debias(**stored)
-
-
-def load_ffgnn(path: str | Path) -> tuple[FFGNN, GraphSettings]:
-    """The trained FFGNN (eval mode) and its graph settings from a stage-2 checkpoint."""
-    from ..nn import FFGNN
-
-    state = load_checkpoint(path, "ffgnn")
-    try:
-        cfg = state["config"]
-        # Models saved before the output/init options were BatchNorm + ReLU, randomly initialised.
-        model = FFGNN(cfg["channels"], cfg["num_layers"], cfg["alpha"], cfg.get("output", "batchnorm"),
-                      cfg.get("init", "random"))
-        model.load_state_dict(state["modules"]["model"])
-        settings = GraphSettings(**cfg["graph"])
-        settings.check()
-    except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as err:
-        reason = f"no {err}" if isinstance(err, KeyError) else str(err).splitlines()[0][:160]
-        raise ValueError(f"{path} is not a complete FFGNN model from train-gnn ({reason}); pass a model file "
-                         "written by reidgraph train-gnn") from None
-    return model.eval(), settings

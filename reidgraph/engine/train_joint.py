@@ -27,7 +27,7 @@ from .._checks import int_in_range
 from ..data.datasets import ImageRecord
 from ..data.samplers import neighbourhood_split
 from ..graph import GraphSettings, block_diagonal, knn
-from .checkpoint import stage_config
+from ..checkpoint import stage_config
 from .distributed import Dist, wrap
 from .loop import OptimConfig, records_fingerprint, run_epochs, train_steps
 from .train_fen import fen_losses

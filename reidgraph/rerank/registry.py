@@ -274,7 +274,7 @@ def debias_stage(method: str, own: dict[str | None, dict[str, Any]], model) -> D
     named = debiased(method)[0]
     if model is None or parts(method)[0] != "ffgnn":
         return Debias(**own[DEBIAS]).check() if named else None
-    from ..engine import load_debias
+    from ..model_file import load_debias
     trained = load_debias(model)
     if named and trained is None:
         raise ValueError(f"{model} was trained on features without de-biasing; drop '{DEBIAS}+' from the method, "
@@ -352,7 +352,7 @@ def fuser_network(fuser: str, model, own: dict[str, Any], dim: int,
         return TrainingFreeFusion(own.get("alpha", _FUSION["alpha"]), own.get("steps", _FUSION["steps"])), settings
     if model is None:
         raise ValueError("method 'ffgnn' needs a trained model: pass --model m.pt (from reidgraph train-gnn)")
-    from ..engine import load_ffgnn
+    from ..model_file import load_ffgnn
     net, settings = load_ffgnn(model)
     if net.channels != dim:
         raise ValueError(f"{model} expects {net.channels}-d features but these are {dim}-d; "

@@ -6,7 +6,8 @@ import torch
 
 from reidgraph.cli import main
 from reidgraph.data import synthetic_features
-from reidgraph.engine.selection import MIN_IDS, candidates, load_pipeline
+from reidgraph.engine.selection import MIN_IDS, candidates
+from reidgraph.model_file import load_pipeline
 from reidgraph.evaluation import evaluate_order
 from reidgraph.features import FeatureSet
 from reidgraph.rerank import rerank

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from reidgraph.data import load_dataset
-from reidgraph.engine import load_checkpoint
+from reidgraph.checkpoint import load_checkpoint
 from reidgraph.engine.extract import extract_features
 from reidgraph.engine.train_fen import FENTrainConfig, load_fen, train_fen
 
@@ -54,7 +54,7 @@ def test_extract_features_follow_the_records(tiny_market, tmp_path):
 
 
 def test_stage2_checkpoint_is_not_a_fen(tiny_market, tmp_path):
-    from reidgraph.engine import save_checkpoint
+    from reidgraph.checkpoint import save_checkpoint
     save_checkpoint({"kind": "ffgnn"}, tmp_path / "g.pt")
     with pytest.raises(ValueError, match="holds a 'ffgnn' checkpoint, not a 'fen' one"):
         load_fen(tmp_path / "g.pt")

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from reidgraph.data import synthetic_features
-from reidgraph.engine import ABLATIONS, load_ffgnn, recipe, train_ffgnn
+from reidgraph.engine import ABLATIONS, recipe, train_ffgnn
+from reidgraph.model_file import load_ffgnn
 from reidgraph.engine.train_gnn import graph_losses
 from reidgraph.features import FeatureSet
 from reidgraph.graph import GraphSettings
@@ -125,7 +126,7 @@ def test_train_sets_the_recipe_cannot_use():
 
 
 def test_incomplete_model_files_are_one_line(tmp_path):
-    from reidgraph.engine.checkpoint import save_checkpoint
+    from reidgraph.checkpoint import save_checkpoint
 
     model = FFGNN(8)
     cases = {"noconfig": {"kind": "ffgnn", "modules": {"model": model.state_dict()}},

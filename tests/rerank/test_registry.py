@@ -52,7 +52,7 @@ def test_peers_by_name_equal_the_functions(data):
 def test_fusers_by_name_equal_ffgnn_rerank(data, model):
     query, gallery = data
     q, g, qc, gc = query.feats, gallery.feats, query.camids, gallery.camids
-    from reidgraph.engine import load_ffgnn
+    from reidgraph.model_file import load_ffgnn
     net, settings = load_ffgnn(model)
     cases = {"ffgnn": (net, settings, {}),
              "fusion": (TrainingFreeFusion(), replace(recipe()[0], **SMALL), SMALL),
@@ -122,7 +122,7 @@ def test_propagation_stage_runs_the_rest_on_gcr_features(data, model):
     """``gcr+M`` is M on the query and gallery features GCR propagates together (after de-biasing with
     ``debias+``); the FFGNN then fuses each query's neighbourhood in that space."""
     from reidgraph.debias import debias
-    from reidgraph.engine import load_ffgnn
+    from reidgraph.model_file import load_ffgnn
     from reidgraph.rerank import gcr
     from reidgraph.rerank.registry import stages
     from reidgraph.rerank.sharded import is_sharded

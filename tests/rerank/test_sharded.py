@@ -13,8 +13,8 @@ import torch
 
 from reidgraph.cli import main
 from reidgraph.data import synthetic_features
-from reidgraph.engine import GNNTrainConfig, save_checkpoint
-from reidgraph.engine.checkpoint import stage_config
+from reidgraph.checkpoint import save_checkpoint, stage_config
+from reidgraph.engine import GNNTrainConfig
 from reidgraph.graph import GraphSettings
 from reidgraph.nn import FFGNN
 from reidgraph.rerank.sharded import merge_topk, shard_range

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from reidgraph.data import synthetic_features
-from reidgraph.engine import GNNTrainConfig, load_checkpoint, load_ffgnn, save_checkpoint, train_ffgnn
-from reidgraph.engine.checkpoint import saved_config, stage_config
+from reidgraph.checkpoint import load_checkpoint, save_checkpoint, stage_config
+from reidgraph.engine import GNNTrainConfig, train_ffgnn
 from reidgraph.engine import loop
 from reidgraph.features import FeatureSet
 from reidgraph.graph import GraphSettings
@@ -67,30 +67,6 @@ def test_settings_are_saved_nested_in_every_stage(tmp_path):
     saved = torch.load(tmp_path / "c.pt", weights_only=True)["config"]
     assert saved == stage_config(config, graph=SETTINGS, channels=16, debias=None)
     assert saved["graph"] == SETTINGS.as_dict() and saved["lr"] == config.lr and saved["epochs"] == 1
-
-
-def test_flat_stage2_checkpoints_load_and_resume(tmp_path):
-    """Stage 2 once saved its settings flat (``graph.K``, ``train.lr``); such files still load and resume."""
-    train = synthetic_features(25, 6, 3, 16, seed=0)
-    train_ffgnn(train, SETTINGS, GNNTrainConfig(epochs=1), checkpoint=tmp_path / "c.pt", progress=False)
-    state = torch.load(tmp_path / "c.pt", weights_only=True)
-    nested = state["config"]
-    state["config"] = {**{f"graph.{k}": v for k, v in nested.pop("graph").items()},
-                       **{f"train.{k}": v for k, v in nested.items() if k not in ("epochs", "channels", "debias")},  # written before de-biasing
-                       "epochs": nested["epochs"], "channels": nested["channels"]}
-    save_checkpoint(state, tmp_path / "flat.pt")
-    model, settings = load_ffgnn(tmp_path / "flat.pt")
-    assert settings == SETTINGS and model.output == GNNTrainConfig().output
-    assert load_checkpoint(tmp_path / "flat.pt", "ffgnn")["config"] == stage_config(GNNTrainConfig(epochs=1),
-                                                                                   graph=SETTINGS, channels=16)
-    train_ffgnn(train, SETTINGS, GNNTrainConfig(epochs=2), checkpoint=tmp_path / "flat.pt", progress=False)
-    assert load_checkpoint(tmp_path / "flat.pt", "ffgnn")["epoch"] == 2
-
-
-def test_stage1_images_per_id_was_K():
-    state = {"kind": "fen", "config": {"K": 4, "P": 16}}
-    assert saved_config(state) == {"images_per_id": 4, "P": 16}
-    assert saved_config({"kind": "ffgnn", "config": {"graph": {"K": 4}}}) == {"graph": {"K": 4}}
 
 
 def log_epochs(path):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write
+from .atomic import atomic_write
 
 
 def stage_config(own, **sections) -> dict:
@@ -19,23 +19,6 @@ def stage_config(own, **sections) -> dict:
     """
     nested = {name: asdict(value) if is_dataclass(value) else value for name, value in sections.items()}
     return {**asdict(own), **nested}
-
-
-def saved_config(state: dict) -> dict:
-    """The settings of a checkpoint's ``state`` in :func:`stage_config`'s format, whatever version wrote them.
-
-    Stage-2 checkpoints written before that format kept their settings flat, with
-    prefixes (``graph.K``, ``train.lr``); stage-1 ones named the images per
-    identity ``K``. Both are read as the current format, so they load and resume.
-    """
-    config = dict(state["config"])
-    if any(key.startswith("graph.") for key in config):
-        graph = {key.removeprefix("graph."): value for key, value in config.items() if key.startswith("graph.")}
-        config = {**{key.removeprefix("train."): value for key, value in config.items()
-                     if not key.startswith("graph.")}, "graph": graph}
-    if state["kind"] == "fen" and "K" in config:
-        config["images_per_id"] = config.pop("K")
-    return config
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
@@ -51,8 +34,6 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
 
 def load_checkpoint(path: str | Path, kind: str) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint` whose ``state["kind"]`` is ``kind``.
-
-    Its ``config``, where it has one, comes back in :func:`stage_config`'s format (see :func:`saved_config`).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -70,6 +51,4 @@ def load_checkpoint(path: str | Path, kind: str) -> dict:
     if not isinstance(state, dict) or state.get("kind") != kind:
         found = state.get("kind") if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"{path} holds a {found!r} checkpoint, not a {kind!r} one; pass the {kind} checkpoint")
-    if "config" in state:
-        state["config"] = saved_config(state)
     return state
