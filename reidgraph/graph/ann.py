@@ -40,12 +40,15 @@ from tqdm.auto import tqdm
 
 from .._checks import as_features, int_in_range
 from ..atomic import atomic_write
-from .search import drop_excluded, exclusions
+from .exclusion import drop_excluded, exclusions
+from .optional import faiss_module
 
 KINDS = ("ivf", "hnsw")
 _MAGIC = b"reidgraph-ann-index\n"
 _FORMAT = 1
 _METRIC = "cosine"
+# who needs faiss, in the error where it is missing
+_USER = "approximate kNN (ivf, hnsw)"
 # faiss's k-means wants at least 39 training points per centroid.
 _POINTS_PER_CELL = 39
 # The nprobe=None rule: scan about this many gallery items per neighbour asked for, and at
@@ -108,16 +111,6 @@ Settings = IVFSettings | HNSWSettings
 _SETTINGS = {"ivf": IVFSettings, "hnsw": HNSWSettings}
 
 
-def faiss_module():
-    """``faiss``, or a one-line ``ValueError`` saying how to install it."""
-    try:
-        import faiss
-    except ImportError:
-        raise ValueError("approximate kNN (ivf, hnsw) needs faiss, which is not installed; "
-                         "run `pip install faiss-cpu`") from None
-    return faiss
-
-
 def ann_settings(kind: str, settings: Settings | dict[str, Any] | None = None) -> Settings:
     """``settings`` of an index of ``kind`` as its dataclass (from a dict of its fields, or the defaults)."""
     if kind not in KINDS:
@@ -169,7 +162,7 @@ class AnnIndex:
             chunk_size: rows normalised and added at once (memory ``chunk_size x D`` float32).
             progress: a progress bar over the chunks.
         """
-        faiss = faiss_module()
+        faiss = faiss_module(_USER)
         settings = ann_settings(kind, settings)
         gallery = as_features(gallery, "gallery")
         int_in_range("chunk_size", chunk_size, 1, 2**31)
@@ -277,7 +270,7 @@ class AnnIndex:
 
     def save(self, path: str | Path) -> None:
         """Write the index and its metadata (format, kind, metric, dim, size, settings) to one file, atomically."""
-        faiss = faiss_module()
+        faiss = faiss_module(_USER)
         path = Path(path)
         meta = {"format": _FORMAT, "kind": self.kind, "metric": _METRIC, "dim": self.dim, "size": self.size,
                 "settings": asdict(self.settings), "faiss": faiss.__version__, "gallery_sha256": self.gallery_sha256}
@@ -293,7 +286,7 @@ class AnnIndex:
     def load(cls, path: str | Path, *, dim: int | None = None, size: int | None = None) -> "AnnIndex":
         """Read an index written by :meth:`save`; refuse one built for another metric, or, where given,
         another feature dimension ``dim`` or gallery size ``size``."""
-        faiss = faiss_module()
+        faiss = faiss_module(_USER)
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found; build an index with AnnIndex.build(gallery) and save it there")
@@ -351,7 +344,7 @@ class AnnIndex:
         return query, exclude
 
     def _params(self, k: int, **override):
-        faiss = faiss_module()
+        faiss = faiss_module(_USER)
         if self.kind == "ivf":
             return faiss.SearchParametersIVF(nprobe=override.get("nprobe", self.nprobe(k)))
         return faiss.SearchParametersHNSW(efSearch=override.get("ef_search", self.ef_search(k)))
@@ -372,7 +365,7 @@ class AnnIndex:
 
     def _raw(self, x: np.ndarray, n: int, params) -> tuple[np.ndarray, np.ndarray]:
         if params is None:  # HNSW's exact search: its flat storage of the vectors
-            sim, idx = faiss_module().downcast_index(self._index.storage).search(x, n)
+            sim, idx = faiss_module(_USER).downcast_index(self._index.storage).search(x, n)
         else:
             sim, idx = self._index.search(x, n, params=params)
         short = np.flatnonzero(idx[:, -1] < 0)  # faiss pads rows it could not fill with -1
@@ -424,4 +417,4 @@ def _unit_rows(x: Tensor) -> np.ndarray:
     return F.normalize(x.detach().to("cpu", torch.float32), dim=1).contiguous().numpy()
 
 
-__all__ = ["AnnIndex", "HNSWSettings", "IVFSettings", "KINDS", "ann_settings", "faiss_module"]
+__all__ = ["AnnIndex", "HNSWSettings", "IVFSettings", "KINDS", "ann_settings"]

@@ -20,26 +20,27 @@ and ``"hnsw"`` (faiss HNSW graph). ``knn`` builds a temporary index over the
 gallery with the settings in ``ann``, or searches a prebuilt
 :class:`~reidgraph.graph.ann.AnnIndex` passed as ``ann``, so that a big
 gallery's index is built once.
+
+Every backend leaves out the items of ``exclude_self`` / ``exclude`` by the one
+rule of :mod:`reidgraph.graph.exclusion`; whether pykeops and faiss are there
+is asked of :mod:`reidgraph.graph.optional`.
 """
 from __future__ import annotations
 
 import functools
-import subprocess
-import sys
 import warnings
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .._checks import as_features, int_in_range, same_dim
+from .ann import KINDS, AnnIndex, HNSWSettings, IVFSettings, ann_knn
+from .exclusion import drop_excluded, exclusions, mask_excluded
+from .optional import faiss_module, keops_available, keops_cuda, keops_runs
 
-if TYPE_CHECKING:
-    from .ann import AnnIndex, HNSWSettings, IVFSettings
-
-BACKENDS = ("auto", "torch", "keops", "faiss", "ivf", "hnsw")
-ANN_BACKENDS = ("ivf", "hnsw")
+ANN_BACKENDS = KINDS
+BACKENDS = ("auto", "torch", "keops", "faiss", *ANN_BACKENDS)
 # bfloat16 keeps 8 significant bits: rounding a value moves it by at most this fraction.
 _BF16_UNIT = 2.0**-9
 # Candidates kept per row by the bfloat16 screen, as a multiple of k; enough that
@@ -47,52 +48,6 @@ _BF16_UNIT = 2.0**-9
 _SCREEN_FACTOR = 3
 # Candidates for each row's smallest product kept by the bfloat16 screen (see screened_extremes).
 _LOW_CANDIDATES = 16
-
-
-def keops_available() -> bool:
-    """Whether pykeops imports (it compiles formulas with g++ on first use)."""
-    try:
-        import pykeops  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def keops_cuda() -> bool:
-    """Whether pykeops found a CUDA toolchain (``pykeops.config.gpu_available``).
-
-    Without one (nvrtc not found: the pip wheels of torch for CUDA 13 ship ``libnvrtc.so.13`` where
-    ``ctypes.util.find_library`` does not look), pykeops 2.3 switches to CPU only and then runs its CPU
-    kernel on the raw pointers of CUDA tensors, which crashes the interpreter.
-    """
-    if not keops_available():
-        return False
-    import pykeops.config
-
-    return bool(pykeops.config.gpu_available)
-
-
-@functools.lru_cache(maxsize=None)
-def keops_runs(device_type: str) -> bool:
-    """Whether a tiny KeOps kNN runs on ``device_type``, tried once in a subprocess.
-
-    A broken KeOps/CUDA toolchain can crash the interpreter (a segfault while
-    linking its kernels, seen with pykeops 2.3 and CUDA 13), which no
-    ``try`` catches; the subprocess keeps that crash out of the caller.
-    """
-    if not keops_available():
-        return False
-    probe = ("import torch; from pykeops.torch import LazyTensor as L; "
-             f"x = torch.randn(64, 8, device='{device_type}'); "
-             "(-(L(x[:, None]) | L(x[None]))).Kmin_argKmin(3, dim=1)")
-    try:
-        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=600)
-    except subprocess.TimeoutExpired:
-        return False
-    if done.returncode != 0:
-        warnings.warn(f"KeOps failed a self-test on {device_type} (exit code {done.returncode}); "
-                      "backend='auto' uses the torch kNN instead", RuntimeWarning, stacklevel=3)
-    return done.returncode == 0
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
@@ -108,20 +63,10 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         raise ValueError("backend='keops' on CUDA: pykeops found no CUDA compiler (nvrtc) and would run its CPU "
                          "kernel on GPU memory; use backend='torch', or point CUDA_PATH at a CUDA toolkit with "
                          "nvrtc (README: kNN backends)")
-    if backend == "faiss":
-        try:
-            import faiss  # noqa: F401
-        except ImportError:
-            raise ValueError("backend='faiss' needs faiss, which is not installed; "
-                             "run `pip install faiss-cpu` or use backend='torch'") from None
-        if device.type != "cpu":
-            raise ValueError("backend='faiss' runs on CPU tensors here; use backend='torch' or 'keops' on CUDA")
-    if backend in ANN_BACKENDS:
-        try:
-            import faiss  # noqa: F401
-        except ImportError:
-            raise ValueError(f"backend={backend!r} needs faiss, which is not installed; "
-                             "run `pip install faiss-cpu` or use backend='torch'") from None
+    if backend == "faiss" or backend in ANN_BACKENDS:
+        faiss_module(f"backend={backend!r}", " or use backend='torch'")
+    if backend == "faiss" and device.type != "cpu":
+        raise ValueError("backend='faiss' runs on CPU tensors here; use backend='torch' or 'keops' on CUDA")
     return backend
 
 
@@ -192,7 +137,6 @@ def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude_s
     int_in_range("chunk_size", chunk_size, 1, 2**31)
     backend = resolve_backend(backend, query.device)
     if backend in ANN_BACKENDS:
-        from .ann import ann_knn
         return ann_knn(query, gallery, k, backend, ann, exclude)
     if ann is not None:
         raise ValueError(f"ann= applies to backend='ivf' or 'hnsw', not {backend!r}; drop it or pick one of those")
@@ -207,26 +151,6 @@ def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude_s
     return _knn_torch(query, gallery, k, exclude, chunk_size, screen)
 
 
-def exclusions(Q: int, G: int, exclude_self: bool, exclude: Tensor | None,
-               device: torch.device) -> Tensor | None:
-    """The one exclusion rule of every kNN backend: ``[Q]`` gallery index each query must not find (itself with
-    ``exclude_self``; ``-1`` for none), or ``None``; a one-line ``ValueError`` for an inconsistent request."""
-    if exclude_self and exclude is not None:
-        raise ValueError("pass exclude_self=True or an exclude index, not both")
-    if exclude_self:
-        if Q != G:
-            raise ValueError(f"exclude_self=True needs query and gallery to be the same set, got "
-                             f"{Q} queries and {G} gallery items; pass exclude=<gallery index of each query>")
-        return torch.arange(Q, device=device)
-    if exclude is None:
-        return None
-    exclude = torch.as_tensor(exclude, device=device).long()
-    if exclude.shape != (Q,) or bool(((exclude < -1) | (exclude >= G)).any()):
-        raise ValueError(f"exclude must hold one gallery index in [-1, {G - 1}] per query ({Q}), "
-                         f"got shape {tuple(exclude.shape)}")
-    return exclude
-
-
 def _knn_torch(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None,
                chunk_size: int, screen: bool) -> tuple[Tensor, Tensor]:
     gallery_bf16 = gallery.bfloat16() if screen else None
@@ -237,18 +161,10 @@ def _knn_torch(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None,
         if screen:
             s, i = screened_topk(chunk, gallery, k, own, gallery_bf16)
         else:
-            s, i = _masked(chunk @ gallery.T, own).topk(k, dim=1)
+            s, i = mask_excluded(chunk @ gallery.T, own).topk(k, dim=1)
         sims.append(s)
         idxs.append(i)
     return torch.cat(sims), torch.cat(idxs)
-
-
-def _masked(sim: Tensor, own: Tensor | None) -> Tensor:
-    """``sim`` with each row's excluded column (``own``, -1 for none) set to -inf, in place."""
-    if own is not None:
-        rows = torch.arange(sim.shape[0], device=sim.device)[own >= 0]
-        sim[rows, own[own >= 0]] = float("-inf")
-    return sim
 
 
 def screened_topk(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None = None,
@@ -279,7 +195,7 @@ def screened_topk(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None
     """
     m = min(_SCREEN_FACTOR * k, gallery.shape[0] - (0 if exclude is None else 1))
     if m <= k:  # nothing to screen out
-        return _masked(query @ gallery.T, exclude).topk(k, dim=1)
+        return mask_excluded(query @ gallery.T, exclude).topk(k, dim=1)
     return _certified_top(query, gallery, k, m, exclude, _rough_products(query, gallery, exclude, gallery_bf16))
 
 
@@ -324,7 +240,7 @@ def _rough_products(query: Tensor, gallery: Tensor, exclude: Tensor | None,
                     gallery_bf16: Tensor | None) -> Tensor:
     """``[Q, G]`` bfloat16 products (float32 accumulation), each row's excluded column at -inf."""
     gallery_bf16 = gallery.bfloat16() if gallery_bf16 is None else gallery_bf16
-    return _masked(query.bfloat16() @ gallery_bf16.T, exclude)
+    return mask_excluded(query.bfloat16() @ gallery_bf16.T, exclude)
 
 
 def _certified_top(query: Tensor, gallery: Tensor, k: int, m: int, exclude: Tensor | None,
@@ -337,7 +253,7 @@ def _certified_top(query: Tensor, gallery: Tensor, k: int, m: int, exclude: Tens
     redo = torch.nonzero(sim[:, -1] <= bound[:, -1].float() + screen_error(gallery.shape[1])).flatten()
     if redo.numel():
         own = None if exclude is None else exclude[redo]
-        sim[redo], idx[redo] = _masked(query[redo] @ gallery.T, own).topk(k, dim=1)
+        sim[redo], idx[redo] = mask_excluded(query[redo] @ gallery.T, own).topk(k, dim=1)
     return sim, idx
 
 
@@ -365,22 +281,10 @@ def pair_products(a: Tensor, b: Tensor, crow: Tensor, cols: Tensor) -> Tensor:
 
 
 def _knn_faiss(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None) -> tuple[Tensor, Tensor]:
-    import faiss
-
-    index = faiss.IndexFlatIP(gallery.shape[1])
+    index = faiss_module("backend='faiss'").IndexFlatIP(gallery.shape[1])
     index.add(gallery.detach().float().contiguous().numpy())
     sim, idx = index.search(query.detach().float().contiguous().numpy(), k + int(exclude is not None))
     return drop_excluded(torch.from_numpy(sim).to(query.dtype), torch.from_numpy(idx).long(), exclude, k)
-
-
-def drop_excluded(sim: Tensor, idx: Tensor, exclude: Tensor | None, k: int) -> tuple[Tensor, Tensor]:
-    """From ``k + 1`` neighbours per row, drop each row's excluded index (or its last entry where
-    the excluded one is absent: not that close, or outranked by exact duplicates)."""
-    if exclude is None:
-        return sim, idx
-    drop = idx == exclude[:, None]
-    drop[:, -1] |= ~drop.any(dim=1)
-    return sim[~drop].view(-1, k), idx[~drop].view(-1, k)
 
 
 def _knn_keops(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None) -> tuple[Tensor, Tensor]:

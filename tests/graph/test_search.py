@@ -1,10 +1,8 @@
-import importlib.util
-
 import pytest
 import torch
 
 from reidgraph.graph import knn
-from reidgraph.graph.search import keops_available, keops_runs
+from reidgraph.graph.optional import faiss_available, keops_available, keops_runs
 
 
 def brute_force(q, g, k):
@@ -75,8 +73,8 @@ def test_screened_knn_is_exact(spread, monkeypatch):
     g = centre + spread * torch.randn(2000, 64, dtype=torch.float64)
     q = centre + spread * torch.randn(40, 64, dtype=torch.float64)
     redone = []
-    masked = search._masked
-    monkeypatch.setattr(search, "_masked", lambda sim, own: redone.append(sim.shape[0]) or masked(sim, own))
+    masked = search.mask_excluded
+    monkeypatch.setattr(search, "mask_excluded", lambda sim, own: redone.append(sim.shape[0]) or masked(sim, own))
     sim, idx = knn(q, g, 7, backend="torch", screen=True, chunk_size=16)
     assert torch.equal(idx, exact_topk(q, g, 7))
     assert torch.allclose(sim, torch.nn.functional.cosine_similarity(q[:, None], g[idx], dim=-1))
@@ -117,7 +115,7 @@ def test_screening_rule():
     assert worth_screening(21, big) == fast_bfloat16("cpu")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="faiss is not installed")
+@pytest.mark.skipif(not faiss_available(), reason="faiss is not installed")
 def test_faiss_matches_torch():
     g, q = torch.randn(500, 32), torch.randn(30, 32)
     assert torch.equal(knn(q, g, 8, backend="faiss")[1], knn(q, g, 8, backend="torch")[1])
