@@ -58,8 +58,10 @@ def peak_rss_gib() -> float:
 def available(name: str) -> bool:
     """Whether this machine can run ``name`` (KeOps and faiss are optional)."""
     import importlib.util
-    needs = {"KeOps": "pykeops", "faiss": "faiss"}
-    return all(importlib.util.find_spec(module) is not None for word, module in needs.items() if word in name)
+
+    from reidgraph.graph.optional import faiss_available
+    needs = {"KeOps": lambda: importlib.util.find_spec("pykeops") is not None, "faiss": faiss_available}
+    return all(present() for word, present in needs.items() if word in name)
 
 
 def labelled(scale: str, seed: int = 0):
