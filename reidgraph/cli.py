@@ -37,9 +37,9 @@ from .features import FeatureSet
 from .graph import GraphSettings
 from .graph.ann import KINDS as ANN_KINDS, AnnIndex, HNSWSettings, IVFSettings
 from .ranked_lists import output_format, write_ranked
-from .rerank import needs_cameras, parameters, parts, rerank
-from .rerank.registry import LABEL_FREE, NEIGHBOR_METHODS, SUMMARIES, label_free, takes_index
-from .rerank.sharded import is_sharded, shard_range, sharded_k_reciprocal, sharded_rerank
+from .rerank import parameters, parts, resolve
+from .rerank.registry import LABEL_FREE, NEIGHBOR_METHODS, SUMMARIES
+from .rerank.sharded import top_lists
 from .tables import results_table
 
 
@@ -174,28 +174,6 @@ def describe_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def chosen_method(args: argparse.Namespace, query: FeatureSet, gallery: FeatureSet) -> str | None:
-    """Fill in ``args.method`` where it is not given, and say how it was chosen (``None``: it was given).
-
-    With ``--model``: the pipeline the model file stores (``ffgnn`` for a file without one); a stored
-    training-free pipeline runs without the model. With neither: the label-free rule
-    (:data:`~reidgraph.rerank.registry.LABEL_FREE`), by whether camera ids tell two cameras apart.
-    """
-    if args.method:
-        return None
-    if args.model:
-        model, stored = args.model, load_pipeline(args.model)
-        args.method = stored.method if stored else "ffgnn"
-        if parts(args.method)[0] != "ffgnn":
-            args.model = None
-        return f"the pipeline {model} stores" if stored else f"{model} stores no pipeline (trained with --no-select)"
-    if args.param:
-        raise ValueError("--param sets a parameter of a named method; pass --method too")
-    args.method = label_free(query.camids, gallery.camids)
-    cameras = "with" if args.method == LABEL_FREE[True] else "without"
-    return f"the label-free rule, {cameras} camera ids"
-
-
 def output_folder(name: str) -> Path:
     """``--out`` of demo and train: a folder, refused in one line where a file is in the way."""
     out = Path(name)
@@ -225,8 +203,8 @@ def check_configs(settings: GraphSettings, *configs, num_train: int | None = Non
 def rerank_command(args: argparse.Namespace) -> int:
     """Any model's features in, each query's re-ranked gallery list out; no identity labels needed.
 
-    Under ``torchrun`` (``WORLD_SIZE`` > 1) the per-query methods are sharded over the processes, k-reciprocal
-    splits its all-vs-all pass among them (:mod:`reidgraph.rerank.sharded`), and process 0 writes the lists; the
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) a method that shards (:attr:`~reidgraph.rerank.plan.Plan.sharded`)
+    is shared by the processes (:func:`~reidgraph.rerank.sharded.top_lists`) and process 0 writes the lists; the
     others run on process 0 alone.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -234,57 +212,43 @@ def rerank_command(args: argparse.Namespace) -> int:
         check_writable(args.out, "--out", (args.features, args.query, args.gallery, args.model, args.index))
         output_format(args.out)
         query, gallery = rerank_inputs(args)
-        why = chosen_method(args, query, gallery)
-        params = method_params(args.method, args.param)
-        needs_cameras(args.method, params)  # checks the method's name and parameters before any work
+        plan = resolve(args.method, method_params(args.param), args.model, query_camids=query.camids,
+                       gallery_camids=gallery.camids)
         if args.index:
-            takes_index(args.method)
+            plan.check_index()
             if world_size > 1:
                 raise ValueError("--index searches one process's index; run without torchrun, or drop --index for "
                                  "the sharded exact search")
         device = checked_device(args.device)
-        if world_size > 1 and not is_sharded(args.method):
+        if world_size > 1 and not plan.sharded:
             if int(os.environ["RANK"]):
                 return 0
-            print(f"reidgraph rerank: {args.method} compares all queries with all of the gallery and is not sharded "
-                  f"yet; process 0 of {world_size} runs it alone while the others exit", file=sys.stderr)
+            print(f"reidgraph rerank: {plan.method} needs the whole gallery in one process and is not sharded; "
+                  f"process 0 of {world_size} runs it alone while the others exit", file=sys.stderr)
             world_size = 1
-        index = AnnIndex.load(args.index) if args.index else None  # rerank checks it was built over this gallery
+        index = AnnIndex.load(args.index) if args.index else None  # the plan checks it was built over this gallery
         top = min(100, len(gallery)) if args.top is None else args.top
         if not 1 <= top <= len(gallery):
             raise ValueError(f"--top {top} is outside [1, {len(gallery)}]: the gallery holds {len(gallery)} items")
-        num_gallery, gallery_paths = len(gallery), gallery.paths
         start = time.perf_counter()
         if world_size > 1:
-            if world_size > num_gallery:
+            if world_size > len(gallery):
                 local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
                 asked = (f"--nproc-per-node {local} exceeds" if local == world_size
                          else f"{world_size} processes (--nnodes x --nproc-per-node) exceed")
-                raise ValueError(f"{asked} the gallery's {num_gallery} images; use at most {num_gallery} processes")
-            job = init_distributed(str(device), args.timeout)
-            gallery_paths = gallery_paths if job.is_main else None
-            if args.method == "k-reciprocal":  # every process holds all the features; its rows of the pass
-                lists = sharded_k_reciprocal(query.feats, gallery.feats, params=params, top=top, device=job.device)
-            else:
-                first, stop = shard_range(num_gallery, world_size, job.rank)
-                gallery = gallery.subset(torch.arange(first, stop))  # this process keeps its shard's rows only
-                lists = sharded_rerank(args.method, query.feats, gallery.feats, first, query_camids=query.camids,
-                                       gallery_camids=gallery.camids, model=args.model, params=params, top=top,
-                                       device=job.device, progress=not args.quiet)
-        else:
-            ranking = rerank(args.method, query.feats, gallery.feats, query_camids=query.camids,
-                             gallery_camids=gallery.camids, model=args.model, params=params, device=device,
-                             index=index, progress=not args.quiet)
-            lists = ranking.top(top, progress=not args.quiet)
+                raise ValueError(f"{asked} the gallery's {len(gallery)} images; use at most {len(gallery)} processes")
+            device = init_distributed(str(device), args.timeout).device
+        lists = top_lists(plan, query.feats, gallery.feats, top, query_camids=query.camids,
+                          gallery_camids=gallery.camids, device=device, index=index, progress=not args.quiet)
     except (ValueError, OSError):
         if int(os.environ.get("LOCAL_RANK", "0")):
             return 2  # every process of a node meets the same bad input; the node's first one reports it
         raise
     if lists is None:  # not process 0 of a sharded run
         return 0
-    write_ranked(args.out, *lists, query.paths, gallery_paths)
-    print(f"{args.method}{f' ({why})' if why else ''}: {len(query)} queries x {num_gallery} gallery, top {top} of "
-          f"each written to {args.out} in {time.perf_counter() - start:.1f} s"
+    write_ranked(args.out, *lists, query.paths, gallery.paths)
+    print(f"{plan.method}{f' ({plan.chosen})' if plan.chosen else ''}: {len(query)} queries x {len(gallery)} gallery, "
+          f"top {top} of each written to {args.out} in {time.perf_counter() - start:.1f} s"
           + (f" by {world_size} processes" if world_size > 1 else ""))
     return 0
 
@@ -343,48 +307,46 @@ def evaluate(args: argparse.Namespace) -> int:
     from .engine.pipeline import score
 
     query, gallery = FeatureSet.load(args.features, format=args.format).query_gallery()
-    why = None if args.fusion else chosen_method(args, query, gallery)
-    method, params = evaluation_method(args)
-    needs_cameras(method, params)  # checks the method's name and parameters before any work
+    plan = resolve(args.method, evaluation_params(args), args.model, query_camids=query.camids,
+                   gallery_camids=gallery.camids)
     device = checked_device(args.device)
     start = time.perf_counter()
-    ranking = rerank(method, query.feats, gallery.feats, query_camids=query.camids, gallery_camids=gallery.camids,
-                     model=args.model, params=params, device=device, progress=not args.quiet)
-    row = score(method, ranking, query, gallery, 0.0)
+    ranking = plan.rank(query.feats, gallery.feats, query_camids=query.camids, gallery_camids=gallery.camids,
+                        device=device, progress=not args.quiet)
+    row = score(plan.method, ranking, query, gallery, 0.0)
     row["seconds"] = time.perf_counter() - start
     if args.json:
         print(json.dumps({k: row[k] for k in ("method", "rank1", "rank5", "rank10", "mAP", "mINP")}))
     else:
-        print(f"{args.features}: {len(query)} queries, {len(gallery)} gallery" + (f"; {method}: {why}" if why else ""))
+        print(f"{args.features}: {len(query)} queries, {len(gallery)} gallery"
+              + (f"; {plan.method}: {plan.chosen}" if plan.chosen else ""))
         print(results_table([row]))
     return 0
 
 
-def evaluation_method(args: argparse.Namespace) -> tuple[str, dict]:
-    """The method and parameters ``evaluate`` runs: ``--method``, or the older ``--model`` / ``--fusion`` forms."""
-    if args.fusion and args.model:
-        raise ValueError("--fusion zero-shot fuses without a model; drop --model (or drop --fusion to use it)")
-    if args.fusion and args.method:
-        raise ValueError("--fusion zero-shot is --method fusion-paper; pass one of them")
-    method = args.method or ("ffgnn" if args.model else "fusion-paper" if args.fusion else "cosine")
-    params = method_params(method, args.param)
-    fuser, _ = parts(method)
+def evaluation_params(args: argparse.Namespace) -> dict:
+    """``--param`` pairs, and the graph options (``--K``, ``--k``, ``--lam``, ``--tau``, ``--alpha``, the camera
+    weight) as the parameters of ``--method``'s training-free fuser."""
+    params = method_params(args.param)
     given = {**GRAPH.given(args), **GNN.given(args)}
-    if args.steps is not None:
-        given["steps"] = args.steps
     weight = camera_weight(args)
+    if not given and weight is None:
+        return params
+    method = args.method or ("ffgnn" if args.model else None)
+    fuser = parts(method)[0] if method else None
     if fuser == "ffgnn":
         same_graphs_as_trained(args.model, given, weight)
-        return method, params
-    if fuser is None and (given or weight is not None):
-        raise ValueError(f"graph options (--K, --k, --lam, --tau, --alpha, --steps, camera weight) apply to "
-                         f"fusion methods, not {method!r}; use --param NAME=VALUE for its own parameters")
+        return params
+    if fuser is None:
+        raise ValueError(f"graph options (--K, --k, --lam, --tau, --alpha, camera weight) apply to fusion methods, "
+                         f"not {method or 'the method chosen for you'!r}; pass --method fusion or fusion-paper, or "
+                         "--param NAME=VALUE for the method's own parameters")
     if weight is not None:
         given["same_camera_weight"] = weight
     prefix = f"{fuser}." if "+" in method else ""
     defaults = {name.removeprefix(prefix): value for name, value in parameters(method).items()}
     params.update({prefix + n: v for n, v in sized(given, defaults).items()})  # as in training
-    return method, params
+    return params
 
 
 def same_graphs_as_trained(model: str | None, given: dict, weight: float | None) -> None:
@@ -398,34 +360,9 @@ def same_graphs_as_trained(model: str | None, given: dict, weight: float | None)
                          "must be built the same way; drop --camera-aware/--same-camera-weight")
 
 
-def method_params(method: str, pairs: list[str] | None) -> dict:
-    """``--param NAME=VALUE`` pairs, each value read as the type of the parameter's default."""
-    known = parameters(method)
-    params = {}
-    for key, text in key_values("--param", pairs, "NAME=VALUE", "k1=30").items():
-        part, _, name = key.rpartition(".")
-        # "k", "ecn.k" (a prefix a single method may take too) and "fusion.K" each find their part's default.
-        default = next((v for n, v in known.items() if n == key or n.rpartition(".")[2] == name and (
-            not part or "." not in n or n.startswith(f"{part}."))), None)
-        params[key] = parameter_value(key, text, default)
-    return params
-
-
-def parameter_value(key: str, text: str, default):
-    """``text`` as the type of ``default`` (bool, int, float, or a string; ``none`` for an optional number)."""
-    try:
-        if isinstance(default, bool):
-            if text.lower() not in ("true", "false", "1", "0"):
-                raise ValueError
-            return text.lower() in ("true", "1")
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float) or default is None:
-            return None if text.lower() == "none" else float(text)
-    except ValueError:
-        raise ValueError(f"--param {key}={text}: expected {type(default).__name__ if default is not None else 'a number'}"
-                         f" like {default!r}") from None
-    return text
+def method_params(pairs: list[str] | None) -> dict[str, str]:
+    """``--param NAME=VALUE`` pairs; :func:`~reidgraph.rerank.plan.resolve` reads each value as its parameter's type."""
+    return key_values("--param", pairs, "NAME=VALUE", "k1=30")
 
 
 def checked_device(name: str) -> torch.device:
@@ -670,10 +607,6 @@ def evaluate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", required=True, help="test features with labels; split query/gallery, or the "
                                                       f"CUHK03-NP rule (by extension: {', '.join(FORMATS)})")
     add_method_options(p)
-    p.add_argument("--fusion", choices=("zero-shot",),
-                   help="zero-shot: training-free fusion (W = I, no BatchNorm/ReLU) on the paper's graphs, no model "
-                        "needed; the same as --method fusion-paper")
-    p.add_argument("--steps", type=int, help="propagation steps of training-free fusion (default: 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object (fractions in [0, 1])")
 
 

@@ -97,13 +97,13 @@ def test_camera_aware_training_and_zero_shot_fusion(tmp_path, capsys):
     assert load_ffgnn(model)[1].same_camera_weight == 0.0  # kept with the model, used again at test time
     test = ["evaluate", "--features", str(tmp_path / "test.npz"), "--json", "--quiet"]
     capsys.readouterr()
-    for extra in (["--model", str(model)], ["--fusion", "zero-shot", *graph],
-                  ["--fusion", "zero-shot", "--same-camera-weight", "0.5", "--steps", "2", *graph]):
+    for extra in (["--model", str(model)], ["--method", "fusion-paper", *graph],
+                  ["--method", "fusion-paper", "--same-camera-weight", "0.5", "--param", "steps=2", *graph]):
         assert main([*test, *extra]) == 0
         assert 0 <= json.loads(capsys.readouterr().out)["mAP"] <= 1
     for extra, message in [(["--model", str(model), "--same-camera-weight", "1"], "trained on graphs with same_camera"),
-                           (["--model", str(model), "--fusion", "zero-shot"], "drop --model"),
-                           (["--fusion", "zero-shot", "--same-camera-weight", "2", *graph], "outside [0, 1]")]:
+                           (["--model", str(model), "--method", "fusion-paper"], "takes no model"),
+                           (["--method", "fusion-paper", "--same-camera-weight", "2", *graph], "outside [0, 1]")]:
         assert main([*test, *extra]) == 2
         assert message in capsys.readouterr().err
 

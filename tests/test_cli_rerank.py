@@ -81,7 +81,7 @@ def test_evaluate_any_method_by_name(files, capsys):
     (["--method", "nope"], "unknown method 'nope'; choose one of cosine, ffgnn, fusion"),
     (["--method", "ffgnn"], "needs a trained model: pass --model"),
     (["--method", "ecn", "--param", "k1=3"], "has no parameter 'k1'"),
-    (["--method", "ecn", "--param", "k=three"], "--param k=three: expected int"),
+    (["--method", "ecn", "--param", "k=three"], "parameter k=three: expected int"),
     (["--method", "ecn", "--param", "k"], "is not NAME=VALUE"),
     (["--method", "cosine", "--top", "1000"], "--top 1000 is outside"),
     (["--method", "cosine", "--device", "cuda:0"] if not torch.cuda.is_available() else ["--method", "nope"],
@@ -146,7 +146,7 @@ def test_rerank_reads_pytorch_result_mat_and_names_a_missing_field(files, capsys
 
 def test_evaluate_fusion_with_a_small_K_alone_caps_k_and_tau(files, capsys):
     tmp_path, *_ = files
-    for extra in (["--fusion", "zero-shot"], ["--method", "fusion+aqe"]):
+    for extra in (["--method", "fusion-paper"], ["--method", "fusion+aqe"]):
         assert main(["evaluate", "--features", str(tmp_path / "test.npz"), "--K", "8", "--json", "--quiet",
                      *extra]) == 0, capsys.readouterr().err
         assert 0 <= json.loads(capsys.readouterr().out)["mAP"] <= 1
@@ -158,7 +158,7 @@ def test_outputs_that_cannot_be_written_fail_before_the_work_in_one_line(files, 
     (tmp_path / "dir.npz").mkdir()
     import reidgraph.cli as cli
 
-    monkeypatch.setattr(cli, "rerank", lambda *a, **k: pytest.fail("the work started"))
+    monkeypatch.setattr(cli, "top_lists", lambda *a, **k: pytest.fail("the work started"))
     cases = [(str(tmp_path / "q.npz"), "is also an input"), (str(tmp_path / "dir.npz"), "is a folder"),
              (str(tmp_path / "plain" / "r.npz"), "is a file, not a folder")]
     for out, message in cases:

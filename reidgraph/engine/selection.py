@@ -23,7 +23,8 @@ from ..debias import Debias
 from ..evaluation import evaluate_order
 from ..features import FeatureSet
 from ..graph import GraphSettings
-from ..rerank.registry import DEBIAS, FUSERS, PEERS, PROPAGATE, parts, rerank
+from ..rerank.plan import rerank
+from ..rerank.registry import DEBIAS, FUSERS, PEERS, PROPAGATE, parts
 from ..model_file import Selection
 
 FRACTION = 0.2

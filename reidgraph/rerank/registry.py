@@ -1,7 +1,7 @@
-"""Every re-ranking method by name, behind one call that returns one result type.
+"""Every re-ranking method by name: the catalogue that :func:`~reidgraph.rerank.plan.resolve` reads.
 
-``rerank(name, query, gallery, ...)`` returns a :class:`~reidgraph.ranking.Ranking`
-(``top(k)``, ``order_chunks()``, ``distance_chunks()``) for any of:
+``rerank(name, query, gallery, ...)`` (:mod:`~reidgraph.rerank.plan`) returns a
+:class:`~reidgraph.ranking.Ranking` (``top(k)``, ``order_chunks()``, ``distance_chunks()``) for any of:
 
 * ``cosine``: the features as they are, ``d = 1 - cos`` (no re-ranking);
 * fusers, which fuse each query with its top-K gallery neighbours in a graph
@@ -30,18 +30,14 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
-from .._checks import usable_device
-from ..debias import Debias, debias
+from ..debias import Debias
 from ..graph import GraphSettings
 from ..graph.settings import RECIPE
-from ..ranking import CosineRanking, HeadRanking, Ranking
+from ..ranking import Ranking
 from .ca_jaccard import ca_jaccard
 from .ecn import ecn
 from .propagation import gcr, gcrv
@@ -187,73 +183,11 @@ def _takes(method: str) -> dict[str, dict[str, Any]]:
 
 def needs_cameras(method: str, params: dict | None = None) -> bool:
     """Whether ``method`` (with ``params``) uses the camera id of every image; for ``ffgnn`` that depends
-    on the model too (its graphs may be camera-aware), which :func:`rerank` checks once it is loaded."""
+    on the model too (its graphs may be camera-aware), which :func:`~reidgraph.rerank.plan.resolve` checks once it is loaded."""
     fuser, peer = parts(method)
     own = route(method, params or {})
     graph = fuser in ("fusion", "fusion-paper") and _fusion_settings(fuser, own[fuser]).camera_aware
     return bool(peer and PEERS[peer].cameras) or graph or bool(stages(method))
-
-
-def rerank(method: str, query, gallery, *, query_camids=None, gallery_camids=None, model: str | Path | None = None,
-           params: dict[str, Any] | None = None, device: str | torch.device | None = None,
-           index=None, progress: bool = False, cache: dict | None = None) -> Ranking:
-    """Re-rank ``gallery`` for each query with the named method.
-
-    Args:
-        method: a name of :func:`method_names`, or ``FUSER+PEER``.
-        query: ``[Q, D]`` features; gallery: ``[G, D]`` features (any ReID model's).
-        query_camids, gallery_camids: ``[Q]`` / ``[G]`` camera ids; needed by
-            camera-aware methods (:func:`needs_cameras`), optional otherwise.
-        model: the FFGNN model file of ``ffgnn`` (its graph settings are used).
-        params: the method's parameters by name (:func:`parameters`).
-        device: where to compute (default: the features' device).
-        index: an :class:`~reidgraph.graph.AnnIndex` over ``gallery``, searched for each query's
-            nearest neighbours in place of exact kNN; for the per-query methods only
-            (:data:`NEIGHBOR_METHODS`). The fusers search their ``K``; ``cosine`` searches
-            :data:`COSINE_HEAD` (or ``G``) and ranks them by exact cosine, the rest of the gallery after them.
-        progress: progress bars.
-        cache: a dict to keep the fused features of compositions in: pass the same one to calls with the same
-            ``query``, ``gallery`` and cameras, and ``ffgnn+ecn`` after ``ffgnn+k-reciprocal`` fuses nothing
-            again (keyed by the de-biasing, the propagation, the fuser, the model file and the fuser's parameters).
-
-    Returns:
-        A :class:`~reidgraph.ranking.Ranking` of ``Q x G``.
-    """
-    fuser, peer = parts(method)
-    own = route(method, params or {})
-    device = usable_device(device) if device is not None else torch.as_tensor(query).device
-    query, gallery = (torch.as_tensor(x).to(device) for x in (query, gallery))
-    cameras = query_camids is not None and gallery_camids is not None
-    check_model_and_cameras(method, params, model, cameras)
-    cams = [None if c is None else torch.as_tensor(c).to(device) for c in (query_camids, gallery_camids)]
-    if index is not None:
-        takes_index(method)
-    stage = debias_stage(method, own, model)
-    if stage is not None:
-        query, gallery = debias(query, gallery, *cams, ridge=stage.ridge, min_images=stage.min_images)
-    spread = propagated(method)[0]
-    if spread:
-        propagation = gcr(query, gallery, *cams, **own[PROPAGATE])
-        query, gallery = propagation.query, propagation.gallery
-    if fuser:
-        net, settings = fuser_network(fuser, model, own[fuser], query.shape[1], cameras)
-        net = net.to(device)
-        if not peer:
-            from ..nn import ffgnn_rerank
-            return ffgnn_rerank(net, query, gallery, settings, query_camids=cams[0], gallery_camids=cams[1],
-                                neighbors=_searched(index, query, gallery, settings.K), progress=progress)
-        key = (stage and (stage.ridge, stage.min_images), spread and tuple(sorted(own[PROPAGATE].items())), fuser,
-               str(model), tuple(sorted(own[fuser].items())))
-        cache = {} if cache is None else cache
-        if key not in cache:
-            cache[key] = _fused(net, settings, query, gallery, *cams, progress)
-        query, gallery = cache[key]
-    if not peer:
-        if index is None:
-            return CosineRanking(query, gallery)
-        return _cosine_head(query, gallery, _searched(index, query, gallery, min(COSINE_HEAD, gallery.shape[0])))
-    chosen = PEERS[peer]
-    return chosen.function(query, gallery, *(cams if chosen.cameras else ()), **own[peer])
 
 
 def check_model_and_cameras(method: str, params: dict | None, model, cameras: bool) -> None:
@@ -284,27 +218,6 @@ def debias_stage(method: str, own: dict[str | None, dict[str, Any]], model) -> D
     return trained
 
 
-def takes_index(method: str) -> None:
-    """Nothing, or a one-line ``ValueError`` unless ``method`` can search a gallery index (:data:`NEIGHBOR_METHODS`)."""
-    if method not in NEIGHBOR_METHODS:
-        raise ValueError(f"method {method!r} compares every image with every other and cannot use a gallery index; "
-                         f"use one of {', '.join(NEIGHBOR_METHODS)} with it, or drop the index")
-
-
-def _searched(index, query: Tensor, gallery: Tensor, k: int) -> Tensor | None:
-    """``[Q, k]`` neighbours of each query found by ``index`` (checked to be over ``gallery``), or ``None``."""
-    return None if index is None else index.check(gallery).search(query, k)[1]
-
-
-def _cosine_head(query: Tensor, gallery: Tensor, neighbors: Tensor) -> HeadRanking:
-    """The given neighbours ranked by exact cosine distance, then the rest of the gallery."""
-    q, g = F.normalize(query, dim=1), F.normalize(gallery, dim=1)
-    index = neighbors.to(q.device)
-    distance = 1 - torch.einsum("qd,qkd->qk", q, g[index])
-    distance, order = distance.sort(dim=1, stable=True)
-    return HeadRanking(q, g, index.gather(1, order), distance)
-
-
 def _fuser_parameters(fuser: str | None) -> dict[str, Any]:
     if fuser in ("fusion", "fusion-paper"):
         base = _base_settings(fuser)
@@ -321,9 +234,9 @@ def _fusion_settings(fuser: str, own: dict[str, Any]) -> GraphSettings:
 
 
 def route(method: str, params: dict[str, Any]) -> dict[str | None, dict[str, Any]]:
-    """Each part's own parameters from ``params`` (``name`` or ``part.name``); a one-line error for any
-    name no part takes, or that two parts take without a ``part.`` prefix. Every part has an entry
-    (``None`` for an absent fuser or peer)."""
+    """Each part's own parameters from ``params`` (``name`` or ``part.name``; text values read by :func:`typed`);
+    a one-line error for any name no part takes, or that two parts take without a ``part.`` prefix. Every part
+    has an entry (``None`` for an absent fuser or peer)."""
     fuser, peer = parts(method)
     takes = _takes(method)
     own: dict[str | None, dict[str, Any]] = {DEBIAS: {}, PROPAGATE: {}, fuser: {}, peer: {}}
@@ -337,14 +250,33 @@ def route(method: str, params: dict[str, Any]) -> dict[str | None, dict[str, Any
                                  f"{' or '.join(f'{p}.{name}' for p in candidates)}")
             hint = " (ffgnn takes its graph settings from the model)" if fuser == "ffgnn" else ""
             raise ValueError(f"method {method!r} has no parameter {key!r}{hint}; it takes: {known}")
-        own[candidates[0]][name] = value
+        own[candidates[0]][name] = typed(key, value, takes[candidates[0]][name])
     return own
 
 
-def fuser_network(fuser: str, model, own: dict[str, Any], dim: int,
-                  cameras: bool) -> tuple[torch.nn.Module, GraphSettings]:
+def typed(key: str, value, default):
+    """``value`` as given, or, where it is text and ``default`` is not, read as ``default``'s type (bool, int,
+    float; ``none`` for an optional number): how command-line values become parameters."""
+    if not isinstance(value, str) or isinstance(default, str):
+        return value
+    try:
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return value.lower() in ("true", "1")
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float) or default is None:
+            return None if value.lower() == "none" else float(value)
+    except ValueError:
+        raise ValueError(f"parameter {key}={value}: expected {type(default).__name__ if default is not None else 'a number'}"
+                         f" like {default!r}") from None
+    return value
+
+
+def fuser_network(fuser: str, model, own: dict[str, Any], cameras: bool) -> tuple[torch.nn.Module, GraphSettings]:
     """The fusing network of ``fuser`` (``model`` for ``ffgnn``, its parameters ``own``) and its graph settings,
-    refused where its features are not ``dim``-d or its graphs need camera ids and ``cameras`` is false."""
+    refused where its graphs need camera ids and ``cameras`` is false."""
     from ..nn import TrainingFreeFusion
 
     if fuser != "ffgnn":
@@ -354,26 +286,12 @@ def fuser_network(fuser: str, model, own: dict[str, Any], dim: int,
         raise ValueError("method 'ffgnn' needs a trained model: pass --model m.pt (from reidgraph train-gnn)")
     from ..model_file import load_ffgnn
     net, settings = load_ffgnn(model)
-    if net.channels != dim:
-        raise ValueError(f"{model} expects {net.channels}-d features but these are {dim}-d; "
-                         f"use features of the model it was trained on")
     if settings.camera_aware and not cameras:
         raise ValueError(f"{model} was trained on camera-aware graphs, which need the camera id of every "
                          "query and gallery image: add camids to the features")
     return net, settings
 
 
-def _fused(net, settings: GraphSettings, query, gallery, query_camids, gallery_camids, progress: bool):
-    """Fused query features (graphs over the gallery) and gallery features (graphs over the rest of it)."""
-    from ..nn import fused_features
-
-    own = torch.arange(gallery.shape[0], device=gallery.device)
-    return (fused_features(net, query, gallery, settings, anchor_camids=query_camids,
-                           candidate_camids=gallery_camids, progress=progress),
-            fused_features(net, gallery, gallery, settings, exclude=own, anchor_camids=gallery_camids,
-                           candidate_camids=gallery_camids, progress=progress))
-
-
 __all__ = ["DEBIAS", "FUSERS", "LABEL_FREE", "PEERS", "PROPAGATE", "SUMMARIES", "debiased", "label_free",
-           "fuser_network", "method_names", "needs_cameras", "parameters", "parts", "propagated", "rerank", "route",
+           "fuser_network", "method_names", "needs_cameras", "parameters", "parts", "propagated", "route",
            "stages"]

@@ -43,21 +43,16 @@ from ..nn.fusion import BATCH, fused_graphs
 from ..ranking import smallest
 from ._common import joint_features
 from .kreciprocal import k_reciprocal, neighbour_pass
-from .registry import (PEERS, check_model_and_cameras, debias_stage, debiased, fuser_network, parts, propagated,
-                       route, stages)
+from .plan import Plan, resolve
+from .registry import PEERS, route
 
 # Index of the entries that pad a shorter list to the common width: above every real index,
 # so that merge_topk puts it after them on equal scores.
 _PAD = 2**62
+# Queries per process per round of the per-query methods.
+CHUNK = 512
 # Search function of _sharded_top: (queries [n, D], shard [G_r, D], k) -> (scores [n, k], shard rows [n, k]).
 Search = Callable[[Tensor, Tensor, int], tuple[Tensor, Tensor]]
-
-
-def is_sharded(method: str) -> bool:
-    """Whether ``method`` runs on several processes: the per-query ones, cosine and the fusers alone
-    (:func:`sharded_rerank`), and k-reciprocal (:func:`sharded_k_reciprocal`); none after a stage (de-biasing
-    needs the whole gallery's statistics, GCR's propagation the whole gallery's neighbours)."""
-    return not stages(method) and (parts(method)[1] is None or method == "k-reciprocal")
 
 
 def shard_range(n: int, world_size: int, rank: int) -> tuple[int, int]:
@@ -148,10 +143,34 @@ def fetch_rows(ids: Tensor, shard: Tensor, offset: int, group: ProcessGroup | No
     return fetched
 
 
+def top_lists(plan: Plan, query, gallery, top: int, *, query_camids=None, gallery_camids=None, device=None,
+              index=None, progress: bool = False) -> tuple[Tensor, Tensor] | None:
+    """Each query's ``top`` gallery items by ``plan``: ``(index [Q, top] int64, distance [Q, top])`` on the CPU.
+
+    Whether the work is shared is a property of the run: in a ``torchrun`` job whose process group is up
+    (world size above 1), a plan that shards (:attr:`~reidgraph.rerank.plan.Plan.sharded`) and no ``index``,
+    every process passes all the features and takes its share, k-reciprocal its rows of the all-vs-all pass
+    (:func:`sharded_k_reciprocal`) and the per-query methods their shard of the gallery (:func:`sharded_rerank`);
+    process 0 gets the lists, the others ``None``. Otherwise this process ranks alone, ``plan.rank(...).top(top)``.
+    Arguments as :func:`~reidgraph.rerank.plan.rerank`.
+    """
+    group_up = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    if not (group_up and plan.sharded and index is None):
+        ranking = plan.rank(query, gallery, query_camids=query_camids, gallery_camids=gallery_camids, device=device,
+                            index=index, progress=progress)
+        return ranking.top(top, progress=progress)
+    if plan.method == "k-reciprocal":
+        return sharded_k_reciprocal(query, gallery, params=plan.own[plan.peer], top=top, device=device)
+    first, stop = shard_range(len(gallery), dist.get_world_size(), dist.get_rank())
+    shard_camids = None if gallery_camids is None else gallery_camids[first:stop]
+    return _shard_top(plan, query, gallery[first:stop], first, query_camids, shard_camids, top, device, None, CHUNK,
+                      progress)
+
+
 @torch.no_grad()
 def sharded_rerank(method: str, query, gallery_shard, offset: int, *, query_camids=None, gallery_camids=None,
                    model=None, params: dict | None = None, top: int = 100, device: str | torch.device | None = None,
-                   group: ProcessGroup | None = None, chunk_size: int = 512,
+                   group: ProcessGroup | None = None, chunk_size: int = CHUNK,
                    progress: bool = False) -> tuple[Tensor, Tensor] | None:
     """``rerank(method, query, gallery, ...).top(top)`` with the gallery sharded across ``group``.
 
@@ -161,7 +180,8 @@ def sharded_rerank(method: str, query, gallery_shard, offset: int, *, query_cami
     top-K; beyond K, the rest in cosine order, as :class:`~reidgraph.ranking.HeadRanking`.
 
     Args:
-        method: ``cosine``, ``ffgnn``, ``fusion`` or ``fusion-paper`` (:func:`is_sharded`).
+        method: ``cosine``, ``ffgnn``, ``fusion`` or ``fusion-paper``
+            (:attr:`~reidgraph.rerank.plan.Plan.sharded`, without a peer).
         query: ``[Q, D]`` features, the same on every process.
         gallery_shard: ``[G_r, D]`` this process's gallery rows ``[offset, offset + G_r)``;
             the shards are contiguous and in rank order (:func:`shard_range`).
@@ -180,17 +200,19 @@ def sharded_rerank(method: str, query, gallery_shard, offset: int, *, query_cami
         On process 0 of ``group``: ``(index [Q, top] int64, distance [Q, top] float32)``
         on the CPU, as :meth:`~reidgraph.ranking.Ranking.top`; ``None`` on the others.
     """
-    fuser, peer = parts(method)
-    if peer:
-        raise ValueError(f"method {method!r} compares all queries with all of the gallery and is not sharded; "
-                         "run it in one process")
-    own = route(method, params or {})
-    if propagated(method)[0]:
-        raise ValueError(f"method {method!r} propagates over the whole gallery and is not sharded; run it in one "
+    plan = resolve(method, params, model, query_camids=query_camids, gallery_camids=gallery_camids)
+    return _shard_top(plan, query, gallery_shard, offset, query_camids, gallery_camids, top, device, group, chunk_size,
+                      progress)
+
+
+@torch.no_grad()
+def _shard_top(plan: Plan, query, gallery_shard, offset: int, query_camids, gallery_camids, top: int, device,
+               group: ProcessGroup | None, chunk_size: int, progress: bool) -> tuple[Tensor, Tensor] | None:
+    """:func:`sharded_rerank` of a resolved plan."""
+    if not plan.sharded or plan.peer:
+        raise ValueError(f"method {plan.method!r} needs the whole gallery in one process (a peer compares all queries "
+                         "with all of it, de-biasing takes its statistics, GCR propagates over it); run it in one "
                          "process")
-    if debias_stage(method, own, model) is not None:
-        raise ValueError(f"de-biasing ({'method ' + repr(method) if debiased(method)[0] else model}) needs the "
-                         "statistics of the whole gallery and is not sharded; run it in one process")
     device = torch.device(device) if device is not None else torch.as_tensor(gallery_shard).device
     query = as_features(torch.as_tensor(query).to(device), "query")
     shard = as_features(torch.as_tensor(gallery_shard).to(device), "gallery shard").to(query)
@@ -198,17 +220,15 @@ def sharded_rerank(method: str, query, gallery_shard, offset: int, *, query_cami
     int_in_range("chunk_size", chunk_size, 1, 2**31)
     G = _gallery_size(query, shard, offset, group)
     top = int_in_range("top", top, 1, G, f"the gallery holds {G} items")
-    cameras = query_camids is not None and gallery_camids is not None
-    check_model_and_cameras(method, params, model, cameras)
     cams = [None if c is None else torch.as_tensor(c).to(device) for c in (query_camids, gallery_camids)]
     rank, world_size = dist.get_rank(group), dist.get_world_size(group)
     rows = slice(*shard_range(query.shape[0], world_size, rank))
-    if fuser is None:
+    if plan.fuser is None:
         # As CosineRanking.top: the features normalised once, d = 1 - cos.
         q, g = F.normalize(query[rows], dim=1), F.normalize(shard, dim=1)
         distance, index = _sharded_top(q, g, offset, top, False, group, chunk_size, _cosine_distances)
     else:
-        net, settings = fuser_network(fuser, model, own[fuser], query.shape[1], cameras)
+        net, settings = plan.checked_network(query.shape[1]), plan.settings
         settings.check(G)
         q_cams, g_cams = graph_camids(settings, None if cams[0] is None else cams[0][rows], cams[1],
                                       rows.stop - rows.start, shard.shape[0])
@@ -372,5 +392,5 @@ def _all_gather(tensor: Tensor, group: ProcessGroup | None) -> list[Tensor]:
     return out
 
 
-__all__ = ["fetch_rows", "is_sharded", "merge_topk", "shard_range", "sharded_k_reciprocal", "sharded_knn",
-           "sharded_rerank"]
+__all__ = ["fetch_rows", "merge_topk", "shard_range", "sharded_k_reciprocal", "sharded_knn",
+           "sharded_rerank", "top_lists"]

@@ -115,7 +115,7 @@ def test_label_free_rule(tmp_path, capsys, cameras):
     assert np.array_equal(np.load(tmp_path / "r.npz")["index"], expected.top(10)[0].numpy())
     assert main(["rerank", "--query", str(tmp_path / "q.npz"), "--gallery", str(tmp_path / "g.npz"),
                  "--param", "k1=10", "--out", str(tmp_path / "r.npz")]) == 2
-    assert "pass --method too" in error_line(capsys, "rerank")
+    assert "name the method (--method) too" in error_line(capsys, "rerank")
 
 
 def test_models_to_train_follow_the_cameras(tmp_path):

@@ -124,8 +124,8 @@ def test_propagation_stage_runs_the_rest_on_gcr_features(data, model):
     from reidgraph.debias import debias
     from reidgraph.model_file import load_ffgnn
     from reidgraph.rerank import gcr
+    from reidgraph.rerank import resolve
     from reidgraph.rerank.registry import stages
-    from reidgraph.rerank.sharded import is_sharded
 
     query, gallery = data
     q, g, qc, gc = query.feats, gallery.feats, query.camids, gallery.camids
@@ -141,7 +141,7 @@ def test_propagation_stage_runs_the_rest_on_gcr_features(data, model):
     assert stages("debias+gcr+ffgnn+ecn") == ("debias", "gcr") and stages("gcr") == () and stages("debias+gcr") == (
         "debias",)
     assert parts("gcr+ffgnn+ecn") == ("ffgnn", "ecn") and parts("debias+gcr") == (None, "gcr")
-    assert "gcr.k1" in parameters("gcr+ecn") and needs_cameras("gcr+ecn") and not is_sharded("gcr+ffgnn")
+    assert "gcr.k1" in parameters("gcr+ecn") and needs_cameras("gcr+ecn") and not resolve("gcr+ffgnn", model=model, query_camids=qc, gallery_camids=gc).sharded
     for name in ("gcr+", "gcr+gcr", "gcr+ffgnn+gcr", "gcr+gcrv", "gcr+cosine"):
         with pytest.raises(ValueError, match="propagates with GCR twice or before nothing") as err:
             run(name, data)
@@ -149,11 +149,11 @@ def test_propagation_stage_runs_the_rest_on_gcr_features(data, model):
 
 
 def test_cache_fuses_once_and_changes_nothing(data, model, monkeypatch):
-    from reidgraph.rerank import registry
+    from reidgraph.rerank import plan
 
     calls = []
-    fused = registry._fused
-    monkeypatch.setattr(registry, "_fused", lambda *a: calls.append(1) or fused(*a))
+    fused = plan.fused_pair
+    monkeypatch.setattr(plan, "fused_pair", lambda *a: calls.append(1) or fused(*a))
     cache = {}
     names = ["ffgnn+ecn", "ffgnn+k-reciprocal", "gcr+ffgnn+ecn", "gcr+ffgnn+ecn", "ffgnn+ecn",
              "gcr+ffgnn+k-reciprocal"]
