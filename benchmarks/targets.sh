@@ -26,8 +26,8 @@ for dir in "$@"; do
   reidgraph train-gnn --features "$dir/cuhk03_labeled_train.npz" --out "$work/$name.pt" --quiet >&2
   echo "{\"features\": \"$name\", \"train_gnn_seconds\": $(( $(date +%s) - start ))}"
   val=(--features "$dir/cuhk03_labeled_val.npz" --json --quiet)
-  for row in "model|--model $work/$name.pt" "zero-shot camera-aware|--fusion zero-shot --camera-aware" \
-             "zero-shot camera-aware lam=0.3|--fusion zero-shot --camera-aware --lam 0.3" "FEN features|"; do
+  for row in "model|--model $work/$name.pt" "zero-shot camera-aware|--method fusion-paper --camera-aware" \
+             "zero-shot camera-aware lam=0.3|--method fusion-paper --camera-aware --lam 0.3" "FEN features|--method cosine"; do
     # shellcheck disable=SC2086 # the flags are meant to split
     echo "{\"features\": \"$name\", \"row\": \"${row%%|*}\", \"result\": $(reidgraph evaluate "${val[@]}" ${row#*|})}"
   done
