@@ -105,7 +105,7 @@ def run_method(name: str, features: str, models: dict, params: dict, device: str
     Every method goes through :func:`reidgraph.rerank.rerank`. Camera-aware graphs and CA-Jaccard use the
     query's and gallery's camera ids, as the evaluation protocol already does to ignore same-camera matches.
     """
-    from reidgraph.engine.pipeline import score
+    from reidgraph.evaluation import results_row
     from reidgraph.features import FeatureSet
     from reidgraph.rerank import rerank
 
@@ -115,7 +115,7 @@ def run_method(name: str, features: str, models: dict, params: dict, device: str
     start = time.perf_counter()
     ranking = rerank(method, query.feats, gallery.feats, query_camids=query.camids, gallery_camids=gallery.camids,
                      model=models[model] if model else None, params=params, device=device)
-    row = score(name, ranking, query, gallery, 0.0)
+    row = results_row(name, ranking, query, gallery, 0.0)
     return {**row, "registry_method": method, "params": params, "seconds": time.perf_counter() - start,
             "peak_rss_gib": peak_rss_gib(), "baseline_rss_gib": baseline}
 

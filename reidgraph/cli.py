@@ -32,6 +32,7 @@ from .engine.train_joint import JointTrainConfig
 from ._checks import int_in_range, usable_device
 from .atomic import check_writable
 from .export import DEFAULT_OPSET
+from .evaluation import results_row
 from .feature_files import FORMATS
 from .features import FeatureSet
 from .graph import GraphSettings
@@ -304,8 +305,6 @@ def rerank_inputs(args: argparse.Namespace) -> tuple[FeatureSet, FeatureSet]:
 
 def evaluate(args: argparse.Namespace) -> int:
     """CMC / mAP / mINP of a features file, ranked by any method (FFGNN fusion with --model)."""
-    from .engine.pipeline import score
-
     query, gallery = FeatureSet.load(args.features, format=args.format).query_gallery()
     plan = resolve(args.method, evaluation_params(args), args.model, query_camids=query.camids,
                    gallery_camids=gallery.camids)
@@ -313,7 +312,7 @@ def evaluate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     ranking = plan.rank(query.feats, gallery.feats, query_camids=query.camids, gallery_camids=gallery.camids,
                         device=device, progress=not args.quiet)
-    row = score(plan.method, ranking, query, gallery, 0.0)
+    row = results_row(plan.method, ranking, query, gallery, 0.0)
     row["seconds"] = time.perf_counter() - start
     if args.json:
         print(json.dumps({k: row[k] for k in ("method", "rank1", "rank5", "rank10", "mAP", "mINP")}))

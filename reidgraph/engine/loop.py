@@ -148,17 +148,14 @@ def append_log(log_path: Path, record: dict) -> None:
         log.write(json.dumps(record) + "\n")
 
 
-def reconcile_log(log_path: Path, kind: str, records: Iterable[dict] | None) -> None:
+def reconcile_log(log_path: Path, kind: str, records: Iterable[dict]) -> None:
     """Make the log's ``kind`` records exactly ``records`` (the checkpoint's), keeping other stages' lines.
 
     Records already there stay in place, missing ones (an epoch killed between its
     checkpoint and its log line) are appended, and records of epochs the
     checkpoint does not hold (a previous run's, after a restart) are dropped, as
-    are unreadable lines (one cut short by a kill). ``records=None`` (a
-    checkpoint older than this) leaves the log alone.
+    are unreadable lines (one cut short by a kill).
     """
-    if records is None:
-        return
     wanted = {r["epoch"]: r for r in records}
     text = log_path.read_text() if log_path.is_file() else ""
     lines, out, emitted, changed = text.splitlines(), [], set(), bool(text) and not text.endswith("\n")
@@ -231,12 +228,12 @@ def run_epochs(*, kind: str, epochs: int, modules: dict[str, torch.nn.Module], o
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start = state["epoch"]
-        done = state.get("log")
+        done = state["log"]
         if dist.is_main:
             logger.info("%s: resuming after epoch %d from %s", kind, start, checkpoint)
     if dist.is_main and log_path is not None:
         reconcile_log(log_path, kind, done)
-    done = list(done or [])
+    done = list(done)
     for epoch in range(start, epochs):
         metrics = train_epoch(epoch)
         scheduler.step()

@@ -9,29 +9,18 @@ from pathlib import Path
 import torch
 
 from ..data.datasets import ReIDDataset
-from ..evaluation import evaluate_order
+from ..evaluation import results_row
 from ..features import FeatureSet
 from ..graph import GraphSettings
 from ..nn import FFGNN, ffgnn_rerank
-from ..ranking import Ranking, ranked_orders
+from ..ranking import ranked_orders
 from ..visualize import ranked_lists_picture, save_picture
 from .distributed import Dist, barrier
 from .extract import extract_features
-from .train_fen import FENTrainConfig, train_fen
 from ..model_file import load_ffgnn
+from .train_fen import FENTrainConfig, train_fen
 from .train_gnn import GNNTrainConfig, load_graph_classifier, train_ffgnn
 from .train_joint import JointTrainConfig, train_joint
-
-
-def score(name: str, ranking, query: FeatureSet, gallery: FeatureSet, seconds: float) -> dict:
-    """One results row: rank-1/5/10, mAP, mINP (fractions) and the seconds it took.
-
-    ``ranking``: a :class:`~reidgraph.ranking.Ranking`, or ``[q, G]`` gallery orders (chunks or one tensor).
-    """
-    labels = query.pids, gallery.pids, query.camids, gallery.camids
-    m = ranking.evaluate(*labels) if isinstance(ranking, Ranking) else evaluate_order(ranking, *labels)
-    return {"method": name, "rank1": m.rank(1), "rank5": m.rank(5), "rank10": m.rank(10), "mAP": m.mAP,
-            "mINP": m.mINP, "seconds": seconds}
 
 
 def compare(tag: str, ffgnn: FFGNN, settings: GraphSettings, query: FeatureSet,
@@ -39,12 +28,12 @@ def compare(tag: str, ffgnn: FFGNN, settings: GraphSettings, query: FeatureSet,
     """Rows for FEN features and FFGNN fusion, with both methods' top-10 for the picture."""
     start = time.perf_counter()
     fen_orders = torch.cat(list(ranked_orders(query.feats, gallery.feats)))
-    fen_row = score(f"FEN{tag}", fen_orders, query, gallery, time.perf_counter() - start)
+    fen_row = results_row(f"FEN{tag}", fen_orders, query, gallery, time.perf_counter() - start)
     start = time.perf_counter()
     result = ffgnn_rerank(ffgnn, query.feats, gallery.feats, settings, query_camids=query.camids,
                           gallery_camids=gallery.camids, progress=progress)
     gnn_orders = torch.cat(list(result.order_chunks()))
-    gnn_row = score(f"+ FFGNN{tag}", gnn_orders, query, gallery, time.perf_counter() - start)
+    gnn_row = results_row(f"+ FFGNN{tag}", gnn_orders, query, gallery, time.perf_counter() - start)
     return [fen_row, gnn_row], fen_orders[:, :10], gnn_orders[:, :10]
 
 

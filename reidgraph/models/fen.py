@@ -116,7 +116,7 @@ class FEN(torch.nn.Module):
         state = {k: v for k, v in state.items() if not k.startswith(_CLASSIFIER_PREFIXES)}
         own = self.body.state_dict()
         bad = sorted(k for k in state if k not in own or tuple(state[k].shape) != tuple(own[k].shape))
-        # Older checkpoints lack BatchNorm's step counter, which does not affect the weights.
+        # Weight files may lack BatchNorm's step counter (torchvision's do), which does not affect the weights.
         bad += sorted(k for k in own if k not in state and not k.endswith("num_batches_tracked"))
         if bad:
             raise ValueError(f"weights file {os.fspath(path)!r} does not match arch={self.arch!r} "
