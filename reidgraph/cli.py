@@ -33,7 +33,7 @@ from ._checks import int_in_range, usable_device
 from .atomic import check_writable
 from .export import DEFAULT_OPSET
 from .evaluation import results_row
-from .feature_files import FORMATS
+from .feature_files import FEATURE_FORMATS
 from .features import FeatureSet
 from .graph import GraphSettings
 from .graph.ann import KINDS as ANN_KINDS, AnnIndex, HNSWSettings, IVFSettings
@@ -490,11 +490,11 @@ def add_dataset_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_format_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=FORMATS, help="the features files' format (default: by extension)")
+    p.add_argument("--format", choices=FEATURE_FORMATS, help="the features files' format (default: by extension)")
 
 
 def add_query_gallery_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--query", help=f"query features, labels optional (by extension: {', '.join(FORMATS)})")
+    p.add_argument("--query", help=f"query features, labels optional (by extension: {', '.join(FEATURE_FORMATS)})")
     p.add_argument("--gallery", help="gallery features, from the same model")
     p.add_argument("--features", help="one file holding both, with a split (e.g. pytorch_result.mat)")
 
@@ -604,7 +604,7 @@ def describe_options(p: argparse.ArgumentParser) -> None:
 
 def evaluate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", required=True, help="test features with labels; split query/gallery, or the "
-                                                      f"CUHK03-NP rule (by extension: {', '.join(FORMATS)})")
+                                                      f"CUHK03-NP rule (by extension: {', '.join(FEATURE_FORMATS)})")
     add_method_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (fractions in [0, 1])")
 

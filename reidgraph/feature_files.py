@@ -41,12 +41,12 @@ PT_HINTS = ((EOFError, "empty or truncated"), (KeyError, "not written by torch.s
 
 
 def read_fields(path: str | Path, format: str | None = None, labels: bool = True) -> dict:
-    """The fields (:data:`FIELDS`) in ``path``, in one of :data:`FORMATS`; :meth:`FeatureSet.load
+    """The fields (:data:`FIELDS`) in ``path``, in one of :data:`FEATURE_FORMATS`; :meth:`FeatureSet.load
     <reidgraph.features.FeatureSet.load>` makes them a feature set.
 
     Args:
         path: the features file.
-        format: one of :data:`FORMATS`; by default from the extension.
+        format: one of :data:`FEATURE_FORMATS`; by default from the extension.
         labels: require ``pids`` and ``camids`` (training and evaluation need
             them); with ``False`` they are read when present.
     """
@@ -66,9 +66,9 @@ def format_of(path: Path, format: str | None) -> str:
         format = EXTENSIONS.get(path.suffix.lower())
         if format is None:
             raise ValueError(f"{path}: unknown features extension '{path.suffix}'; use .npz, .mat, .npy, .pt or .pth, "
-                             f"or pass format= one of {', '.join(FORMATS)}")
-    elif format not in FORMATS:
-        raise ValueError(f"format={format!r} for {path} is not one of {', '.join(FORMATS)}")
+                             f"or pass format= one of {', '.join(FEATURE_FORMATS)}")
+    elif format not in FEATURE_FORMATS:
+        raise ValueError(f"format={format!r} for {path} is not one of {', '.join(FEATURE_FORMATS)}")
     return format
 
 
@@ -216,4 +216,4 @@ def integers(table: Path, column: str, values) -> list[int]:
 
 
 READERS = {"npz": read_npz, "mat": read_mat, "npy": read_npy, "pt": read_pt}
-FORMATS = tuple(READERS)  # ("npz", "mat", "npy", "pt")
+FEATURE_FORMATS = tuple(READERS)  # ("npz", "mat", "npy", "pt")

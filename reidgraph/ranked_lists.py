@@ -22,16 +22,16 @@ from torch import Tensor
 
 from .atomic import atomic_write
 
-FORMATS = ("npz", "csv", "json")
+LIST_FORMATS = ("npz", "csv", "json")
 
 
 def output_format(path: str | Path) -> str:
     """The format of an output path by its extension; a one-line error for an unknown one or a missing folder."""
     path = Path(path)
     kind = path.suffix.lower().lstrip(".")
-    if kind not in FORMATS:
+    if kind not in LIST_FORMATS:
         raise ValueError(f"--out {path}: unknown extension {path.suffix or '(none)'!r}; "
-                         f"end the name in {', '.join('.' + f for f in FORMATS)}")
+                         f"end the name in {', '.join('.' + f for f in LIST_FORMATS)}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"--out {path}: folder {path.parent} does not exist; create it first")
     if path.is_dir():

@@ -5,7 +5,7 @@ import pytest
 import scipy.io
 import torch
 
-from reidgraph.feature_files import FORMATS
+from reidgraph.feature_files import FEATURE_FORMATS
 from reidgraph.features import FeatureSet
 
 # Query rows first, as the .mat layout reads them.
@@ -58,7 +58,7 @@ def one_line_error(kind, match, call, *names):
     return message
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", FEATURE_FORMATS)
 def test_round_trip(tmp_path, fmt):
     path = tmp_path / f"feats.{fmt}"
     WRITERS[fmt](path)
@@ -88,7 +88,7 @@ def test_pth_and_explicit_format(tmp_path):
                    lambda: FeatureSet.load(tmp_path / "feats.bin", format="h5"), tmp_path / "feats.bin")
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", FEATURE_FORMATS)
 def test_features_alone(tmp_path, fmt):
     path = tmp_path / f"feats.{fmt}"
     WRITERS[fmt](path, labels=False)
@@ -108,7 +108,7 @@ def test_csv_with_some_columns(tmp_path):
                    tmp_path / "feats.npy")
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", FEATURE_FORMATS)
 def test_missing_file(tmp_path, fmt):
     one_line_error(FileNotFoundError, "does not exist", lambda: FeatureSet.load(tmp_path / f"no.{fmt}"),
                    tmp_path / f"no.{fmt}")
