@@ -16,7 +16,9 @@ class GraphSettings:
     Attributes:
         K: neighbours per anchor (graph of ``K + 1`` nodes).
         k: k-reciprocal neighbourhood size inside a graph.
-        lam: weight λ of the soft Jaccard term (eq. 8).
+        lam: the FFGNN paper's λ (eq. 8), the weight of the soft Jaccard similarity ``D`` in
+            ``A = (λ D + (1 - λ) C)_+ ∘ B`` (the cosine ``C`` gets ``1 - λ``). Zhong et al.'s λ, the
+            ``lam`` of :func:`~reidgraph.rerank.k_reciprocal`, weights the other term, the original distance.
         tau: edges kept per node by the mask (eqs. 9-10).
         edges: ``"joint"`` (eq. 8) or ``"cosine"`` (ablation ``ori``).
         mask: apply the top-τ mask (``False``: ablation ``wo_mask``).
