@@ -338,7 +338,7 @@ class AnnIndex:
         if query.shape[1] != self.dim:
             raise ValueError(f"query has {query.shape[1]}-d features but {self.path or 'the ANN index'} holds "
                              f"{self.dim}-d; extract both with the same model")
-        exclude = exclusions(query.shape[0], self.size, False, exclude, torch.device("cpu"))
+        exclude = exclusions(query.shape[0], self.size, exclude, torch.device("cpu"))
         available = self.size - int(exclude is not None)
         int_in_range("k", k, 1, available, f"the gallery offers {available} neighbours per query")
         return query, exclude

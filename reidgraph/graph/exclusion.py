@@ -10,15 +10,14 @@ import torch
 from torch import Tensor
 
 
-def exclusions(Q: int, G: int, exclude_self: bool, exclude: Tensor | None,
-               device: torch.device) -> Tensor | None:
-    """``[Q]`` gallery index each query must not find (itself with ``exclude_self``; ``-1`` for none), or
-    ``None``; a one-line ``ValueError`` for an inconsistent request."""
-    if exclude_self and exclude is not None:
-        raise ValueError("pass exclude_self=True or an exclude index, not both")
-    if exclude_self:
+def exclusions(Q: int, G: int, exclude: Tensor | str | None, device: torch.device) -> Tensor | None:
+    """``[Q]`` gallery index each query must not find (``-1`` for none; ``exclude="self"``: itself, query ``i``
+    being gallery item ``i``), or ``None``; a one-line ``ValueError`` for an inconsistent request."""
+    if isinstance(exclude, str):
+        if exclude != "self":
+            raise ValueError(f"exclude={exclude!r}: pass 'self', a [Q] gallery index per query, or None")
         if Q != G:
-            raise ValueError(f"exclude_self=True needs query and gallery to be the same set, got "
+            raise ValueError(f"exclude='self' needs query and gallery to be the same set, got "
                              f"{Q} queries and {G} gallery items; pass exclude=<gallery index of each query>")
         return torch.arange(Q, device=device)
     if exclude is None:

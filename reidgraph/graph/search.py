@@ -21,7 +21,7 @@ gallery with the settings in ``ann``, or searches a prebuilt
 :class:`~reidgraph.graph.ann.AnnIndex` passed as ``ann``, so that a big
 gallery's index is built once.
 
-Every backend leaves out the items of ``exclude_self`` / ``exclude`` by the one
+Every backend leaves out the items of ``exclude`` by the one
 rule of :mod:`reidgraph.graph.exclusion`; whether pykeops and faiss are there
 is asked of :mod:`reidgraph.graph.optional`.
 """
@@ -94,8 +94,8 @@ def worth_screening(k: int, gallery: Tensor) -> bool:
             and fast_bfloat16(gallery.device.type))
 
 
-def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude_self: bool = False,
-        exclude: Tensor | None = None, chunk_size: int = 1024,
+def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude: Tensor | str | None = None,
+        chunk_size: int = 1024,
         screen: bool | None = None,
         ann: AnnIndex | IVFSettings | HNSWSettings | dict | None = None) -> tuple[Tensor, Tensor]:
     r"""Top-``k`` gallery neighbours of each query by cosine similarity.
@@ -107,14 +107,13 @@ def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude_s
     Args:
         query: ``[Q, D]`` features.
         gallery: ``[G, D]`` features.
-        k: neighbours per query, ``1 <= k <= G`` (``G - 1`` with ``exclude_self``).
+        k: neighbours per query, ``1 <= k <= G`` (``G - 1`` with ``exclude``).
         backend: ``"auto"``, ``"torch"``, ``"keops"``, ``"faiss"``; or, approximate,
             ``"ivf"`` or ``"hnsw"`` (faiss; any device, searched on the CPU).
-        exclude_self: query ``i`` is gallery item ``i`` (same set, ``Q == G``);
-            leave it out of its own neighbours.
         exclude: ``[Q]`` gallery index to leave out of each query's
             neighbours (its own position when queries are drawn from the
-            gallery), ``-1`` for none. Exclusive with ``exclude_self``.
+            gallery), ``-1`` for none; ``"self"``: query ``i`` is gallery
+            item ``i`` (the same set, ``Q == G``).
         chunk_size: query rows per matmul in the torch backend.
         screen: torch backend only: screen in bfloat16 and refine in float32
             (:func:`screened_topk`); ``None`` decides by :func:`worth_screening`.
@@ -131,7 +130,7 @@ def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude_s
     query = as_features(query, "query")
     gallery = as_features(gallery, "gallery")
     same_dim(query, gallery)
-    exclude = exclusions(query.shape[0], gallery.shape[0], exclude_self, exclude, query.device)
+    exclude = exclusions(query.shape[0], gallery.shape[0], exclude, query.device)
     available = gallery.shape[0] - int(exclude is not None)
     int_in_range("k", k, 1, available, f"the gallery offers {available} neighbours per query")
     int_in_range("chunk_size", chunk_size, 1, 2**31)

@@ -110,7 +110,7 @@ def ecn(query: Tensor, gallery: Tensor, k: int = 25, t: int = 3, q: int = 8) -> 
     k = int_in_range("k", k, 1, N, f"query and gallery hold {N} items")
     t = int_in_range("t", t, 1, min(k, N - 1), "t direct neighbours must fit in the rank list of length k")
     q = int_in_range("q", q, 1, N - 1, f"query and gallery hold {N} items")
-    _, nbrs = knn(feats, feats, max(k - 1, t, q), backend="torch", exclude_self=True)
+    _, nbrs = knn(feats, feats, max(k - 1, t, q), backend="torch", exclude="self")
     self_first = torch.arange(N, device=feats.device)[:, None]
     ranks = torch.cat([self_first, nbrs[:, :k - 1]], dim=1)
     expanded = torch.cat([nbrs[:, :t], nbrs[nbrs[:, :t], :q].flatten(1)], dim=1)

@@ -54,7 +54,7 @@ def average_query_expansion(query: Tensor, gallery: Tensor, n: int = 5, alpha: f
         raise ValueError(f"alpha={alpha!r} must be a number >= 0, or None for plain averaging")
     expanded_query = _expand(query, gallery, *knn(query, gallery, n, backend="torch"), alpha)
     if expand_gallery:
-        gallery = _expand(gallery, gallery, *knn(gallery, gallery, n, backend="torch", exclude_self=True), alpha)
+        gallery = _expand(gallery, gallery, *knn(gallery, gallery, n, backend="torch", exclude="self"), alpha)
     return CosineRanking(expanded_query, gallery)
 
 

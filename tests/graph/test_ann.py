@@ -68,7 +68,7 @@ def test_exclude(data, kind):
     _, idx = knn(gallery[own], gallery, 10, backend=kind, exclude=own)
     assert not bool((idx == own[:, None]).any())
     assert recall(idx, knn(gallery[own], gallery, 10, backend="torch", exclude=own)[1]) > 0.97
-    _, idx = knn(gallery[:200], gallery[:200], 5, backend=kind, exclude_self=True)
+    _, idx = knn(gallery[:200], gallery[:200], 5, backend=kind, exclude="self")
     assert not bool((idx == torch.arange(200)[:, None]).any())
     exact = AnnIndex.build(gallery, "ivf", IVFSettings(nlist=8, nprobe=8)).search(gallery[own], 10, exclude=own)
     assert exact_up_to_rounding(exact, knn(gallery[own], gallery, 10, backend="torch", exclude=own))

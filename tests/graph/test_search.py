@@ -26,7 +26,7 @@ def test_torch_backend_matches_brute_force_and_chunks_agree():
 
 def test_exclude_self_and_exclude_index():
     g = torch.randn(30, 5)
-    _, idx = knn(g, g, 4, exclude_self=True, backend="torch")
+    _, idx = knn(g, g, 4, exclude="self", backend="torch")
     assert not (idx == torch.arange(30)[:, None]).any()
     assert idx.tolist() == [row[1:5] for row in brute_force(g, g, 5).tolist()]
     anchors = torch.tensor([3, 7, -1])
@@ -130,13 +130,13 @@ def test_auto_is_torch_on_cpu():
 
 @pytest.mark.parametrize("args,kwargs,match", [
     ((torch.randn(3, 4), torch.randn(5, 4), 6), {}, r"k=6 is outside \[1, 5\].*5 neighbours"),
-    ((torch.randn(5, 4), torch.randn(5, 4), 5), {"exclude_self": True}, r"outside \[1, 4\]"),
+    ((torch.randn(5, 4), torch.randn(5, 4), 5), {"exclude": "self"}, r"outside \[1, 4\]"),
     ((torch.randn(3, 4), torch.randn(5, 3), 2), {}, "query has 4-d features but gallery has 3-d"),
     ((torch.randn(0, 4), torch.randn(5, 4), 2), {}, "query: is empty"),
     ((torch.randn(3, 4), torch.randn(0, 4), 2), {}, "gallery: is empty"),
     ((torch.full((3, 4), float("inf")), torch.randn(5, 4), 2), {}, "query: 3 feature vector"),
     ((torch.randn(3, 4), torch.randn(5, 4), 2), {"backend": "annoy"}, "backend='annoy' is unknown"),
-    ((torch.randn(3, 4), torch.randn(5, 4), 2), {"exclude_self": True}, "same set"),
+    ((torch.randn(3, 4), torch.randn(5, 4), 2), {"exclude": "self"}, "same set"),
 ])
 def test_bad_input(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
