@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from results_io import save
+from results_io import cpu, save
 from scale import isolated_call, peak_rss_gib
 from shared_paths import ENV, shared
 
@@ -224,7 +224,7 @@ def main() -> int:
     parser.add_argument("--skip-shared", action="store_true", help="leave out part (a), the real features")
     parser.add_argument("--quick", action="store_true", help="a 20,000-image gallery, 500 queries (seconds)")
     parser.add_argument("--work", help="folder for the indexes and exact neighbours (default: a temporary one)")
-    parser.add_argument("--machine", default="2-core AMD EPYC CPU machine", help="for the record")
+    parser.add_argument("--machine", default=cpu(), help="for the record (default: this CPU, as /proc/cpuinfo names it)")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
     if args.quick:

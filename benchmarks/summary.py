@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 import ann
-from results_io import save, update_summary
+from results_io import cpu, save, update_summary
 from scale import measure
 
 SHARDED_METHODS = ("cosine", "fusion-paper", "k-reciprocal")
@@ -133,7 +133,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes (quick scale, 20,000-image ANN gallery); writes no summary.json")
     parser.add_argument("--sharded-size", type=int, nargs=2, default=(1000, 20000), metavar=("QUERIES", "GALLERY"))
-    parser.add_argument("--machine", default="2-core AMD EPYC CPU machine", help="for the record")
+    parser.add_argument("--machine", default=cpu(), help="for the record (default: this CPU, as /proc/cpuinfo names it)")
     parser.add_argument("--out", help="also write every row as JSON here")
     args = parser.parse_args()
     if args.repeats < 1:
