@@ -73,7 +73,7 @@ its abstract; the steps above follow the abstract and the authors'
   CLQE averages over the rows that exist (``|M(p)|`` may be below
   ``k2_intra + k2_inter``). With every camera large enough the two agree.
 * ``d`` is ``2 - 2 cos``, as in :func:`~reidgraph.rerank.k_reciprocal` with
-  ``scale="none"``. The authors' re-ranking squares the squared Euclidean
+  ``variant="unscaled"``. The authors' re-ranking squares the squared Euclidean
   distance they are given and divides each row by its maximum; that leaves
   every ranking (hence the CKRNNs and CLQE) unchanged but changes the weights
   ``exp(-d)`` and the ``lambda d`` term. (Not yet matched to their code, unlike
@@ -95,7 +95,7 @@ from torch import Tensor
 
 from .._checks import camera_ids, in_unit_interval, int_in_range
 from ._common import joint_features
-from .kreciprocal import KReciprocal, Overlaps, _pair_distance, _query_expansion, _reciprocal
+from .kreciprocal import KReciprocal, Overlaps, local_query_expansion, pair_distance, reciprocal_mask
 
 
 @dataclass
@@ -138,18 +138,18 @@ def ca_jaccard(query: Any, gallery: Any, query_camids: Any, gallery_camids: Any,
     intra, inter = _camera_lists(x, cams, k1_intra + 1, k1_inter + 1, chunk_size)
 
     # CKRNNs: reciprocal entries of either list; the two never share an item. A side with no entry at all
-    # (the inter lists when every item is on one camera) is passed over: _reciprocal needs one.
-    members = torch.cat([torch.where(_reciprocal(lists), lists, -1) if bool((lists >= 0).any()) else lists
+    # (the inter lists when every item is on one camera) is passed over: reciprocal_mask needs one.
+    members = torch.cat([torch.where(reciprocal_mask(lists), lists, -1) if bool((lists >= 0).any()) else lists
                          for lists in (intra, inter)], dim=1)
     keep = members >= 0
     rows = torch.arange(N, device=x.device)[:, None].expand_as(members)[keep]
     cols = members[keep]
-    weight = torch.exp(-_pair_distance(x, rows, cols))
+    weight = torch.exp(-pair_distance(x, rows, cols))
     weight /= torch.zeros(N, dtype=x.dtype, device=x.device).index_add_(0, rows, weight)[rows]
 
     # CLQE: mean over the first k2 entries of each list (-1 where a short list ends)
     clqe = torch.cat([intra[:, :k2_intra], inter[:, :k2_inter]], dim=1)
-    rows, cols, weight = _query_expansion(rows, cols, weight, clqe, N)
+    rows, cols, weight = local_query_expansion(rows, cols, weight, clqe, N)
     return CAJaccard(query=x[:Q], gallery=x[Q:], overlaps=Overlaps.build(rows, cols, weight, Q, N), lam=lam)
 
 

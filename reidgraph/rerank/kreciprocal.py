@@ -145,8 +145,8 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
                          f"({list(nbrs.shape)}, {list(farthest.shape)}); pass neighbour_pass(x, k1 + 1)")
     divisor = _divisor(farthest, variant)
     half = round(k1 / 2)
-    recip = _reciprocal(nbrs)
-    recip_half = torch.where(_reciprocal(nbrs[:, :half + 1]), nbrs[:, :half + 1], -1)
+    recip = reciprocal_mask(nbrs)
+    recip_half = torch.where(reciprocal_mask(nbrs[:, :half + 1]), nbrs[:, :half + 1], -1)
     members = torch.where(recip, nbrs, -1)
     member_keys = _row_keys(members, N)
 
@@ -166,9 +166,9 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
         cols.append(expanded[keep])
     rows, cols = torch.cat(rows), torch.cat(cols)
 
-    weight = torch.exp(-(_pair_distance(x, rows, cols) / divisor[rows]) ** power)
+    weight = torch.exp(-(pair_distance(x, rows, cols) / divisor[rows]) ** power)
     weight = weight / torch.zeros(N, dtype=x.dtype, device=x.device).index_add_(0, rows, weight)[rows]
-    rows, cols, weight = _query_expansion(rows, cols, weight, nbrs[:, :k2], N)
+    rows, cols, weight = local_query_expansion(rows, cols, weight, nbrs[:, :k2], N)
     return KReciprocal(query=x[:Q], gallery=x[Q:], overlaps=Overlaps.build(rows, cols, weight, Q, N), lam=lam,
                        scale=divisor[:Q], power=power)
 
@@ -283,8 +283,17 @@ def _divisor(farthest: Tensor, variant: str) -> Tensor:
     return torch.where(farthest > 0, farthest, torch.ones_like(farthest))
 
 
-def _pair_distance(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """``2 - 2 cos(x_r, x_c)`` (unscaled) of each listed pair, ``rows`` sorted ascending."""
+def pair_distance(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """``d0 = 2 - 2 cos(x_r, x_c)`` of each listed pair ``(r, c)``, clamped at 0.
+
+    Args:
+        x: ``[N, D]`` L2-normalised features.
+        rows: ``[E]`` row of each pair, sorted ascending.
+        cols: ``[E]`` column of each pair.
+
+    Returns:
+        ``[E]`` distances.
+    """
     return (2 - 2 * pair_products(x, x, _row_pointers(rows, x.shape[0]), cols)).clamp_min(0)
 
 
@@ -300,18 +309,38 @@ def _contains(sorted_keys: Tensor, keys: Tensor) -> Tensor:
     return sorted_keys[pos] == keys
 
 
-def _reciprocal(neighbours: Tensor) -> Tensor:
-    """``[N, k+1]`` mask: is row ``p`` among the neighbours of its neighbour ``q``."""
+def reciprocal_mask(neighbours: Tensor) -> Tensor:
+    """Which listed neighbours are reciprocal: ``mask[p, i] = p in neighbours[neighbours[p, i]]``.
+
+    With ``neighbours[p] = N(p, k)`` the entries kept by the mask are ``R(p, k) = {q in N(p, k) :
+    p in N(q, k)}``.
+
+    Args:
+        neighbours: ``[N, L]`` each item's list of item indices; ``-1`` pads a shorter list (never reciprocal).
+            At least one entry must be listed.
+
+    Returns:
+        ``[N, L]`` bool mask.
+    """
     n = neighbours.shape[0]
     anchor = torch.arange(n, device=neighbours.device)[:, None]
     return _contains(_row_keys(neighbours, n), neighbours * n + anchor)
 
 
-def _query_expansion(rows: Tensor, cols: Tensor, weight: Tensor, nearest: Tensor,
-                     n: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Sparse rows of ``V_qe = M V``: row ``p`` the mean of ``V_q`` over the ``q`` listed in ``nearest[p]``.
+def local_query_expansion(rows: Tensor, cols: Tensor, weight: Tensor, nearest: Tensor,
+                          n: int) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Local query expansion of sparse encodings: :math:`V^{qe}_p = \frac{1}{|M(p)|} \sum_{q \in M(p)} V_q`.
 
-    ``nearest`` is ``[n, w]``; ``-1`` entries pad shorter lists (each row averages its own entries).
+    ``M(p)`` is the set listed in ``nearest[p]`` (``-1`` entries pad shorter lists; each row averages
+    its own entries).
+
+    Args:
+        rows, cols, weight: ``[E]`` the entries ``(p, j, V_pj)`` of ``V``, sorted by ``p``.
+        nearest: ``[n, w]`` the rows averaged into each row.
+        n: items (rows of ``V``).
+
+    Returns:
+        ``(rows, cols, weight)`` of ``V^qe``, sorted by row then column.
     """
     w = nearest.shape[1]
     if w == 1 and bool((nearest[:, 0] == torch.arange(n, device=nearest.device)).all()):

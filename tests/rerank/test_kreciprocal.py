@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from reidgraph.evaluation import evaluate_rank
-from reidgraph.rerank.kreciprocal import _reciprocal, k_reciprocal, k_reciprocal_dense
+from reidgraph.rerank.kreciprocal import k_reciprocal, k_reciprocal_dense, reciprocal_mask
 
 
 def clustered(num_ids, per_id, dim, noise, seed, dtype=torch.float64):
@@ -113,7 +113,7 @@ def test_defaults_float32_and_numpy_input():
 def test_reciprocal_set_by_hand():
     # N(p, 2) of four items, each its own first neighbour; item 3 is nobody's neighbour.
     nbrs = torch.tensor([[0, 1, 2], [1, 0, 2], [2, 1, 0], [3, 2, 1]])
-    assert _reciprocal(nbrs).tolist() == [[True, True, True], [True, True, True],
+    assert reciprocal_mask(nbrs).tolist() == [[True, True, True], [True, True, True],
                                           [True, True, True], [True, False, False]]
 
 
