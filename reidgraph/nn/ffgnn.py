@@ -52,6 +52,7 @@ class FFGNN(torch.nn.Module):
     def __init__(self, channels: int, num_layers: int = 3, alpha: float = 0.3, output: str = "batchnorm",
                  init: str = "random"):
         super().__init__()
+        int_in_range("channels", channels, 1, 2**31)  # FFGNNConv takes None (W = I); FFGNN always has weights
         int_in_range("num_layers", num_layers, 1, 1024)
         for name, value, choices in (("output", output, OUTPUTS), ("init", init, INITS)):
             if value not in choices:
@@ -74,15 +75,15 @@ class FFGNN(torch.nn.Module):
             for conv in self.convs:
                 torch.nn.init.eye_(conv.lin.weight)
 
-    def _after(self, norm: torch.nn.Module, x: Tensor) -> Tensor:
-        """A layer's output step on ``x [N, D]``: BatchNorm + ReLU, or L2 normalisation."""
-        return norm(x).relu() if self.output == "batchnorm" else F.normalize(x, dim=-1)
+    def _after(self, h: Tensor) -> Tensor:
+        """A layer's output step after its norm (BatchNorm, or the identity with ``output="l2"``) on
+        ``h [N, D]``: ReLU, or L2 normalisation. The norm stays with the caller: TorchScript cannot pass
+        a submodule to a method."""
+        return h.relu() if self.output == "batchnorm" else F.normalize(h, dim=-1)
 
     def forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None) -> Tensor:
         for conv, norm in zip(self.convs, self.norms):
-            x = conv(x, edge_index, edge_weight)
-            # _after() inlined: TorchScript cannot pass a submodule to a method.
-            x = norm(x).relu() if self.output == "batchnorm" else F.normalize(x, dim=-1)
+            x = self._after(norm(conv(x, edge_index, edge_weight)))
         return x
 
     def project_first(self, x: Tensor) -> Tensor:
@@ -104,8 +105,8 @@ class FFGNN(torch.nn.Module):
             last = anchor_only and layer == self.num_layers - 1
             x = conv.forward_dense(x, s, first_xw if layer == 0 else None, anchor_only=last)
             if last:
-                return self._after(norm, x)
-            x = self._after(norm, x.reshape(B * n, -1)).view(B, n, -1)
+                return self._after(norm(x))
+            x = self._after(norm(x.reshape(B * n, -1))).view(B, n, -1)
         return x
 
     def config(self) -> dict:
