@@ -12,6 +12,6 @@ with warnings.catch_warnings():
     from torch_geometric.nn import MessagePassing
     from torch_geometric.transforms import BaseTransform
     from torch_geometric.typing import Adj, OptTensor
-    from torch_geometric.utils import spmm
+    from torch_geometric.utils import dense_to_sparse, spmm
 
-__all__ = ["Adj", "BaseTransform", "Data", "MessagePassing", "OptTensor", "spmm"]
+__all__ = ["Adj", "BaseTransform", "Data", "MessagePassing", "OptTensor", "dense_to_sparse", "spmm"]

@@ -1,6 +1,4 @@
 """The FFGNN graph-convolution layer (paper eqs. (11)-(12), §3.2 "Message Propagation and Features Fusion")."""
-from __future__ import annotations
-
 from typing import Optional
 
 import torch
@@ -23,8 +21,9 @@ class FFGNNConv(MessagePassing):
     the graph) and :math:`\mathbf{W}` a bias-free linear map.
 
     Args:
-        channels (int): size of each input and output sample (the residual
-            term needs both equal).
+        channels (int or None): size of each input and output sample (the residual
+            term needs both equal); ``None`` for :math:`\mathbf{W} = \mathbf{I}`: no
+            parameters, and features of any size (:class:`~reidgraph.nn.TrainingFreeFusion`).
         alpha (float, optional): mixing weight :math:`\alpha` of the
             neighbourhood message, in ``[0, 1]``. (default: ``0.3``)
         **kwargs (optional): additional arguments of
@@ -43,21 +42,28 @@ class FFGNNConv(MessagePassing):
     # TorchScript: the types of the arguments to propagate() (PyG reads this comment).
     # propagate_type: (x: Tensor, edge_weight: Optional[Tensor])
 
-    def __init__(self, channels: int, alpha: float = 0.3, **kwargs):
+    # TorchScript types the attribute from this annotation (the value alone is None with W = I); it needs
+    # the type object, not a string, hence no `from __future__ import annotations` in this module.
+    channels: Optional[int]
+
+    def __init__(self, channels: Optional[int], alpha: float = 0.3, **kwargs):
         kwargs.setdefault("aggr", "add")
         super().__init__(**kwargs)
-        self.channels = int_in_range("channels", channels, 1, 2**31)
+        self.channels = None if channels is None else int_in_range("channels", channels, 1, 2**31)
         self.alpha = in_unit_interval("alpha", alpha)
-        self.lin = torch.nn.Linear(channels, channels, bias=False)
+        self.lin = (torch.nn.Identity() if channels is None
+                    else torch.nn.Linear(channels, channels, bias=False))
         self.reset_parameters()
 
     def reset_parameters(self):
         super().reset_parameters()
-        self.lin.reset_parameters()
+        if self.channels is not None:
+            self.lin.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None) -> Tensor:
-        if x.shape[-1] != self.channels:
-            raise ValueError(f"x has {x.shape[-1]} channels but this FFGNNConv expects {self.channels}; "
+        channels = self.channels
+        if channels is not None and x.shape[-1] != channels:
+            raise ValueError(f"x has {x.shape[-1]} channels but this FFGNNConv expects {channels}; "
                              "build the layer with channels equal to the feature dimension")
         # (S X) W and S (X W) are equal; W first keeps the sparse product on F columns either way.
         message = self.propagate(edge_index, x=self.lin(x), edge_weight=edge_weight)

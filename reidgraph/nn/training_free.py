@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import in_unit_interval, int_in_range
+from .._checks import int_in_range
+from .._pyg import Adj, OptTensor
+from .ffgnn_conv import FFGNNConv
 
 
 class TrainingFreeFusion(torch.nn.Module):
@@ -21,8 +23,8 @@ class TrainingFreeFusion(torch.nn.Module):
         + \alpha \sum_{j} s_{ij}\, \mathbf{x}_j\Big)
 
     with :math:`s_{ij}` the normalised edge weight of ``j -> i`` (row ``i`` of
-    ``S``, self-loops included) and ``normalize`` the L2 normalisation. This is
-    :class:`~reidgraph.nn.FFGNNConv` with :math:`W = I`.
+    ``S``, self-loops included) and ``normalize`` the L2 normalisation. Each round is
+    :class:`~reidgraph.nn.FFGNNConv` with :math:`W = I` (``FFGNNConv(None, alpha)``), then ``normalize``.
 
     Args:
         alpha: mixing weight :math:`\alpha` in ``[0, 1]``. (default: ``0.3``)
@@ -30,21 +32,23 @@ class TrainingFreeFusion(torch.nn.Module):
 
     Shapes:
         - **input:** ``x [N, D]`` with ``edge_index [2, E]`` (source, target) and
-          ``edge_weight [E]``; or dense graphs ``x [B, n, D]``, ``s [B, n, n]``.
+          ``edge_weight [E]``, or a sparse ``adj_t``; or dense graphs ``x [B, n, D]``, ``s [B, n, n]``.
         - **output:** the same shape as ``x``, rows of unit length.
     """
 
     def __init__(self, alpha: float = 0.3, steps: int = 3):
         super().__init__()
-        self.alpha = in_unit_interval("alpha", alpha)
+        self.conv = FFGNNConv(None, alpha)
         self.steps = int_in_range("steps", steps, 1, 1024)
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
-        source, target = edge_index
-        weight = torch.ones(source.shape[0], dtype=x.dtype, device=x.device) if edge_weight is None else edge_weight
+    @property
+    def alpha(self) -> float:
+        r"""The mixing weight :math:`\alpha`, held by the layer."""
+        return self.conv.alpha
+
+    def forward(self, x: Tensor, edge_index: Adj, edge_weight: OptTensor = None) -> Tensor:
         for _ in range(self.steps):
-            messages = torch.zeros_like(x).index_add_(0, target, weight[:, None] * x[source])
-            x = F.normalize((1 - self.alpha) * x + self.alpha * messages, dim=-1)
+            x = F.normalize(self.conv(x, edge_index, edge_weight), dim=-1)
         return x
 
     def project_first(self, x: Tensor) -> Tensor:
@@ -52,12 +56,11 @@ class TrainingFreeFusion(torch.nn.Module):
         return x
 
     def forward_dense(self, x: Tensor, s: Tensor, first_xw: Tensor | None = None, anchor_only: bool = False) -> Tensor:
-        """:meth:`forward` on dense graphs ``x [B, n, D]``, ``s [B, n, n]``; ``first_xw`` is ``x`` itself.
-        ``anchor_only``: the last step for node 0 only, ``[B, D]``."""
+        """:meth:`forward` on dense graphs ``x [B, n, D]``, ``s [B, n, n]`` (see :meth:`FFGNNConv.forward_dense`);
+        ``first_xw`` is ``x`` itself. ``anchor_only``: the last step for node 0 only, ``[B, D]``."""
         for step in range(self.steps):
-            if anchor_only and step == self.steps - 1:
-                return F.normalize((1 - self.alpha) * x[:, 0] + self.alpha * torch.bmm(s[:, :1], x)[:, 0], dim=-1)
-            x = F.normalize((1 - self.alpha) * x + self.alpha * (s @ x), dim=-1)
+            last = anchor_only and step == self.steps - 1
+            x = F.normalize(self.conv.forward_dense(x, s, anchor_only=last), dim=-1)
         return x
 
     def config(self) -> dict:

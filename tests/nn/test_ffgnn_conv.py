@@ -5,6 +5,7 @@ import torch
 from reidgraph.graph import GraphSettings, NeighborhoodGraph, build_graphs
 from reidgraph.nn import FFGNN, FFGNNConv
 from torch_geometric.data import Batch, Data
+from torch_geometric.utils import dense_to_sparse, to_torch_csr_tensor
 
 SMALL = GraphSettings(K=15, k=4, tau=5)
 
@@ -114,13 +115,42 @@ def test_wrong_channels():
 
 @pytest.mark.parametrize("training", [False, True])
 def test_dense_forward_equals_sparse_path(training):
-    from reidgraph.graph import block_diagonal
     torch.manual_seed(2)
     g = torch.randn(80, 6, dtype=torch.float64)
     x = torch.stack([data.x for data in build_graphs(g[:4], g, SMALL, anchor_index=torch.arange(4))])
     s = SMALL.adjacency(x)
     model = FFGNN(6).double().train(training)
-    sparse = model(x.reshape(-1, 6), block_diagonal(s)).view(4, 16, 6)
+    adj_t = to_torch_csr_tensor(*dense_to_sparse(s), size=4 * 16)  # block diagonal, row i holding s_ij
+    sparse = model(x.reshape(-1, 6), adj_t).view(4, 16, 6)
     assert torch.allclose(model.forward_dense(x, s), sparse, atol=1e-10)
     xw = model.convs[0].lin(x)
     assert torch.allclose(model.forward_dense(x, s, first_xw=xw), sparse, atol=1e-10)
+
+
+def edges(a):
+    """The edges j -> i of a dense ``a [n, n]`` whose row i holds a_ij, one entry at a time."""
+    pairs = [(j, i) for i in range(a.shape[0]) for j in range(a.shape[1]) if a[i, j] != 0]
+    index = torch.tensor(pairs, dtype=torch.long).reshape(-1, 2).t()
+    return index, a[index[1], index[0]]
+
+
+def random_adjacency(seed):
+    """A non-negative, asymmetric, sparse ``[n, n]`` with a node of no incoming edge (a zero row)."""
+    gen = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(3, 20, (1,), generator=gen))
+    a = torch.rand(n, n, generator=gen, dtype=torch.float64) * (torch.rand(n, n, generator=gen) < 0.4)
+    a[int(torch.randint(n, (1,), generator=gen))] = 0
+    return a
+
+
+def test_without_channels_W_is_the_identity():
+    a = random_adjacency(8)
+    x = torch.randn(a.shape[0], 5, dtype=torch.float64)
+    conv, eye = FFGNNConv(None, alpha=0.4), FFGNNConv(5, alpha=0.4).double()
+    torch.nn.init.eye_(eye.lin.weight)
+    assert not list(conv.parameters())
+    assert torch.allclose(conv(x, *edges(a)), ref_conv(x, *edges(a), torch.eye(5, dtype=torch.float64), 0.4),
+                          atol=1e-12)
+    assert torch.allclose(conv(x, *edges(a)), eye(x, *edges(a)), atol=1e-12)
+    assert torch.allclose(conv.forward_dense(x[None], a[None]), eye.forward_dense(x[None], a[None]), atol=1e-12)
+    assert conv(torch.randn(4, 9), torch.tensor([[0, 1], [1, 2]])).shape == (4, 9)  # any width

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from reidgraph.nn import FFGNN, FFGNNConv
+from reidgraph.nn import FFGNN, FFGNNConv, TrainingFreeFusion
 
 # torch >= 2.10 deprecates torch.jit.script (FutureWarning); it still works, and these tests keep it working.
 no_jit_deprecation = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
@@ -26,14 +26,23 @@ def trained_stats(model, x, edge_index, edge_weight):
 
 
 @no_jit_deprecation
-def test_conv_scripts(graph):
+@pytest.mark.parametrize("channels", [8, None])
+def test_conv_scripts(graph, channels):
     x, edge_index, edge_weight = graph
-    conv = FFGNNConv(8, alpha=0.4)
+    conv = FFGNNConv(channels, alpha=0.4)
     scripted = torch.jit.script(conv)
     adj_t = torch.sparse_coo_tensor(edge_index.flip(0), edge_weight, (12, 12)).coalesce()
     with torch.no_grad():
         for args in ((edge_index, edge_weight), (edge_index,), (adj_t,), (adj_t.to_sparse_csr(),)):
             torch.testing.assert_close(scripted(x, *args), conv(x, *args), atol=1e-6, rtol=0)
+
+
+@no_jit_deprecation
+def test_training_free_fusion_scripts(graph):
+    x, edge_index, edge_weight = graph
+    fusion = TrainingFreeFusion(alpha=0.4, steps=2)
+    torch.testing.assert_close(torch.jit.script(fusion)(x, edge_index, edge_weight), fusion(x, edge_index, edge_weight),
+                               atol=1e-6, rtol=0)
 
 
 @no_jit_deprecation

@@ -5,7 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reidgraph.graph import GraphSettings, build_graphs
+from torch_geometric.data import Batch, Data
+
+from reidgraph.graph import GraphSettings, NeighborhoodGraph, build_graphs
 from reidgraph.nn import TrainingFreeFusion, ffgnn_rerank
 
 SMALL = GraphSettings(K=10, k=4, tau=5)
@@ -36,6 +38,29 @@ def test_matches_loop_and_sparse_equals_dense(kind):
         expected = loop_fusion(graph.x, s, 0.4, 2)
         assert torch.allclose(fusion(graph.x, graph.edge_index, graph.edge_weight), expected, atol=1e-12)
         assert torch.allclose(fusion.forward_dense(graph.x[None], s[None])[0], expected, atol=1e-12)
+
+
+def test_batched_equals_one_by_one_and_nodes_permute():
+    torch.manual_seed(2)
+    g = torch.randn(40, 6, dtype=torch.float64)
+    graphs = build_graphs(g[:4], g, SMALL, anchor_index=torch.arange(4))
+    fusion = TrainingFreeFusion(alpha=0.4, steps=3)
+    assert not list(fusion.parameters()) and not fusion.state_dict()
+    batch = Batch.from_data_list(graphs)
+    together = fusion(batch.x, batch.edge_index, batch.edge_weight)
+    x = torch.stack([data.x for data in graphs])
+    s = SMALL.adjacency(x)
+    dense = fusion.forward_dense(x, s)
+    assert torch.allclose(fusion.forward_dense(x, s, anchor_only=True), dense[:, 0], atol=1e-12)
+    for i, data in enumerate(graphs):
+        alone = fusion(data.x, data.edge_index, data.edge_weight)
+        assert torch.allclose(together[batch.ptr[i]:batch.ptr[i + 1]], alone, atol=1e-12)
+        assert torch.allclose(dense[i], alone, atol=1e-12)
+        adj_t = torch.sparse_coo_tensor(data.edge_index.flip(0), data.edge_weight, (11, 11)).to_sparse_csr()
+        assert torch.allclose(fusion(data.x, adj_t), alone, atol=1e-12)
+        perm = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(10)])
+        permuted = NeighborhoodGraph(SMALL)(Data(x=data.x[perm]))
+        assert torch.allclose(fusion(permuted.x, permuted.edge_index, permuted.edge_weight), alone[perm], atol=1e-12)
 
 
 def test_identity_start_survives_reset():
