@@ -5,7 +5,8 @@ import torch
 from torch import Tensor
 
 from .._checks import in_unit_interval, int_in_range
-from .._pyg import Adj, MessagePassing, OptTensor, spmm
+from .._pyg import Adj, MessagePassing, OptTensor, SparseTensor, gcn_norm, spmm
+from ..graph.adjacency import normalize_adjacency
 
 
 class FFGNNConv(MessagePassing):
@@ -26,6 +27,11 @@ class FFGNNConv(MessagePassing):
             parameters, and features of any size (:class:`~reidgraph.nn.TrainingFreeFusion`).
         alpha (float, optional): mixing weight :math:`\alpha` of the
             neighbourhood message, in ``[0, 1]``. (default: ``0.3``)
+        normalize (bool, optional): the edge weights given are :math:`A`, not :math:`S`:
+            normalise them first, :math:`S = \Lambda^{-1/2} A \Lambda^{-1/2}` with
+            :math:`\Lambda_{ii} = \sum_j a_{ij}` (PyG's
+            :func:`~torch_geometric.nn.conv.gcn_conv.gcn_norm` without added self-loops;
+            :func:`~reidgraph.graph.normalize_adjacency` on the dense path). (default: ``False``)
         **kwargs (optional): additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
@@ -46,11 +52,12 @@ class FFGNNConv(MessagePassing):
     # the type object, not a string, hence no `from __future__ import annotations` in this module.
     channels: Optional[int]
 
-    def __init__(self, channels: Optional[int], alpha: float = 0.3, **kwargs):
+    def __init__(self, channels: Optional[int], alpha: float = 0.3, normalize: bool = False, **kwargs):
         kwargs.setdefault("aggr", "add")
         super().__init__(**kwargs)
         self.channels = None if channels is None else int_in_range("channels", channels, 1, 2**31)
         self.alpha = in_unit_interval("alpha", alpha)
+        self.normalize = bool(normalize)
         self.lin = (torch.nn.Identity() if channels is None
                     else torch.nn.Linear(channels, channels, bias=False))
         self.reset_parameters()
@@ -65,6 +72,13 @@ class FFGNNConv(MessagePassing):
         if channels is not None and x.shape[-1] != channels:
             raise ValueError(f"x has {x.shape[-1]} channels but this FFGNNConv expects {channels}; "
                              "build the layer with channels equal to the feature dimension")
+        if self.normalize:
+            if isinstance(edge_index, Tensor):
+                edge_index, edge_weight = gcn_norm(edge_index, edge_weight, x.size(self.node_dim), False, False,
+                                                   self.flow, x.dtype)
+            elif isinstance(edge_index, SparseTensor):
+                edge_index = gcn_norm(edge_index, edge_weight, x.size(self.node_dim), False, False, self.flow,
+                                      x.dtype)
         # (S X) W and S (X W) are equal; W first keeps the sparse product on F columns either way.
         message = self.propagate(edge_index, x=self.lin(x), edge_weight=edge_weight)
         return (1 - self.alpha) * x + self.alpha * message
@@ -74,7 +88,8 @@ class FFGNNConv(MessagePassing):
 
         Args:
             x: ``[B, n, F]`` node features.
-            s: ``[B, n, n]`` normalised adjacency, row ``i`` holding :math:`s_{ij}`.
+            s: ``[B, n, n]`` adjacency, row ``i`` holding :math:`s_{ij}`: normalised, or :math:`A` with
+                ``normalize``.
             xw: optional ``[B, n, F]`` precomputed :math:`X W`. At test time the
                 first layer's input is the FEN feature, so :math:`x_j W` can be
                 computed once per gallery image instead of once per graph.
@@ -84,6 +99,8 @@ class FFGNNConv(MessagePassing):
         Returns:
             ``[B, n, F]``, or ``[B, F]`` with ``anchor_only``.
         """
+        if self.normalize:
+            s = normalize_adjacency(s)
         if anchor_only:
             mixed = torch.bmm(s[:, :1], x if xw is None else xw)[:, 0]
             return (1 - self.alpha) * x[:, 0] + self.alpha * (self.lin(mixed) if xw is None else mixed)
@@ -98,4 +115,5 @@ class FFGNNConv(MessagePassing):
         return spmm(adj_t, x, reduce=self.aggr)
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.channels}, alpha={self.alpha})"
+        normalize = ", normalize=True" if self.normalize else ""
+        return f"{self.__class__.__name__}({self.channels}, alpha={self.alpha}{normalize})"

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from reidgraph.graph import GraphSettings, NeighborhoodGraph, build_graphs
+from reidgraph.graph import GraphSettings, NeighborhoodGraph, build_graphs, normalize_adjacency
 from reidgraph.nn import FFGNN, FFGNNConv
 from torch_geometric.data import Batch, Data
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import dense_to_sparse, to_torch_csr_tensor
 
 SMALL = GraphSettings(K=15, k=4, tau=5)
@@ -134,6 +135,12 @@ def edges(a):
     return index, a[index[1], index[0]]
 
 
+# Row i holds the weights of the edges j -> i; degrees (row sums) 3, 2, 2; s_ij = a_ij / sqrt(d_i d_j) by hand.
+HAND_A = torch.tensor([[1.0, 2.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, 1.0]], dtype=torch.float64)
+HAND_S = torch.tensor([[1 / 3, 2 / 6 ** 0.5, 0.0], [0.0, 1 / 2, 1 / 2], [1 / 6 ** 0.5, 0.0, 1 / 2]],
+                      dtype=torch.float64)
+
+
 def random_adjacency(seed):
     """A non-negative, asymmetric, sparse ``[n, n]`` with a node of no incoming edge (a zero row)."""
     gen = torch.Generator().manual_seed(seed)
@@ -141,6 +148,54 @@ def random_adjacency(seed):
     a = torch.rand(n, n, generator=gen, dtype=torch.float64) * (torch.rand(n, n, generator=gen) < 0.4)
     a[int(torch.randint(n, (1,), generator=gen))] = 0
     return a
+
+
+def normalised_pair(channels, alpha=0.4):
+    """``FFGNNConv(normalize=True)`` and the same layer (same W) taking S itself."""
+    conv = FFGNNConv(channels, alpha=alpha, normalize=True).double()
+    plain = FFGNNConv(channels, alpha=alpha).double()
+    plain.load_state_dict(conv.state_dict())
+    return conv, plain
+
+
+def test_normalize_on_a_hand_made_graph():
+    assert torch.allclose(normalize_adjacency(HAND_A), HAND_S, atol=1e-15)
+    x = torch.randn(3, 4, dtype=torch.float64)
+    conv, plain = normalised_pair(4)
+    expected = ref_conv(x, *edges(HAND_S), conv.lin.weight.detach(), 0.4)
+    assert torch.allclose(plain(x, *edges(HAND_S)), expected, atol=1e-12)
+    for adj in (edges(HAND_A), (HAND_A.to_sparse(),), (HAND_A.to_sparse_csr(),)):
+        assert torch.allclose(conv(x, *adj), expected, atol=1e-12)
+    assert torch.allclose(conv.forward_dense(x[None], HAND_A[None])[0], expected, atol=1e-12)
+    assert torch.allclose(conv.forward_dense(x[None], HAND_A[None], anchor_only=True)[0], expected[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_gcn_norm_without_self_loops_is_normalize_adjacency(seed):
+    a = random_adjacency(seed)
+    n = a.shape[0]
+    index, weight = gcn_norm(*edges(a), n, add_self_loops=False)
+    s = torch.zeros_like(a)
+    s[index[1], index[0]] = weight
+    assert torch.allclose(s, normalize_adjacency(a), atol=1e-12)
+
+    x = torch.randn(n, 5, dtype=torch.float64)
+    conv, plain = normalised_pair(5)
+    expected = ref_conv(x, *edges(normalize_adjacency(a)), conv.lin.weight.detach(), 0.4)
+    for adj in (edges(a), (a.to_sparse(),), (a.to_sparse_csr(),)):
+        assert torch.allclose(conv(x, *adj), expected, atol=1e-12)
+    assert torch.allclose(conv.forward_dense(x[None], a[None])[0], expected, atol=1e-12)
+    ones = (a > 0).double()  # no edge_weight: every edge weighs 1
+    assert torch.allclose(conv(x, edges(a)[0]), plain(x, *edges(normalize_adjacency(ones))), atol=1e-12)
+
+
+def test_normalize_permutes_with_the_nodes():
+    a = random_adjacency(7)
+    n = a.shape[0]
+    perm = torch.randperm(n)
+    x = torch.randn(n, 5, dtype=torch.float64)
+    conv, _ = normalised_pair(5)
+    assert torch.allclose(conv(x[perm], *edges(a[perm][:, perm])), conv(x, *edges(a))[perm], atol=1e-12)
 
 
 def test_without_channels_W_is_the_identity():

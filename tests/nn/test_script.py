@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from reidgraph.graph import normalize_adjacency
 from reidgraph.nn import FFGNN, FFGNNConv, TrainingFreeFusion
 
 # torch >= 2.10 deprecates torch.jit.script (FutureWarning); it still works, and these tests keep it working.
@@ -26,15 +27,31 @@ def trained_stats(model, x, edge_index, edge_weight):
 
 
 @no_jit_deprecation
-@pytest.mark.parametrize("channels", [8, None])
-def test_conv_scripts(graph, channels):
+@pytest.mark.parametrize("channels, normalize", [(8, False), (8, True), (None, False), (None, True)])
+def test_conv_scripts(graph, channels, normalize):
     x, edge_index, edge_weight = graph
-    conv = FFGNNConv(channels, alpha=0.4)
+    conv = FFGNNConv(channels, alpha=0.4, normalize=normalize)
     scripted = torch.jit.script(conv)
     adj_t = torch.sparse_coo_tensor(edge_index.flip(0), edge_weight, (12, 12)).coalesce()
     with torch.no_grad():
         for args in ((edge_index, edge_weight), (edge_index,), (adj_t,), (adj_t.to_sparse_csr(),)):
             torch.testing.assert_close(scripted(x, *args), conv(x, *args), atol=1e-6, rtol=0)
+
+
+@no_jit_deprecation
+def test_scripted_normalize_is_normalize_adjacency(graph):
+    """The scripted layer with normalize=True on A equals the eager one on S = normalize_adjacency(A)."""
+    x, edge_index, edge_weight = graph
+    conv, plain = FFGNNConv(8, alpha=0.4, normalize=True), FFGNNConv(8, alpha=0.4)
+    plain.load_state_dict(conv.state_dict())
+    a = torch.sparse_coo_tensor(edge_index.flip(0), edge_weight, (12, 12)).to_dense()  # row i: a_ij, repeats summed
+    s = normalize_adjacency(a)
+    target, source = s.nonzero(as_tuple=True)
+    expected = plain(x, torch.stack([source, target]), s[target, source])
+    scripted = torch.jit.script(conv)
+    with torch.no_grad():
+        for args in ((edge_index, edge_weight), (a.to_sparse(),), (a.to_sparse_csr(),)):
+            torch.testing.assert_close(scripted(x, *args), expected, atol=1e-6, rtol=0)
 
 
 @no_jit_deprecation
@@ -67,6 +84,7 @@ def _compiled_matches(model, graph, backend):
 @pytest.mark.parametrize("backend", ["eager", "aot_eager"])
 def test_conv_and_ffgnn_compile_without_graph_breaks(graph, backend):
     _compiled_matches(FFGNNConv(8), graph, backend)
+    _compiled_matches(FFGNNConv(8, normalize=True), graph, backend)
     _compiled_matches(trained_stats(FFGNN(8, num_layers=2), *graph), graph, backend)
 
 
