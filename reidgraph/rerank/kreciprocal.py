@@ -5,37 +5,62 @@ r"""k-reciprocal re-ranking (Zhong et al., CVPR 2017).
     d_J(p, g) = 1 - \frac{\sum_j \min(\mathcal{V}_{pj}, \mathcal{V}_{gj})}
                          {\sum_j \max(\mathcal{V}_{pj}, \mathcal{V}_{gj})}
 
-Every query and gallery item is a probe (``N = Q + G`` items). The distance is
+``lam`` is Zhong et al.'s :math:`\lambda`, the weight of the original distance ``d``
+(the FFGNN graph's ``lam``, :class:`~reidgraph.graph.settings.GraphSettings`, is
+that paper's :math:`\lambda`, which weights the Jaccard term instead).
+
+Every query and gallery item is a probe (``N = Q + G`` items, features
+L2-normalised); ``d0(p, x) = 2 - 2 cos(p, x)`` is the squared Euclidean distance of
+the normalised features. The weights of step 3 are ``exp(-w)`` and the original
+distance is ``d``, with
 
 .. math::
-    d(p, x) = \Bigl(\frac{2 - 2 \cos(p, x)}{s_p}\Bigr)^{e}, \qquad
-    s_p = \max_{x'} \bigl(2 - 2 \cos(p, x')\bigr) = 2 - 2 \min_{x'} \cos(p, x')
+    w(p, x) = \Bigl(\frac{d_0(p, x)}{s_p}\Bigr)^{e}, \qquad d(p, x) = \frac{w(p, x)}{h},
 
-with ``x'`` over all ``N`` items (``s_p = 1`` where that maximum is 0: every
-item identical). ``2 - 2 cos`` is the squared Euclidean distance between the
-L2-normalised features. Three variants (``variant=``) of the original public
-code (``re_ranking(q_g_dist, q_q_dist, g_g_dist)``, which squares the distance
-matrix it is given and divides each row by its maximum,
-``transpose(dist / max(dist, axis=0))`` on a symmetric matrix):
+``s_p = max_{x'} d0(p, x')`` over all ``N`` items (1 where that maximum is 0:
+every item identical) or ``s_p = 1``, as the variant (``variant=``) says. Each
+variant is what one public code computes on L2-normalised features (float
+rounding aside):
 
-* ``"torchreid"`` (default), ``e = 2``: what torchreid's and fast-reid's
-  engines compute, passing squared Euclidean (or cosine) distances of the
-  normalised features, which the code squares again; the row division makes
-  the two inputs the same;
-* ``"zhong"``, ``e = 1``: Zhong et al.'s own feature-based script, which passes
-  Euclidean distances;
-* ``"unscaled"``: ``d = 2 - 2 cos``, no row division (``s_p = e = 1``), this
-  library's earlier reading.
+* ``"torchreid"`` (default): ``e = 2``, ``s_p`` the row maximum, ``h = 1``.
+  ``re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3)`` of
+  ``zhunzhong07/person-re-ranking`` (``python-version/re_ranking_ranklist.py``),
+  shipped unchanged as torchreid's ``torchreid/utils/rerank.py``, fed squared
+  Euclidean distances ``d0`` or cosine distances ``1 - cos``: it squares its
+  input and divides each row by its maximum (``transpose(D / max(D, axis=0))``
+  of a symmetric ``D``), which makes the two inputs the same. That is
+  torchreid's ``Engine._evaluate`` with ``rerank=True`` and
+  ``dist_metric="cosine"``, or ``"euclidean"`` with ``normalize_feature=True``
+  (its defaults, ``"euclidean"`` on features not normalised, are not matched:
+  this function normalises every feature).
+* ``"zhong"``: ``e = 1``, ``s_p`` the row maximum, ``h = 1``. The same code fed
+  Euclidean distances, which is Zhong et al.'s feature script
+  ``re_ranking(probFea, galFea, k1, k2, lambda_value)``
+  (``python-version/re_ranking_feature``: ``cdist`` squared, in float16).
+* ``"fastreid"``: ``e = 1``, ``s_p = 1``, ``h = 2``, and ``N(p, k1)`` holds
+  ``k1`` items, ``p`` among them. fast-reid's evaluator
+  (``ReidEvaluator.evaluate``, ``fastreid/evaluation/reid_evaluation.py``, with
+  ``TEST.RERANK.ENABLED`` and the default ``TEST.METRIC = "cosine"``; defaults
+  ``K1=20, K2=6, LAMBDA=0.3``) does not call its ``re_ranking``
+  (``fastreid/evaluation/rerank.py``) but ``build_dist(q, g, "jaccard")``, that is
+  ``compute_jaccard_distance`` of ``fastreid/utils/compute_dist.py``, on the
+  normalised features: a faiss search for the ``k1`` nearest items, weights
+  ``softmax(-d0)`` with no squaring and no row division, and the original
+  distance ``build_dist(q, g, "cosine") = 1 - cos = d0 / 2``. With
+  ``TEST.METRIC = "euclidean"`` it works on the raw features: not matched.
+* ``"unscaled"``: ``e = 1``, ``s_p = 1``, ``h = 1``: ``d0`` itself, with no
+  code's scaling; it matches no public code (CA-Jaccard uses this distance).
 
 The per-row factor and the power leave every ranking, hence the k-reciprocal
 sets and the query expansion, unchanged, but they change the weights
-``exp(-d)`` and the ``lambda d`` term, and so the final ranking.
+``exp(-w)`` and the ``lambda d`` term, and so the final ranking.
 
-1. ``N(p, k)``: the ``k + 1`` nearest items of ``p`` (``p`` itself first).
-   The k-reciprocal set ``R(p, k) = {q in N(p, k) : p in N(q, k)}``.
+1. ``N(p, k)``: the ``k + 1`` nearest items of ``p`` (``p`` itself first); the
+   k-reciprocal set ``R(p, k) = {q in N(p, k) : p in N(q, k)}``.
 2. Expansion: ``R*(p) = R(p, k1)`` plus ``R(q, k1/2)`` of every ``q`` in
-   ``R(p, k1)`` with ``|R(p, k1) ∩ R(q, k1/2)| > 2/3 |R(q, k1/2)|``.
-3. ``V_pg = exp(-d(p, g))`` for ``g`` in ``R*(p)``, 0 elsewhere, each row
+   ``R(p, k1)`` with ``|R(p, k1) ∩ R(q, k1/2)| > 2/3 |R(q, k1/2)|``
+   (``k1/2`` rounded half to even, as numpy's ``around``).
+3. ``V_pg = exp(-w(p, g))`` for ``g`` in ``R*(p)``, 0 elsewhere, each row
    normalised to sum 1.
 4. Local query expansion: ``V_p`` becomes the mean of ``V_q`` over the ``k2``
    nearest items ``q`` of ``p`` (``p`` included).
@@ -46,9 +71,10 @@ sets and the query expansion, unchanged, but they change the weights
 ``[chunk, G]`` buffers, every step a few vectorised torch operations on
 neighbour lists and sparse rows; the row maxima ``s_p`` come from the same
 chunked all-vs-all pass that finds the neighbours, and each chunk of queries'
-overlaps ``m`` is summed when its distances are produced (:class:`Overlaps`). :func:`k_reciprocal_dense` follows the authors' reference code
-(``N x N`` matrices, per-row loops) and exists to check the former and to
-benchmark it.
+overlaps ``m`` is summed when its distances are produced (:class:`Overlaps`).
+:func:`k_reciprocal_dense` writes the steps above on ``N x N`` matrices, to
+check the former and to benchmark it. The public codes themselves are
+transcribed once, in ``benchmarks/kreciprocal_public.py``.
 """
 from __future__ import annotations
 
@@ -65,8 +91,32 @@ from ._common import joint_features
 
 # (query, column, gallery) triples formed at once when summing the Jaccard overlaps.
 _TRIPLE_BUDGET = 2**23
-# The ``variant`` argument: the power ``e`` of the row-scaled distance, or None for no row scaling.
-VARIANTS = {"torchreid": 2, "zhong": 1, "unscaled": None}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How one ``variant`` reads ``d0 = 2 - 2 cos`` (see the module docstring).
+
+    Attributes:
+        power: ``e``, the power of the scaled distance.
+        row_max: ``s_p`` is row ``p``'s maximum of ``d0`` (else 1).
+        h: the original distance is ``d = w / h``.
+        short_lists: ``N(p, k1)`` holds ``k1`` items, ``p`` among them (else ``k1 + 1``).
+    """
+
+    power: int
+    row_max: bool
+    h: float = 1.0
+    short_lists: bool = False
+
+    def list_size(self, k1: int) -> int:
+        """``|N(p, k1)|``."""
+        return k1 if self.short_lists else k1 + 1
+
+
+VARIANTS = {"torchreid": Variant(power=2, row_max=True), "zhong": Variant(power=1, row_max=True),
+            "fastreid": Variant(power=1, row_max=False, h=2.0, short_lists=True),
+            "unscaled": Variant(power=1, row_max=False)}
 
 
 @dataclass
@@ -78,9 +128,9 @@ class KReciprocal(Ranking):
         gallery: ``[G, D]`` L2-normalised gallery features.
         overlaps: the encodings, from which each chunk's ``m = sum_j min(V_pj, V_gj)``
             is summed (``d_J = 1 - m / (2 - m)``; ``m = 0`` where the supports do not meet).
-        lam: weight ``lambda`` of the original distance.
-        scale: ``[Q]`` divisor ``s_p`` of each query's distances ``2 - 2 cos``
-            (see the module docstring); ones when not given, as CA-Jaccard does.
+        lam: Zhong et al.'s ``lambda``, the weight of the original distance.
+        scale: ``[Q]`` divisor of each query's distances ``2 - 2 cos`` in the original
+            distance, ``s_p h^(1/e)`` (see the module docstring); ones when not given, as CA-Jaccard does.
         power: the power ``e`` of the scaled distance (1 when not given).
     """
 
@@ -96,13 +146,13 @@ class KReciprocal(Ranking):
             self.scale = torch.ones(self.query.shape[0], dtype=self.query.dtype, device=self.query.device)
 
     def distance_chunks(self, chunk_size: int = 1024) -> Iterator[Tensor]:
-        r"""Yield ``d* = lam ((2 - 2 cos) / s_p)^e + (1 - lam) d_J`` for consecutive chunks of queries.
+        r"""Yield ``d* = lam ((2 - 2 cos) / scale)^e + (1 - lam) d_J`` for consecutive chunks of queries.
 
         Each chunk is ``[q, G]``, ``q = chunk_size`` but for the last.
         """
         for start, stop in self._query_ranges(chunk_size):
             # d* = lam d + (1 - lam) - (1 - lam) m / (2 - m), built in place on the chunk's buffers.
-            # lam^(1/e) (2 - 2 cos) / s_p in one product: the query rows scaled by -step, plus step.
+            # lam^(1/e) (2 - 2 cos) / scale in one product: the query rows scaled by -step, plus step.
             step = 2 * self.lam ** (1 / self.power) / self.scale[start:stop, None]
             out = torch.addmm(step, self.query[start:stop] * -step, self.gallery.T).clamp_(min=0)
             if self.power == 2:
@@ -124,11 +174,16 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
         gallery: ``[G, D]`` features.
         k1: size of the k-reciprocal neighbourhood, ``1 <= k1 < Q + G``. Default 20.
         k2: neighbours averaged by local query expansion, ``1 <= k2 <= k1``. Default 6.
-        lam: weight ``lambda`` of the original distance, in ``[0, 1]``. Default 0.3.
+        lam: Zhong et al.'s ``lambda``, the weight of the original distance ``d`` in
+            ``d* = (1 - lambda) d_J + lambda d``, in ``[0, 1]``. Default 0.3.
         chunk_size: rows processed at once by the all-vs-all pass. Default 1024.
-        variant: the distance of the original public code as torchreid and fast-reid run it,
-            ``"torchreid"`` (default), as Zhong et al.'s feature script runs it, ``"zhong"``, or
-            ``"unscaled"`` ``2 - 2 cos`` (see the module docstring).
+        variant: which public code's distance to compute, on L2-normalised features:
+            ``"torchreid"`` (default), zhunzhong07's and torchreid's ``re_ranking`` fed squared
+            Euclidean or cosine distances (``((2 - 2 cos) / s_p)^2``); ``"zhong"``, the same fed
+            Euclidean distances, as Zhong et al.'s feature script does (``(2 - 2 cos) / s_p``);
+            ``"fastreid"``, fast-reid's evaluator (``compute_jaccard_distance`` plus
+            ``lambda (1 - cos)``); ``"unscaled"``, ``2 - 2 cos`` (no public code). ``s_p``: row
+            ``p``'s maximum. The module docstring gives the functions, files and inputs.
         neighbours: the all-vs-all pass, ``neighbour_pass(x, k1 + 1)`` of the joined
             normalised features, where it was computed elsewhere (by several processes);
             ``None``: computed here.
@@ -136,25 +191,39 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
     Returns:
         :class:`KReciprocal`, whose ``distance_chunks()`` yields ``[q, G]`` blocks of ``d*``.
     """
-    x, Q, k1, k2, lam, power = _check(query, gallery, k1, k2, lam, variant)
+    x, Q, k1, k2, lam, form = _check(query, gallery, k1, k2, lam, variant)
     int_in_range("chunk_size", chunk_size, 1, 2**31)
     N = x.shape[0]
     nbrs, farthest = neighbours if neighbours is not None else neighbour_pass(x, k1 + 1, chunk_size=chunk_size)
     if nbrs.shape != (N, k1 + 1) or farthest.shape != (N,):
         raise ValueError(f"neighbours must be ([{N}, {k1 + 1}], [{N}]) for {N} items and k1={k1}, got "
                          f"({list(nbrs.shape)}, {list(farthest.shape)}); pass neighbour_pass(x, k1 + 1)")
-    divisor = _divisor(farthest, variant)
-    half = round(k1 / 2)
-    recip = reciprocal_mask(nbrs)
-    recip_half = torch.where(reciprocal_mask(nbrs[:, :half + 1]), nbrs[:, :half + 1], -1)
-    members = torch.where(recip, nbrs, -1)
-    member_keys = _row_keys(members, N)
+    divisor = _divisor(farthest, form)
+    rows, cols = _expanded_sets(nbrs[:, :form.list_size(k1)], nbrs[:, :round(k1 / 2) + 1], chunk_size)
+    weight = torch.exp(-(pair_distance(x, rows, cols) / divisor[rows]) ** form.power)
+    weight = weight / torch.zeros(N, dtype=x.dtype, device=x.device).index_add_(0, rows, weight)[rows]
+    rows, cols, weight = local_query_expansion(rows, cols, weight, nbrs[:, :k2], N)
+    return KReciprocal(query=x[:Q], gallery=x[Q:], overlaps=Overlaps.build(rows, cols, weight, Q, N), lam=lam,
+                       scale=_term_scale(divisor[:Q], form), power=form.power)
 
+
+def _expanded_sets(lists: Tensor, half_lists: Tensor, chunk_size: int) -> tuple[Tensor, Tensor]:
+    """Row-sorted ``(rows, cols)`` of the expanded sets ``R*(p)`` of every item.
+
+    Args:
+        lists: ``[N, L]`` ``N(p, k1)``, best first.
+        half_lists: ``[N, half + 1]`` ``N(p, half)``, ``half = round(k1 / 2)``.
+        chunk_size: items expanded at once.
+    """
+    N = lists.shape[0]
+    members = torch.where(reciprocal_mask(lists), lists, -1)
+    recip_half = torch.where(reciprocal_mask(half_lists), half_lists, -1)
+    member_keys = _row_keys(members, N)
     rows, cols = [], []
     for start in range(0, N, chunk_size):
         block = members[start:start + chunk_size]
-        anchor = torch.arange(start, start + block.shape[0], device=x.device)
-        candidate = recip_half[block.clamp_min(0)]                          # [c, k1+1, half+1]
+        anchor = torch.arange(start, start + block.shape[0], device=lists.device)
+        candidate = recip_half[block.clamp_min(0)]                          # [c, L, half+1]
         inside = (candidate >= 0) & _contains(member_keys, anchor[:, None, None] * N + candidate)
         size = (candidate >= 0).sum(-1)
         accepted = (block >= 0) & (3 * inside.sum(-1) > 2 * size)
@@ -164,25 +233,17 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
         keep[:, 1:] &= expanded[:, 1:] != expanded[:, :-1]
         rows.append(anchor[:, None].expand_as(expanded)[keep])
         cols.append(expanded[keep])
-    rows, cols = torch.cat(rows), torch.cat(cols)
-
-    weight = torch.exp(-(pair_distance(x, rows, cols) / divisor[rows]) ** power)
-    weight = weight / torch.zeros(N, dtype=x.dtype, device=x.device).index_add_(0, rows, weight)[rows]
-    rows, cols, weight = local_query_expansion(rows, cols, weight, nbrs[:, :k2], N)
-    return KReciprocal(query=x[:Q], gallery=x[Q:], overlaps=Overlaps.build(rows, cols, weight, Q, N), lam=lam,
-                       scale=divisor[:Q], power=power)
+    return torch.cat(rows), torch.cat(cols)
 
 
 def k_reciprocal_dense(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6,
                        lam: float = 0.3, variant: str = "torchreid") -> Tensor:
-    """k-reciprocal re-ranking the way the authors' reference code does it.
+    """k-reciprocal re-ranking written step by step from the module docstring, on ``N x N`` matrices.
 
-    Builds the full ``N x N`` distance ``D_px = ((2 - 2 cos(p, x)) / s_p)^e``
-    (``s_p`` the maximum of row ``p`` of ``2 - 2 cos``: the reference code's
-    ``transpose(dist / max(dist, axis=0))`` on a symmetric matrix; see
-    ``variant``), ranking and encoding ``V`` and loops over rows in Python; memory
-    ``O(N^2)``. A reference for tests and benchmarks. The ranking is taken
-    before the division, which leaves it unchanged up to rounding.
+    Builds the ranking of ``d0 = 2 - 2 cos`` and the scaled ``w`` (see ``variant``),
+    the encodings ``V`` row by row in Python, and each query's overlaps ``m`` with
+    every gallery item through the inverted index ``j -> {g : V_gj > 0}``; memory
+    ``O(N^2)``. A reference for tests and benchmarks.
 
     Args:
         query, gallery, k1, k2, lam, variant: as in :func:`k_reciprocal`.
@@ -190,53 +251,46 @@ def k_reciprocal_dense(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6
     Returns:
         ``[Q, G]`` re-ranked distances ``d*``.
     """
-    x, Q, k1, k2, lam, power = _check(query, gallery, k1, k2, lam, variant)
+    x, Q, k1, k2, lam, form = _check(query, gallery, k1, k2, lam, variant)
     N = x.shape[0]
-    dist = _original_distance(x, x)
-    rank = dist.argsort(dim=1, stable=True)
-    dist = (dist / _divisor(dist.amax(dim=1), variant)[:, None]) ** power
-    half = round(k1 / 2)
+    w = (2 - 2 * x @ x.T).clamp_min(0)
+    rank = w.argsort(dim=1, stable=True)
+    w = (w / _divisor(w.amax(dim=1), form)[:, None]) ** form.power
 
-    def reciprocal(i: int, k: int) -> Tensor:
-        forward = rank[i, :k + 1]
-        backward = rank[forward, :k + 1]
-        return forward[(backward == i).any(dim=1)]
+    def reciprocal(p: int, size: int) -> list[int]:
+        forward = rank[p, :size]
+        return forward[(rank[forward, :size] == p).any(dim=1)].tolist()
 
     V = torch.zeros(N, N, dtype=x.dtype, device=x.device)
-    for i in range(N):
-        R = reciprocal(i, k1)
-        expanded = R
-        for q in R.tolist():
-            Rq = reciprocal(q, half)
-            if torch.isin(Rq, R).sum() > 2 / 3 * len(Rq):
-                expanded = torch.cat([expanded, Rq])
-        expanded = expanded.unique()
-        weight = torch.exp(-dist[i, expanded])
-        V[i, expanded] = weight / weight.sum()
-    V = torch.stack([V[rank[i, :k2]].mean(dim=0) for i in range(N)])
+    for p in range(N):
+        R = reciprocal(p, form.list_size(k1))
+        expanded = set(R)
+        for q in R:
+            R_q = reciprocal(q, round(k1 / 2) + 1)
+            if len(set(R_q) & set(R)) > 2 / 3 * len(R_q):
+                expanded |= set(R_q)
+        members = sorted(expanded)
+        V[p, members] = torch.softmax(-w[p, members], dim=0)
+    V = torch.stack([V[rank[p, :k2]].mean(dim=0) for p in range(N)])
 
     inverted = [torch.nonzero(V[Q:, j]).flatten() for j in range(N)]
-    jaccard = torch.empty(Q, N - Q, dtype=x.dtype, device=x.device)
-    for i in range(Q):
+    d_J = torch.empty(Q, N - Q, dtype=x.dtype, device=x.device)
+    for p in range(Q):
         m = torch.zeros(N - Q, dtype=x.dtype, device=x.device)
-        for j in torch.nonzero(V[i]).flatten().tolist():
-            m[inverted[j]] += torch.minimum(V[i, j], V[Q + inverted[j], j])
-        jaccard[i] = 1 - m / (2 - m)
-    return (1 - lam) * jaccard + lam * dist[:Q, Q:]
+        for j in torch.nonzero(V[p]).flatten().tolist():
+            m[inverted[j]] += torch.minimum(V[p, j], V[Q + inverted[j], j])
+        d_J[p] = 1 - m / (2 - m)
+    return (1 - lam) * d_J + lam * w[:Q, Q:] / form.h
 
 
-def _check(query, gallery, k1, k2, lam, variant) -> tuple[Tensor, int, int, int, float, int]:
+def _check(query, gallery, k1, k2, lam, variant) -> tuple[Tensor, int, int, int, float, Variant]:
     x, Q, N = joint_features(query, gallery)
     k1 = int_in_range("k1", k1, 1, N - 1, f"query + gallery hold {N} items, and k1 must be smaller")
     k2 = int_in_range("k2", k2, 1, k1, "query expansion averages at most k1 neighbours")
     lam = in_unit_interval("lam", lam)
-    if variant not in VARIANTS:
+    if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"variant={variant!r} is not one of {', '.join(map(repr, VARIANTS))}")
-    return x, Q, k1, k2, lam, VARIANTS[variant] or 1
-
-
-def _original_distance(a: Tensor, b: Tensor) -> Tensor:
-    return (2 - 2 * a @ b.T).clamp_min(0)
+    return x, Q, k1, k2, lam, VARIANTS[variant]
 
 
 def neighbour_pass(x: Tensor, k: int, rows: slice = slice(None),
@@ -276,11 +330,16 @@ def neighbour_pass(x: Tensor, k: int, rows: slice = slice(None),
     return neighbours, (2 - 2 * lowest).clamp_min(0)
 
 
-def _divisor(farthest: Tensor, variant: str) -> Tensor:
-    """``[N]`` divisor ``s_p``: ``farthest`` (1 where it is 0), or ones for ``variant="unscaled"``."""
-    if VARIANTS[variant] is None:
+def _divisor(farthest: Tensor, form: Variant) -> Tensor:
+    """``[N]`` divisor ``s_p``: ``farthest`` (1 where it is 0), or ones where ``form`` takes no row maximum."""
+    if not form.row_max:
         return torch.ones_like(farthest)
     return torch.where(farthest > 0, farthest, torch.ones_like(farthest))
+
+
+def _term_scale(divisor: Tensor, form: Variant) -> Tensor:
+    """``s_p h^(1/e)``: ``d = ((2 - 2 cos) / (s_p h^(1/e)))^e = w / h``."""
+    return divisor * form.h ** (1 / form.power)
 
 
 def pair_distance(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:

@@ -1,11 +1,18 @@
+"""k-reciprocal re-ranking: each variant against the public code it names (the numpy transcriptions in
+benchmarks/kreciprocal_public.py), the sparse path against the dense one, hand-worked cases and bad input."""
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from reidgraph.evaluation import evaluate_rank
-from reidgraph.rerank.kreciprocal import k_reciprocal, k_reciprocal_dense, reciprocal_mask
+from reidgraph.rerank.kreciprocal import VARIANTS, k_reciprocal, k_reciprocal_dense, reciprocal_mask
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import kreciprocal_public as public  # noqa: E402
 
 
 def clustered(num_ids, per_id, dim, noise, seed, dtype=torch.float64):
@@ -22,63 +29,31 @@ def angles(*theta):
     return torch.stack([t.cos(), t.sin()], dim=1)
 
 
-def euclidean(a, b):
-    """``[A, B]`` Euclidean distances ``||a_i - b_j||`` between the rows of two numpy arrays."""
-    return np.linalg.norm(a[:, None] - b[None], axis=2)
+def re_ranking_of(distance):
+    """The public ``re_ranking`` fed ``distance`` of the L2-normalised features."""
+    def run(q, g, k1, k2, lam):
+        q, g = (f / np.linalg.norm(f, axis=1, keepdims=True) for f in (q, g))
+        return public.re_ranking(distance(q, g), distance(q, q), distance(g, g), k1, k2, lam)
+    return run
 
 
-def original_re_ranking(q_g, q_q, g_g, k1, k2, lam):
-    """The original public ``re_ranking(q_g_dist, q_q_dist, g_g_dist, k1, k2, lambda_value)`` of Zhong et al.,
-    transcribed loop by loop in float64: squared distances, each column divided by its maximum and transposed,
-    k-reciprocal sets expanded by the round(k1/2)-reciprocal sets of their members, weights exp(-d) normalised
-    per row, query expansion over the k2 first ranks unless k2 == 1, d* = (1 - lam) d_J + lam d."""
-    dist = np.block([[q_q, q_g], [q_g.T, g_g]]) ** 2
-    dist = (dist / dist.max(axis=0)).T
-    Q, N = q_g.shape[0], dist.shape[0]
-    rank = np.argsort(dist, axis=1, kind="stable")
-
-    def reciprocal(i, k):
-        forward = rank[i, :k + 1]
-        return forward[(rank[forward, :k + 1] == i).any(axis=1)]
-
-    V = np.zeros((N, N))
-    for i in range(N):
-        R = reciprocal(i, k1)
-        expanded = R
-        for c in R:
-            R_c = reciprocal(c, int(np.around(k1 / 2)))
-            if len(np.intersect1d(R_c, R)) > 2 / 3 * len(R_c):
-                expanded = np.append(expanded, R_c)
-        expanded = np.unique(expanded)
-        weight = np.exp(-dist[i, expanded])
-        V[i, expanded] = weight / weight.sum()
-    if k2 != 1:
-        V = np.stack([V[rank[i, :k2]].mean(axis=0) for i in range(N)])
-    jaccard = np.empty((Q, N))
-    for i in range(Q):
-        m = np.minimum(V[i], V).sum(axis=1)
-        jaccard[i] = 1 - m / (2 - m)
-    return ((1 - lam) * jaccard + lam * dist[:Q])[:, Q:]
-
-
-# The original takes a distance matrix. torchreid's and fast-reid's engines give it the squared Euclidean
-# (or the cosine) distance of L2-normalised features, which it squares again: variant "torchreid";
-# Zhong et al.'s own feature script gives it the Euclidean distance: variant "zhong".
-INPUTS = {"squared Euclidean": ("torchreid", lambda a, b: euclidean(a, b) ** 2),
-          "cosine": ("torchreid", lambda a, b: 1 - a @ b.T),
-          "Euclidean": ("zhong", euclidean)}
+# Each variant and the public code it claims to match (see the kreciprocal module docstring).
+PUBLIC = {"torchreid's engine, squared Euclidean": ("torchreid", re_ranking_of(public.squared_euclidean)),
+          "torchreid's engine, cosine": ("torchreid", re_ranking_of(lambda a, b: 1 - a @ b.T)),
+          "Zhong et al.'s feature script": ("zhong", re_ranking_of(
+              lambda a, b: np.sqrt(np.maximum(public.squared_euclidean(a, b), 0)))),
+          "fast-reid's evaluator": ("fastreid", public.fastreid_rerank)}
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("k1, k2, lam", [(20, 6, 0.3), (6, 1, 0.5), (10, 3, 0.8)])
-@pytest.mark.parametrize("given", list(INPUTS))
-def test_variants_match_the_original_public_algorithm(seed, k1, k2, lam, given):
-    variant, distance = INPUTS[given]
+@pytest.mark.parametrize("k1, k2, lam", [(20, 6, 0.3), (6, 1, 0.5), (10, 3, 0.8), (1, 1, 0.3), (2, 2, 0.1)])
+@pytest.mark.parametrize("code", list(PUBLIC))
+def test_each_variant_ranks_as_the_public_code_it_names(seed, k1, k2, lam, code):
+    # k1 = 6 checks fast-reid's expansion depth: its lists hold k1 items, yet it expands by round(6 / 2) = 3.
+    variant, run = PUBLIC[code]
     x, _ = clustered(num_ids=6, per_id=7, dim=8, noise=0.35, seed=seed)
-    x = torch.nn.functional.normalize(x, dim=1)
     query, gallery = x[:12], x[12:]
-    q, g = query.numpy(), gallery.numpy()
-    expected = torch.from_numpy(original_re_ranking(distance(q, g), distance(q, q), distance(g, g), k1, k2, lam))
+    expected = torch.from_numpy(run(query.numpy(), gallery.numpy(), k1, k2, lam))
     for got in (k_reciprocal(query, gallery, k1, k2, lam, chunk_size=5, variant=variant).dense(),
                 k_reciprocal_dense(query, gallery, k1, k2, lam, variant=variant)):
         assert got.shape == (12, 30)
@@ -89,7 +64,17 @@ def test_variants_match_the_original_public_algorithm(seed, k1, k2, lam, given):
             query, gallery, k1, k2, lam, variant=variant).dense())
 
 
-@pytest.mark.parametrize("variant", ["torchreid", "zhong", "unscaled"])
+def test_fast_reid_ranks_as_no_other_variant():
+    """fast-reid's evaluator is not torchreid's re_ranking: no other variant gives its ranking."""
+    x, _ = clustered(num_ids=6, per_id=7, dim=8, noise=0.35, seed=0)
+    query, gallery = x[:12], x[12:]
+    expected = public.fastreid_rerank(query.numpy(), gallery.numpy()).argsort(axis=1, kind="stable")
+    for variant in set(VARIANTS) - {"fastreid"}:
+        got = k_reciprocal(query, gallery, variant=variant).dense().argsort(dim=1, stable=True).numpy()
+        assert not np.array_equal(got, expected), variant
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("k1, k2, lam", [(6, 3, 0.3), (20, 6, 0.3), (1, 1, 0.5), (5, 5, 0.05), (74, 1, 1.0)])
 def test_sparse_matches_dense_reference(seed, k1, k2, lam, variant):
@@ -166,8 +151,8 @@ def test_chunks_equal_dense(chunk_size):
     (dict(lam=-0.1), "lam=-0.1"),
     (dict(k1=20), "k1=20 is outside \\[1, 19\\]"),
     (dict(chunk_size=0), "chunk_size=0"),
-    (dict(variant="row"), "^variant='row' is not one of 'torchreid', 'zhong', 'unscaled'$"),
-    (dict(variant=None), "^variant=None is not one of 'torchreid', 'zhong', 'unscaled'$"),
+    (dict(variant="row"), "^variant='row' is not one of 'torchreid', 'zhong', 'fastreid', 'unscaled'$"),
+    (dict(variant=None), "^variant=None is not one of 'torchreid', 'zhong', 'fastreid', 'unscaled'$"),
 ])
 def test_bad_parameters_raise(kwargs, message):
     x = torch.randn(20, 4)
