@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .._checks import int_in_range
 from ..data.datasets import ImageRecord
 from ..data.samplers import neighbourhood_split
-from ..graph import GraphSettings, block_diagonal, knn
+from ..graph import GraphSettings, knn
 from ..checkpoint import stage_config
 from .distributed import Dist, wrap
 from .loop import OptimConfig, records_fingerprint, run_epochs, train_steps
@@ -80,6 +80,7 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
     Returns:
         ``(fen, ffgnn)`` in eval mode.
     """
+    from .._pyg import dense_to_sparse
     from ..data.image_dataset import ImageDataset
     from ..data.transforms import build_transforms
     from .extract import extract_features
@@ -113,7 +114,7 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
         out = fen_ddp(images)
         x = F.normalize(out.feat_bn, dim=1)
         s = settings.adjacency(x.detach()[None], camids)
-        z = gnn_ddp(x, block_diagonal(s))
+        z = gnn_ddp(x, *dense_to_sparse(s[0].t()))  # S^T: dense_to_sparse reads row = source
         fused = graph_losses(z[None], y[None], camids, modules.get("graph_classifier"), graph_config)
         return {**fen_losses(out, y, config), **{f"graph_{name}": value for name, value in fused.items()}}
 

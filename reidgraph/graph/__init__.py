@@ -5,7 +5,7 @@ _EXPORTS = {
     "AnnIndex": ".ann", "HNSWSettings": ".ann", "IVFSettings": ".ann", "cosine_similarity": ".adjacency",
     "neighborhood_adjacency": ".adjacency", "normalize_adjacency": ".adjacency", "row_topk_mask": ".adjacency",
     "soft_jaccard": ".adjacency", "topk_members": ".adjacency", "iter_graph_batches": ".batches",
-    "build_graphs": ".builder", "block_diagonal": ".edges", "dense_to_edges": ".edges", "knn": ".search",
+    "build_graphs": ".builder", "knn": ".search",
     "GraphSettings": ".settings", "NeighborhoodGraph": ".transform",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

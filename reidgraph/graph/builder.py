@@ -11,10 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import as_features, as_labels, int_in_range, same_dim
-from .._pyg import Data
+from .._pyg import Data, dense_to_sparse
 from .batches import iter_graph_batches
 from .cameras import graph_camids
-from .edges import dense_to_edges
 from .neighbors import graph_neighbors
 from .settings import GraphSettings
 
@@ -71,7 +70,8 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
     for rows, x, s in iter_graph_batches(anchors, candidates, neighbors, settings, batch_size, progress,
                                          anchor_camids, candidate_camids):
         for b, q in enumerate(positions[rows].tolist()):
-            edge_index, edge_weight = dense_to_edges(s[b])
+            # Row i of S holds the edges j -> i (PyG's adj_t); dense_to_sparse reads row = source: S^T.
+            edge_index, edge_weight = dense_to_sparse(s[b].t())
             data = Data(x=x[b], edge_index=edge_index, edge_weight=edge_weight,
                         n_id=torch.cat([anchor_ids[q:q + 1], neighbors[q]]))
             if labelled:
