@@ -4,6 +4,11 @@ For each anchor, its top-K candidates by cosine similarity (the anchor itself
 left out when it belongs to the candidates) and the anchor form one graph of
 ``K + 1`` nodes, node 0 the anchor. Its edges are the surviving entries of the
 normalised adjacency ``S``: an edge ``j -> i`` with weight ``s_ij``.
+
+Node ids (``n_id``) index one table of images: ``candidates`` when the anchors are drawn
+from them (``anchor_index``), otherwise ``torch.cat([candidates, anchors])``, where
+anchor ``q`` is row ``G + q``. Either way ``n_id[1:]`` indexes the candidates, and
+``anchor_id`` holds the anchor's row in ``anchors``.
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
         anchor_labels, candidate_labels: optional ``[Q]`` / ``[G]`` identity labels.
         anchor_index: optional ``[Q]`` position of each anchor among the
             candidates when anchors are drawn from them: an anchor is then not
-            its own neighbour, and ``n_id`` indexes the candidates throughout.
+            its own neighbour, and ``n_id`` indexes the candidates alone.
         neighbors: optional ``[Q, K]`` candidate indices to use as each
             anchor's nodes instead of its top-K (e.g. the paper's random-graph
             ablation ``rdm``).
@@ -44,10 +49,11 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
     Returns:
         ``Q`` ``Data`` objects with ``x [K+1, D]`` (L2-normalised features, so
         a model sees the same scale whatever network made them), ``edge_index [2, E]``,
-        ``edge_weight [E]``, ``n_id [K+1]`` (node 0: the anchor's index in
-        ``anchors``, or in ``candidates`` with ``anchor_index``; the rest:
-        indices into ``candidates``) and, with labels,
-        ``y [K+1]``. Batch them with ``Batch.from_data_list`` or PyG's ``DataLoader``.
+        ``edge_weight [E]`` (edge ``j -> i`` carries ``s_ij``), ``n_id [K+1]`` (node ``i``'s row in
+        ``candidates`` with ``anchor_index``, else in ``torch.cat([candidates, anchors])``: the anchor
+        ``q`` is ``G + q``), ``anchor_id [1]`` (the anchor's row ``q`` in ``anchors``), with labels
+        ``y [K+1]`` and, with cameras, ``camids [K+1]``. Batch them with ``Batch.from_data_list`` or
+        PyG's ``DataLoader`` (neither shifts ``n_id`` nor ``anchor_id``).
     """
     settings = settings or GraphSettings()
     anchors = F.normalize(as_features(anchors, "anchors"), dim=1)
@@ -65,7 +71,8 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
         candidate_labels = as_labels(candidate_labels, candidates.shape[0], "candidate_labels", "candidates")
     neighbors = graph_neighbors(anchors, candidates, settings.K, neighbors, backend=backend, exclude=anchor_index)
     positions = torch.arange(anchors.shape[0], device=neighbors.device)
-    anchor_ids = positions if anchor_index is None else torch.as_tensor(anchor_index).to(neighbors)
+    anchor_nodes = (positions + candidates.shape[0] if anchor_index is None
+                    else torch.as_tensor(anchor_index).to(neighbors))
     graphs = []
     for rows, x, s in iter_graph_batches(anchors, candidates, neighbors, settings, batch_size, progress,
                                          anchor_camids, candidate_camids):
@@ -73,7 +80,7 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
             # Row i of S holds the edges j -> i (PyG's adj_t); dense_to_sparse reads row = source: S^T.
             edge_index, edge_weight = dense_to_sparse(s[b].t())
             data = Data(x=x[b], edge_index=edge_index, edge_weight=edge_weight,
-                        n_id=torch.cat([anchor_ids[q:q + 1], neighbors[q]]))
+                        n_id=torch.cat([anchor_nodes[q:q + 1], neighbors[q]]), anchor_id=positions[q:q + 1])
             if labelled:
                 data.y = torch.cat([anchor_labels[q:q + 1], candidate_labels[neighbors[q]]])
             if anchor_camids is not None:

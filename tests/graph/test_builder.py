@@ -21,14 +21,38 @@ def test_graph_holds_anchor_and_its_top_K(feats):
     graphs = build_graphs(q, g, SMALL)
     _, idx = knn(q, g, 12)
     for i, data in enumerate(graphs):
-        assert data.n_id[0].item() == i and data.n_id[1:].tolist() == idx[i].tolist()
+        assert data.anchor_id.tolist() == [i] and data.n_id[1:].tolist() == idx[i].tolist()
         assert torch.allclose(data.x, F.normalize(torch.cat([q[i:i + 1], g[idx[i]]]), dim=1))
+
+
+def test_node_ids_index_one_table(feats):
+    """n_id: rows of the candidates when anchors are drawn from them, else of [candidates; anchors]."""
+    q, g = feats
+    qp, gp = torch.arange(10) + 100, torch.arange(40) // 4
+    qc, gc = torch.arange(10) % 3, torch.arange(40) % 3
+    settings = GraphSettings(K=12, k=4, tau=5, same_camera_weight=0.5)
+    own = torch.tensor([3, 0, 39, 17])
+    # name: (anchors, their labels, their cameras, anchor_index, the one table of features, labels, cameras)
+    cases = {"separate": (q, qp, qc, None, torch.cat([g, q]), torch.cat([gp, qp]), torch.cat([gc, qc])),
+             "drawn from the candidates": (g[own], gp[own], gc[own], own, g, gp, gc)}
+    for name, (anchors, labels, cams, anchor_index, table, table_pids, table_cams) in cases.items():
+        graphs = build_graphs(anchors, g, settings, anchor_index=anchor_index, anchor_labels=labels,
+                              candidate_labels=gp, anchor_camids=cams, candidate_camids=gc)
+        for i, data in enumerate(graphs):
+            assert data.n_id[0].item() == (40 + i if anchor_index is None else own[i].item()), name
+            assert data.anchor_id.tolist() == [i], name
+            assert torch.allclose(data.x, F.normalize(table, dim=1)[data.n_id]), name
+            assert torch.equal(data.y, table_pids[data.n_id]) and torch.equal(data.camids, table_cams[data.n_id])
+        batch = Batch.from_data_list(graphs)
+        assert torch.allclose(batch.x, F.normalize(table, dim=1)[batch.n_id]), name  # batching keeps the space
+        assert batch.anchor_id.tolist() == list(range(len(anchors))), name
 
 
 def test_edges_are_the_surviving_normalised_weights(feats):
     q, g = feats
     data = build_graphs(q, g, SMALL)[3]
     S = normalize_adjacency(neighborhood_adjacency(data.x, k=4, tau=5))
+    assert not torch.allclose(S, S.T)  # so the check below sees the direction of each edge
     dense = torch.zeros(13, 13)
     src, dst = data.edge_index
     dense[dst, src] = data.edge_weight  # edge j -> i carries s_ij
@@ -55,6 +79,7 @@ def test_labels_and_anchor_index(feats):
     for a, data in zip(anchors.tolist(), graphs):
         assert data.n_id[0].item() == a and a not in data.n_id[1:].tolist()
         assert data.y.tolist() == pids[data.n_id].tolist()
+        assert torch.equal(data.x, F.normalize(g, dim=1)[data.n_id])
 
 
 def test_batches_through_pyg_loader(feats):
@@ -65,6 +90,7 @@ def test_batches_through_pyg_loader(feats):
     assert batch.ptr.tolist() == [0, 13, 26, 39, 52]
     assert batch.edge_index.max().item() < 52 and batch.edge_index[:, -1].min().item() >= 39
     assert torch.equal(batch.n_id[13:26], graphs[1].n_id)  # global ids are not shifted by batching
+    assert batch.anchor_id.tolist() == [0, 1, 2, 3]
 
 
 def test_bad_input(feats):
@@ -104,7 +130,7 @@ def test_camera_aware_graphs_use_each_nodes_camera(feats):
     paper = build_graphs(q, g, SMALL)
     for data, plain in zip(graphs, paper):
         assert torch.equal(data.n_id, plain.n_id)  # the same nodes: only the edges change
-        cams = torch.cat([qc[data.n_id[:1]], gc[data.n_id[1:]]])
+        cams = torch.cat([gc, qc])[data.n_id]
         assert torch.equal(data.camids, cams)
         s = normalize_adjacency(neighborhood_adjacency(data.x, k=4, tau=5, camids=cams, same_camera_weight=0.0))
         assert torch.allclose(torch.sparse_coo_tensor(data.edge_index.flip(0), data.edge_weight, (13, 13)).to_dense(), s)
