@@ -3,14 +3,14 @@
 (a) Real features (``SHARED/features/*/cuhk03_labeled_val.npz``, CUHK03-NP
 query/gallery): recall@150 of each kind at its default settings against exact
 torch kNN, and the mAP change (points) of two K=150 pipelines when they take the
-ANN's neighbours instead of the exact ones: the cosine ranking of each query's
+ANN's neighbors instead of the exact ones: the cosine ranking of each query's
 150 candidates followed by the rest of the gallery in cosine order (exact
 candidates give the plain cosine ranking), and training-free fusion on the
 paper's graphs (``fusion-paper``: :func:`~reidgraph.nn.ffgnn_rerank` with
 :class:`~reidgraph.nn.TrainingFreeFusion`, kNN backend ``ivf`` / ``hnsw``). The
 val galleries hold 738 images, so also with the 7,239 train images of the same
 model added as distractors (7,977). The defaults were chosen on the train features
-alone (see ``reidgraph/graph/ann.py``); they are train-vs-train neighbours there,
+alone (see ``reidgraph/graph/ann.py``); they are train-vs-train neighbors there,
 distractors here.
 
 (b) A generated gallery of 1,000,000 images, D=256: identity centres drawn
@@ -223,7 +223,7 @@ def main() -> int:
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--skip-shared", action="store_true", help="leave out part (a), the real features")
     parser.add_argument("--quick", action="store_true", help="a 20,000-image gallery, 500 queries (seconds)")
-    parser.add_argument("--work", help="folder for the indexes and exact neighbours (default: a temporary one)")
+    parser.add_argument("--work", help="folder for the indexes and exact neighbors (default: a temporary one)")
     parser.add_argument("--machine", default=cpu(), help="for the record (default: this CPU, as /proc/cpuinfo names it)")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()

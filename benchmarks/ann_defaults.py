@@ -4,10 +4,10 @@ For each feature folder and each of three seeds, 20% of the train identities are
 ``benchmarks/recipe.py``'s split): their images make CUHK03-NP queries and a gallery, and the other 80%
 of the train images join that gallery as distractors (the shape of the val + train-distractor gallery that ``benchmarks/ann.py``
 reports on). One IVF index at its default cells is built over that gallery; for each candidate
-``scan`` (gallery items scanned per neighbour asked for, the rule ``nprobe = max(64, scan k nlist / G)``)
-the queries' K=150 neighbours are searched, and the script prints recall@150 against exact search and
+``scan`` (gallery items scanned per neighbor asked for, the rule ``nprobe = max(64, scan k nlist / G)``)
+the queries' K=150 neighbors are searched, and the script prints recall@150 against exact search and
 the mAP change (points) of training-free fusion on the paper's graphs (``fusion-paper``) fed those
-neighbours instead of the exact ones. The default is the smallest ``scan`` whose change stays within
+neighbors instead of the exact ones. The default is the smallest ``scan`` whose change stays within
 0.1 points on every feature set and split (one split alone is a noisy estimate of a change this small).
 
 Example:

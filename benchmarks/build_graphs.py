@@ -1,4 +1,4 @@
-"""Time building neighbourhood graphs: kNN + adjacency + PyG edges.
+"""Time building neighborhood graphs: kNN + adjacency + PyG edges.
 
 Prints medians over ``--repeats`` runs and writes JSON with ``--out``.
 Example: python benchmarks/build_graphs.py --anchors 1000 --gallery 15913 --dim 2048

@@ -118,8 +118,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=EPILOG)
     parser.add_argument("--shared", type=Path, default=shared(),
                         help="the shared folder holding features/ (required where REIDGRAPH_SHARED is unset)")
-    parser.add_argument("--k1", type=int, default=20, help="k-reciprocal neighbourhood size (default: 20)")
-    parser.add_argument("--k2", type=int, default=6, help="query expansion neighbours (default: 6)")
+    parser.add_argument("--k1", type=int, default=20, help="k-reciprocal neighborhood size (default: 20)")
+    parser.add_argument("--k2", type=int, default=6, help="query expansion neighbors (default: 6)")
     parser.add_argument("--lam", type=float, default=0.3,
                         help="Zhong et al.'s lambda, the weight of the original distance (default: 0.3)")
     parser.add_argument("--out", help="write the figures as JSON here")

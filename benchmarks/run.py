@@ -85,7 +85,7 @@ METHODS = {**RAW, **{name: (peer, None, {}) for name, peer in PROPAGATION.items(
 
 def method_params(name: str, graph: dict, quick: bool) -> dict:
     """The registry parameters of a table row: its fuser's, the run's graph sizes for training-free fusion,
-    and with --quick the peers' small neighbourhoods."""
+    and with --quick the peers' small neighborhoods."""
     from reidgraph.rerank import parts
 
     method, _, params = METHODS[name]

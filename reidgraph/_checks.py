@@ -140,8 +140,8 @@ def given_neighbors(neighbors: Any, Q: int, G: int, k: int) -> Tensor:
         raise ValueError(f"neighbors must be a [queries, k] integer table of gallery indices, got {neighbors.ndim}-d "
                          f"{neighbors.dtype}; pass the indices an index search returns")
     if neighbors.shape[0] != Q or neighbors.shape[1] < k:
-        raise ValueError(f"neighbors is {tuple(neighbors.shape)} but {Q} queries with at least {k} neighbours each "
-                         f"are needed; search {k} or more neighbours per query")
+        raise ValueError(f"neighbors is {tuple(neighbors.shape)} but {Q} queries with at least {k} neighbors each "
+                         f"are needed; search {k} or more neighbors per query")
     neighbors = neighbors[:, :k].long()
     if neighbors.numel() and (int(neighbors.min()) < 0 or int(neighbors.max()) >= G):
         raise ValueError(f"neighbors holds indices outside the gallery's [0, {G}); search the index built over this "

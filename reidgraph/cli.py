@@ -20,7 +20,7 @@ import torch
 
 from ._options import Options
 from .data.datasets import DATASETS, load_dataset
-from .data.samplers import neighbourhood_split
+from .data.samplers import neighborhood_split
 from .debias import Debias
 from .engine import ABLATIONS, PRESETS, GNNTrainConfig, recipe, train_ffgnn
 from .engine.distributed import TIMEOUT_S, init_distributed, peer_failure
@@ -188,7 +188,7 @@ def check_configs(settings: GraphSettings, *configs, num_train: int | None = Non
     """Every setting of a training run, checked before any work (``None`` configs are skipped).
 
     With ``num_train`` (training images), ``K`` is also checked against the
-    candidates a training graph draws its neighbours from.
+    candidates a training graph draws its neighbors from.
     """
     for config in configs:
         if config is not None and hasattr(config, "check"):
@@ -198,7 +198,7 @@ def check_configs(settings: GraphSettings, *configs, num_train: int | None = Non
         return
     fraction = anchor_fraction if anchor_fraction is not None else next(
         (c.anchor_fraction for c in configs if isinstance(c, GNNTrainConfig)), GNNTrainConfig().anchor_fraction)
-    settings.check(len(neighbourhood_split(num_train, fraction)[1]))
+    settings.check(len(neighborhood_split(num_train, fraction)[1]))
 
 
 def rerank_command(args: argparse.Namespace) -> int:
@@ -477,7 +477,7 @@ def add_fusion_options(p: argparse.ArgumentParser, source: str = "the method's")
     GNN.add(p, shown=source + "; paper {}")
     camera = p.add_mutually_exclusive_group()
     camera.add_argument("--camera-aware", action="store_true",
-                        help="camera-aware graphs: ignore same-camera neighbours (same-camera weight 0); "
+                        help="camera-aware graphs: ignore same-camera neighbors (same-camera weight 0); "
                              "uses the camera ids of the images")
     Options(GraphSettings, "same_camera_weight").add(camera, shown=source + "; paper {}", metavar="W")
 

@@ -125,7 +125,7 @@ class CosineRanking(Ranking):
 class HeadRanking(CosineRanking):
     """A re-ranked head per query, then the rest of the gallery by cosine similarity.
 
-    What FFGNN fusion returns: each query's ``K`` graph neighbours re-ordered by
+    What FFGNN fusion returns: each query's ``K`` graph neighbors re-ordered by
     their fused distance, the other ``G - K`` items after them in FEN order. As
     one distance: the head's own (in ``[0, 2]``), ``2 + (1 - cos)`` for the rest.
 

@@ -29,7 +29,7 @@ def run(*args):
 def test_cosine_ranks_what_a_lossy_index_finds_by_exact_cosine(files, capsys):
     tmp_path, query, gallery = files
     # One cell of 8 (about 250 items, more than the 150 cosine searches) scanned: the index misses true
-    # neighbours, so its lists differ from exact search.
+    # neighbors, so its lists differ from exact search.
     assert run("index", "--gallery", tmp_path / "g.npz", "--nlist", 8, "--nprobe", 1, "--out", tmp_path / "g.ann") == 0
     assert "AnnIndex(ivf, 2000 x 16" in capsys.readouterr().out
     assert run("rerank", "--query", tmp_path / "q.npz", "--gallery", tmp_path / "g.npz", "--method", "cosine",

@@ -4,7 +4,7 @@ from .._lazy import lazy_exports
 _EXPORTS = {
     "DATASETS": ".datasets", "ImageRecord": ".datasets", "ReIDDataset": ".datasets", "load_dataset": ".datasets",
     "register_dataset": ".datasets", "ImageDataset": ".image_dataset", "PKSampler": ".samplers",
-    "neighbourhood_split": ".samplers", "random_graph_neighbors": ".samplers",
+    "neighborhood_split": ".samplers", "random_graph_neighbors": ".samplers",
     "synthetic_features": ".synthetic_features", "build_transforms": ".transforms",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

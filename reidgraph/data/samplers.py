@@ -101,13 +101,13 @@ class PKSampler(torch.utils.data.Sampler):
                 f"rank={self.rank}, world_size={self.world_size})")
 
 
-def neighbourhood_split(num_items: int, fraction: float = 0.2, seed: int = 0,
+def neighborhood_split(num_items: int, fraction: float = 0.2, seed: int = 0,
                         epoch: int = 0) -> tuple[Tensor, Tensor]:
     """Split the training images into graph anchors and their gallery (paper §3.3 "Training Stage", second step).
 
     ``round(fraction * num_items)`` items (at least 1, at most ``num_items - 1``)
     become anchors (the paper's queries, N/5); the rest are the gallery their
-    top-K neighbours are searched in. A new split per epoch, deterministic in
+    top-K neighbors are searched in. A new split per epoch, deterministic in
     ``(seed, epoch)``.
 
     Args:
@@ -136,7 +136,7 @@ def random_graph_neighbors(anchor_pids, candidate_pids, K: int, images_per_id: i
 
     The paper trains ``rdm`` "similar to the training of FEN", "with randomly
     selected images": each anchor's graph holds, instead of its K nearest
-    neighbours, ``images_per_id - 1`` other images of its own identity and
+    neighbors, ``images_per_id - 1`` other images of its own identity and
     ``images_per_id`` images of each of randomly drawn other identities,
     until there are ``K`` (topped up with random other candidates when the
     identities run out). Positives and negatives are then present in every

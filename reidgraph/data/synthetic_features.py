@@ -3,7 +3,7 @@
 A feature is ``x = mu_pid + beta_cam + gamma_(pid, cam) + noise``: an identity
 centre, a camera offset shared by everyone that camera sees (background,
 light), a per-identity-per-camera offset (pose, viewpoint), and per-image
-noise. The camera offset is what makes same-camera neighbours crowd the top of
+noise. The camera offset is what makes same-camera neighbors crowd the top of
 a ranking, as in real ReID features. Identities, camera offsets and views vary
 in different but overlapping subspaces (``id_rank`` / ``nuisance_rank``
 channels), so a model trained on some identities can learn what to ignore on

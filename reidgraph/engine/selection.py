@@ -87,7 +87,7 @@ def select_pipeline(train: FeatureSet, settings: GraphSettings, config, *, workd
     query, gallery = held.query_gallery()
     if settings.K >= len(gallery):
         raise ValueError(f"{source}: the held-out gallery holds {len(gallery)} images, too few for graphs of "
-                         f"K={settings.K} neighbours; pass --K below {len(gallery)}, more identities, or --no-select")
+                         f"K={settings.K} neighbors; pass --K below {len(gallery)}, more identities, or --no-select")
     matched = (query.pids[:, None] == gallery.pids[None]) & (query.camids[:, None] != gallery.camids[None])
     if not matched.any():
         raise ValueError(f"{source}: no held-out query has a match on another camera, so the held-out part cannot "

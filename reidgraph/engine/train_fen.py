@@ -31,7 +31,7 @@ class FENTrainConfig(OptimConfig):
         width: width in pixels the images are resized to.
         P: identities per batch.
         images_per_id: images per identity in a batch (the K of "P×K", not the
-            graph's neighbours ``GraphSettings.K``).
+            graph's neighbors ``GraphSettings.K``).
         pad: padding in pixels before the random crop.
         erasing: probability of random erasing.
         num_workers: data loading processes.

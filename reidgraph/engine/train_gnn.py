@@ -1,7 +1,7 @@
-"""Stage 2 (paper §3.3 "Training Stage", steps 2-4): train the FFGNN on neighbourhood graphs of fixed features.
+"""Stage 2 (paper §3.3 "Training Stage", steps 2-4): train the FFGNN on neighborhood graphs of fixed features.
 
 Each epoch draws a fresh fifth of the training images as anchors; each anchor's
-top-K neighbours among the other four fifths make its graph. Mini-batches of
+top-K neighbors among the other four fifths make its graph. Mini-batches of
 graphs are fused with the FFGNN and scored by the recipe's losses.
 
 Two recipes (:func:`recipe`):
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import in_unit_interval, int_in_range
-from ..data.samplers import neighbourhood_split, random_graph_neighbors
+from ..data.samplers import neighborhood_split, random_graph_neighbors
 from ..debias import Debias, debias_set
 from ..features import FeatureSet
 from ..graph import GraphSettings, knn
@@ -188,7 +188,7 @@ def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config
     default_settings, default_config = recipe()
     settings, config = settings or default_settings, config or default_config
     config.check()
-    settings.check(len(neighbourhood_split(len(train), config.anchor_fraction)[1]))
+    settings.check(len(neighborhood_split(len(train), config.anchor_fraction)[1]))
     check_train_set(train, settings, config)
     if debias is not None:
         debias.check()
@@ -208,7 +208,7 @@ def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config
     optimizer, schedule = config.optimizer([p for m in modules.values() for p in m.parameters()])
 
     def train_epoch(epoch: int) -> dict:
-        anchors, rest = neighbourhood_split(len(train), config.anchor_fraction, seed=config.seed, epoch=epoch)
+        anchors, rest = neighborhood_split(len(train), config.anchor_fraction, seed=config.seed, epoch=epoch)
         anchors, rest = anchors.to(device), rest.to(device)
         if config.graphs == "random":
             neighbors = random_graph_neighbors(targets[anchors], targets[rest], settings.K, config.images_per_id,

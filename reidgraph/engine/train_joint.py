@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .._checks import int_in_range
 from ..data.datasets import ImageRecord
-from ..data.samplers import neighbourhood_split
+from ..data.samplers import neighborhood_split
 from ..graph import GraphSettings, knn
 from ..checkpoint import stage_config
 from .distributed import Dist, wrap
@@ -120,7 +120,7 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
 
     def train_epoch(epoch: int) -> dict:
         feats = extract_features(fen, data.records, height, width, device=dist.device, progress=False).feats
-        anchors, rest = neighbourhood_split(len(data), config.anchor_fraction, seed=config.seed, epoch=epoch)
+        anchors, rest = neighborhood_split(len(data), config.anchor_fraction, seed=config.seed, epoch=epoch)
         settings.check(len(rest))
         # Every process takes the same number of graphs, so DDP's collectives stay in step.
         per_rank = len(anchors) // dist.world_size
@@ -133,7 +133,7 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
         gnn_ddp.train()
         # A graph's 151 images are near-duplicates of one another; letting them
         # update the FEN's BatchNorm statistics drags those towards one
-        # neighbourhood (measured on the demo: rank-1 48 -> 41 after one epoch).
+        # neighborhood (measured on the demo: rank-1 48 -> 41 after one epoch).
         for module in fen.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()

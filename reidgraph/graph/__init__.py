@@ -1,4 +1,4 @@
-"""Features to graphs: kNN backends, neighbourhood adjacency, PyG graph builder."""
+"""Features to graphs: kNN backends, neighborhood adjacency, PyG graph builder."""
 from .._lazy import lazy_exports
 
 _EXPORTS = {

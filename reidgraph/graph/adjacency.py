@@ -1,7 +1,7 @@
-r"""Edge weights of a neighbourhood graph (paper eqs. (2)-(10), §3.2 "Edge Setting").
+r"""Edge weights of a neighborhood graph (paper eqs. (2)-(10), §3.2 "Edge Setting").
 
 A batch of graphs is a tensor ``x: [B, n, D]`` whose node 0 is each graph's
-anchor and nodes ``1..K`` its top-K neighbours (``n = K + 1``). From it:
+anchor and nodes ``1..K`` its top-K neighbors (``n = K + 1``). From it:
 
 .. math::
     c_{ij} = \frac{x_i^\top x_j}{\lVert x_i\rVert\,\lVert x_j\rVert}, \qquad
@@ -24,8 +24,8 @@ Camera-aware graphs (beyond the paper): given each node's camera, the
 similarity of two distinct nodes of the same camera is scaled first,
 :math:`c_{ij} \leftarrow w\,c_{ij}` for :math:`i \ne j,\ cam_i = cam_j`, and
 everything above (k-reciprocal sets, ``D``, ``C`` in ``A``, the mask) follows
-from the scaled ``C``. ``w = 0`` ignores same-camera neighbours, ``w = 1`` is
-the paper. Same-camera neighbours share background, light and viewpoint, and
+from the scaled ``C``. ``w = 0`` ignores same-camera neighbors, ``w = 1`` is
+the paper. Same-camera neighbors share background, light and viewpoint, and
 mostly show other people; see CA-Jaccard (Chen et al., CVPR 2024).
 """
 from __future__ import annotations
@@ -158,7 +158,7 @@ def camera_scaled(c: Tensor, camids: Tensor, weight: float) -> Tensor:
 def neighborhood_adjacency(x: Tensor, k: int = 20, lam: float = 0.7, tau: int = 20,
                            edges: str = "joint", mask: bool = True, camids: Tensor | None = None,
                            same_camera_weight: float = 1.0) -> Tensor:
-    r"""Masked, non-negative edge weights ``A`` of a batch of neighbourhood graphs.
+    r"""Masked, non-negative edge weights ``A`` of a batch of neighborhood graphs.
 
     :math:`A = (\lambda D + (1-\lambda) C)_{+} \circ B` with ``edges="joint"``
     (clipped to ``[0, 1]``, which only rounding can leave; diagonal kept by ``B``);
@@ -167,7 +167,7 @@ def neighborhood_adjacency(x: Tensor, k: int = 20, lam: float = 0.7, tau: int = 
 
     Args:
         x: ``[B, n, D]`` node features, node 0 the anchor (``[n, D]`` is one graph).
-        k: k-reciprocal neighbourhood size, ``1 <= k <= n`` (default 20).
+        k: k-reciprocal neighborhood size, ``1 <= k <= n`` (default 20).
         lam: weight λ of the Jaccard term, in ``[0, 1]`` (default 0.7).
         tau: edges kept per row by the mask, ``1 <= tau <= n`` (default 20).
         edges: ``"joint"`` (eq. 8) or ``"cosine"`` (the paper's ``ori`` ablation).

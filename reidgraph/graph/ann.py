@@ -1,4 +1,4 @@
-r"""Approximate k-nearest-neighbour search by cosine similarity, for galleries past exact search.
+r"""Approximate k-nearest-neighbor search by cosine similarity, for galleries past exact search.
 
 An :class:`AnnIndex` holds a gallery's L2-normalised features in a faiss index
 searched by inner product, so a similarity is the cosine
@@ -51,10 +51,10 @@ _METRIC = "cosine"
 _USER = "approximate kNN (ivf, hnsw)"
 # faiss's k-means wants at least 39 training points per centroid.
 _POINTS_PER_CELL = 39
-# The nprobe=None rule: scan about this many gallery items per neighbour asked for, and at
+# The nprobe=None rule: scan about this many gallery items per neighbor asked for, and at
 # least _NPROBE_FLOOR cells. Chosen on the CUHK03 train features of both shared models
 # (benchmarks/ann_defaults.py: held-out train ids plus the other train images as distractors,
-# three splits): 30 items per neighbour gives recall@150 >= 0.996 but moves fusion-paper's mAP
+# three splits): 30 items per neighbor gives recall@150 >= 0.996 but moves fusion-paper's mAP
 # by up to 0.10 points; 60 is exact there. Past about 300,000 images the floor decides.
 _SCAN_PER_NEIGHBOUR = 60
 _NPROBE_FLOOR = 64
@@ -187,15 +187,15 @@ class AnnIndex:
 
     def search(self, query, k: int, exclude: Tensor | None = None,
                chunk_size: int = 65536) -> tuple[Tensor, Tensor]:
-        """Approximate top-``k`` gallery neighbours of each query by cosine similarity.
+        """Approximate top-``k`` gallery neighbors of each query by cosine similarity.
 
         Rows the approximate search leaves short of ``k`` items (cells or graph
         regions holding too few) are searched again exactly.
 
         Args:
             query: ``[Q, D]`` features (any device; searched on the CPU).
-            k: neighbours per query, ``1 <= k <= G`` (``G - 1`` with ``exclude``).
-            exclude: ``[Q]`` gallery index to leave out of each query's neighbours, ``-1`` for none.
+            k: neighbors per query, ``1 <= k <= G`` (``G - 1`` with ``exclude``).
+            exclude: ``[Q]`` gallery index to leave out of each query's neighbors, ``-1`` for none.
             chunk_size: query rows normalised and searched at once.
 
         Returns:
@@ -217,13 +217,13 @@ class AnnIndex:
         ``2.25 k``, ...) to the smallest value whose recall@``k`` on ``query`` reaches ``target``,
         against exact search over the same index.
 
-        A found item counts as a hit when it is at least as similar as the exact ``k``-th neighbour
+        A found item counts as a hit when it is at least as similar as the exact ``k``-th neighbor
         (so ties at the ``k``-th place are not misses). Cost: a few searches of ``query`` plus one
         exact one (``Q x G x D``); a few hundred queries drawn from the workload are enough.
 
         Args:
             query: ``[Q, D]`` sample queries (or gallery rows, with ``exclude`` their own index).
-            k: the neighbours per query the index will be searched for.
+            k: the neighbors per query the index will be searched for.
             target: recall to reach, in ``(0, 1]``.
             exclude: ``[Q]`` as in :meth:`search`.
 
@@ -323,14 +323,14 @@ class AnnIndex:
         return cls(index, kind, settings, path, meta.get("gallery_sha256")).check(dim=dim, size=size)
 
     def nprobe(self, k: int) -> int:
-        """The cells an IVF search for ``k`` neighbours scans (see :class:`IVFSettings`)."""
+        """The cells an IVF search for ``k`` neighbors scans (see :class:`IVFSettings`)."""
         s = self.settings
         if s.nprobe is not None:
             return s.nprobe
         return min(s.nlist, max(_NPROBE_FLOOR, math.ceil(_SCAN_PER_NEIGHBOUR * k * s.nlist / self.size)))
 
     def ef_search(self, k: int) -> int:
-        """The candidates an HNSW search for ``k`` neighbours keeps (see :class:`HNSWSettings`)."""
+        """The candidates an HNSW search for ``k`` neighbors keeps (see :class:`HNSWSettings`)."""
         return self.settings.ef_search if self.settings.ef_search is not None else max(2 * k, _EF_FLOOR)
 
     def _queries(self, query, k: int, exclude) -> tuple[Tensor, Tensor | None]:
@@ -340,7 +340,7 @@ class AnnIndex:
                              f"{self.dim}-d; extract both with the same model")
         exclude = exclusions(query.shape[0], self.size, exclude, torch.device("cpu"))
         available = self.size - int(exclude is not None)
-        int_in_range("k", k, 1, available, f"the gallery offers {available} neighbours per query")
+        int_in_range("k", k, 1, available, f"the gallery offers {available} neighbors per query")
         return query, exclude
 
     def _params(self, k: int, **override):

@@ -1,4 +1,4 @@
-"""Dense neighbourhood graphs for consecutive batches of anchors, memory bounded by the batch size."""
+"""Dense neighborhood graphs for consecutive batches of anchors, memory bounded by the batch size."""
 from __future__ import annotations
 
 from typing import Iterator
@@ -18,7 +18,7 @@ def iter_graph_batches(anchors: Tensor, candidates: Tensor, neighbors: Tensor, s
     Args:
         anchors: ``[Q, D]``; candidates: ``[G, D]``; both L2-normalised and checked finite by the caller, as
             are ``settings`` (:meth:`~reidgraph.graph.GraphSettings.check`).
-        neighbors: ``[Q, K]`` candidate indices of each anchor's neighbours.
+        neighbors: ``[Q, K]`` candidate indices of each anchor's neighbors.
         anchor_camids, candidate_camids: ``[Q]`` / ``[G]`` cameras, checked by
             the caller (see :func:`~reidgraph.graph.cameras.graph_camids`); used by camera-aware settings.
 

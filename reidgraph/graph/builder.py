@@ -1,4 +1,4 @@
-"""Neighbourhood graphs as PyTorch Geometric ``Data``, one per anchor (paper eqs. (1)-(10), §3.2).
+"""Neighborhood graphs as PyTorch Geometric ``Data``, one per anchor (paper eqs. (1)-(10), §3.2).
 
 For each anchor, its top-K candidates by cosine similarity (the anchor itself
 left out when it belongs to the candidates) and the anchor form one graph of
@@ -6,7 +6,7 @@ left out when it belongs to the candidates) and the anchor form one graph of
 normalised adjacency ``S``: an edge ``j -> i`` with weight ``s_ij``.
 
 Node ids (``n_id``) index one table of images: ``candidates`` when the anchors are drawn
-from them (``anchor_index``), otherwise ``torch.cat([candidates, anchors])``, where
+from them (``exclude``), otherwise ``torch.cat([candidates, anchors])``, where
 anchor ``q`` is row ``G + q``. Either way ``n_id[1:]`` indexes the candidates, and
 ``anchor_id`` holds the anchor's row in ``anchors``.
 """
@@ -24,7 +24,7 @@ from .settings import GraphSettings
 
 
 def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
-                 anchor_labels=None, candidate_labels=None, anchor_index=None, neighbors=None,
+                 anchor_labels=None, candidate_labels=None, exclude=None, neighbors=None,
                  anchor_camids=None, candidate_camids=None,
                  backend: str = "auto", batch_size: int = 256, progress: bool = False) -> list[Data]:
     """One PyG graph per anchor: the anchor and its top-K candidates.
@@ -34,9 +34,9 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
         candidates: ``[G, D]`` candidate features (the gallery).
         settings: graph settings (the paper's by default).
         anchor_labels, candidate_labels: optional ``[Q]`` / ``[G]`` identity labels.
-        anchor_index: optional ``[Q]`` position of each anchor among the
+        exclude: optional ``[Q]`` position of each anchor among the
             candidates when anchors are drawn from them: an anchor is then not
-            its own neighbour, and ``n_id`` indexes the candidates alone.
+            its own neighbor, and ``n_id`` indexes the candidates alone.
         neighbors: optional ``[Q, K]`` candidate indices to use as each
             anchor's nodes instead of its top-K (e.g. the paper's random-graph
             ablation ``rdm``).
@@ -50,7 +50,7 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
         ``Q`` ``Data`` objects with ``x [K+1, D]`` (L2-normalised features, so
         a model sees the same scale whatever network made them), ``edge_index [2, E]``,
         ``edge_weight [E]`` (edge ``j -> i`` carries ``s_ij``), ``n_id [K+1]`` (node ``i``'s row in
-        ``candidates`` with ``anchor_index``, else in ``torch.cat([candidates, anchors])``: the anchor
+        ``candidates`` with ``exclude``, else in ``torch.cat([candidates, anchors])``: the anchor
         ``q`` is ``G + q``), ``anchor_id [1]`` (the anchor's row ``q`` in ``anchors``), with labels
         ``y [K+1]`` and, with cameras, ``camids [K+1]``. Batch them with ``Batch.from_data_list`` or
         PyG's ``DataLoader`` (neither shifts ``n_id`` nor ``anchor_id``).
@@ -59,7 +59,7 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
     anchors = F.normalize(as_features(anchors, "anchors"), dim=1)
     candidates = F.normalize(as_features(candidates, "candidates"), dim=1).to(anchors)
     same_dim(anchors, candidates, "anchors", "candidates")
-    settings.check(candidates.shape[0] - int(anchor_index is not None))
+    settings.check(candidates.shape[0] - int(exclude is not None))
     int_in_range("batch_size", batch_size, 1, 2**31)
     anchor_camids, candidate_camids = graph_camids(settings, anchor_camids, candidate_camids, anchors.shape[0],
                                                    candidates.shape[0], "anchor", "candidate")
@@ -69,10 +69,10 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
             raise ValueError("pass both anchor_labels and candidate_labels, or neither")
         anchor_labels = as_labels(anchor_labels, anchors.shape[0], "anchor_labels", "anchors")
         candidate_labels = as_labels(candidate_labels, candidates.shape[0], "candidate_labels", "candidates")
-    neighbors = graph_neighbors(anchors, candidates, settings.K, neighbors, backend=backend, exclude=anchor_index)
+    neighbors = graph_neighbors(anchors, candidates, settings.K, neighbors, backend=backend, exclude=exclude)
     positions = torch.arange(anchors.shape[0], device=neighbors.device)
-    anchor_nodes = (positions + candidates.shape[0] if anchor_index is None
-                    else torch.as_tensor(anchor_index).to(neighbors))
+    anchor_nodes = (positions + candidates.shape[0] if exclude is None
+                    else torch.as_tensor(exclude).to(neighbors))
     graphs = []
     for rows, x, s in iter_graph_batches(anchors, candidates, neighbors, settings, batch_size, progress,
                                          anchor_camids, candidate_camids):

@@ -2,7 +2,7 @@
 
 A query drawn from the gallery must not find itself: ``exclude[i]`` is the gallery index query ``i`` may
 not return (``-1`` for none). Backends that score whole rows mask that column (:func:`mask_excluded`);
-backends that return ranked lists ask for one neighbour more and drop it (:func:`drop_excluded`).
+backends that return ranked lists ask for one neighbor more and drop it (:func:`drop_excluded`).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def mask_excluded(sim: Tensor, exclude: Tensor | None) -> Tensor:
 
 
 def drop_excluded(sim: Tensor, idx: Tensor, exclude: Tensor | None, k: int) -> tuple[Tensor, Tensor]:
-    """``[Q, k]`` each of ``sim``, ``idx`` (``[Q, k + 1]`` neighbours, best first) without each row's excluded
+    """``[Q, k]`` each of ``sim``, ``idx`` (``[Q, k + 1]`` neighbors, best first) without each row's excluded
     index ``exclude [Q]``, or without its last entry where the excluded one is absent (not that close, or
     outranked by exact duplicates); ``sim``, ``idx`` as they are where ``exclude`` is ``None``."""
     if exclude is None:

@@ -1,4 +1,4 @@
-"""k-nearest-neighbour search by cosine similarity, with swappable backends.
+"""k-nearest-neighbor search by cosine similarity, with swappable backends.
 
 ``knn(query, gallery, k)`` returns, for each query row, the ``k`` gallery rows
 of largest cosine similarity, best first. Three backends:
@@ -8,7 +8,7 @@ of largest cosine similarity, best first. Three backends:
   The default on CPU, where it is 10-80× faster than KeOps. Where bfloat16
   matmuls are fast (CUDA; CPUs with AVX512-BF16 or AMX) and ``k`` is small
   against the gallery, it screens in bfloat16 and refines in float32 (see
-  :func:`screened_topk`): the same neighbours, about twice as fast.
+  :func:`screened_topk`): the same neighbors, about twice as fast.
 * ``"keops"``: pykeops ``LazyTensor.Kmin_argKmin`` on the negated inner
   product; the ``Q × G`` matrix is never stored. The default on CUDA.
 * ``"faiss"``: an exact ``faiss.IndexFlatIP`` (CPU), when faiss is installed;
@@ -98,7 +98,7 @@ def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude: 
         chunk_size: int = 1024,
         screen: bool | None = None,
         ann: AnnIndex | IVFSettings | HNSWSettings | dict | None = None) -> tuple[Tensor, Tensor]:
-    r"""Top-``k`` gallery neighbours of each query by cosine similarity.
+    r"""Top-``k`` gallery neighbors of each query by cosine similarity.
 
     .. math::
         \mathrm{knn}(q) = \operatorname{top-}k_{j}\;
@@ -107,11 +107,11 @@ def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude: 
     Args:
         query: ``[Q, D]`` features.
         gallery: ``[G, D]`` features.
-        k: neighbours per query, ``1 <= k <= G`` (``G - 1`` with ``exclude``).
+        k: neighbors per query, ``1 <= k <= G`` (``G - 1`` with ``exclude``).
         backend: ``"auto"``, ``"torch"``, ``"keops"``, ``"faiss"``; or, approximate,
             ``"ivf"`` or ``"hnsw"`` (faiss; any device, searched on the CPU).
         exclude: ``[Q]`` gallery index to leave out of each query's
-            neighbours (its own position when queries are drawn from the
+            neighbors (its own position when queries are drawn from the
             gallery), ``-1`` for none; ``"self"``: query ``i`` is gallery
             item ``i`` (the same set, ``Q == G``).
         chunk_size: query rows per matmul in the torch backend.
@@ -132,7 +132,7 @@ def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude: 
     same_dim(query, gallery)
     exclude = exclusions(query.shape[0], gallery.shape[0], exclude, query.device)
     available = gallery.shape[0] - int(exclude is not None)
-    int_in_range("k", k, 1, available, f"the gallery offers {available} neighbours per query")
+    int_in_range("k", k, 1, available, f"the gallery offers {available} neighbors per query")
     int_in_range("chunk_size", chunk_size, 1, 2**31)
     backend = resolve_backend(backend, query.device)
     if backend in ANN_BACKENDS:
@@ -184,7 +184,7 @@ def screened_topk(query: Tensor, gallery: Tensor, k: int, exclude: Tensor | None
 
     Args:
         query: ``[Q, D]`` unit rows; gallery: ``[G, D]`` unit rows (float32).
-        k: neighbours per row.
+        k: neighbors per row.
         exclude: ``[Q]`` gallery column to leave out per row, ``-1`` for none.
         gallery_bf16: ``gallery`` in bfloat16, when the caller already has it.
 
@@ -209,7 +209,7 @@ def screened_extremes(query: Tensor, gallery: Tensor, k: int,
 
     Args:
         query: ``[Q, D]`` unit rows; gallery: ``[G, D]`` unit rows (float32).
-        k: neighbours per row, ``k <= G``.
+        k: neighbors per row, ``k <= G``.
         gallery_bf16: ``gallery`` in bfloat16, when the caller already has it.
 
     Returns:

@@ -1,4 +1,4 @@
-"""How a neighbourhood graph is built: the settings of paper eqs. (2)-(10) and the adjacency they give."""
+"""How a neighborhood graph is built: the settings of paper eqs. (2)-(10) and the adjacency they give."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -11,11 +11,11 @@ from .adjacency import check_graph_params, checked_adjacency, neighborhood_adjac
 
 @dataclass(frozen=True)
 class GraphSettings:
-    """How a neighbourhood graph is built; defaults are the paper's.
+    """How a neighborhood graph is built; defaults are the paper's.
 
     Attributes:
-        K: neighbours per anchor (graph of ``K + 1`` nodes).
-        k: k-reciprocal neighbourhood size inside a graph.
+        K: neighbors per anchor (graph of ``K + 1`` nodes).
+        k: k-reciprocal neighborhood size inside a graph.
         lam: the FFGNN paper's λ (eq. 8), the weight of the soft Jaccard similarity ``D`` in
             ``A = (λ D + (1 - λ) C)_+ ∘ B`` (the cosine ``C`` gets ``1 - λ``). Zhong et al.'s λ, the
             ``lam`` of :func:`~reidgraph.rerank.k_reciprocal`, weights the other term, the original distance.
@@ -24,7 +24,7 @@ class GraphSettings:
         mask: apply the top-τ mask (``False``: ablation ``wo_mask``).
         same_camera_weight: factor on the similarity of two distinct nodes of
             one camera before the graph is built (1: the paper; 0: camera-aware,
-            same-camera neighbours ignored). Below 1, graphs need camera ids.
+            same-camera neighbors ignored). Below 1, graphs need camera ids.
     """
 
     K: int = 150
@@ -71,7 +71,7 @@ class GraphSettings:
 
 
 RECIPE = GraphSettings(lam=0.3, same_camera_weight=0.0)
-"""The default recipe's graphs: camera-aware (same-camera neighbours ignored), λ 0.3; the paper's otherwise.
+"""The default recipe's graphs: camera-aware (same-camera neighbors ignored), λ 0.3; the paper's otherwise.
 Chosen on identities held out inside the train split (README, "How the default recipe was chosen"); training
 (``train-gnn``'s default preset) and training-free ``fusion`` share them."""
 

@@ -1,4 +1,4 @@
-"""The neighbourhood graph as a PyG transform, for ``Data`` objects built elsewhere."""
+"""The neighborhood graph as a PyG transform, for ``Data`` objects built elsewhere."""
 from __future__ import annotations
 
 from .._pyg import BaseTransform, Data, dense_to_sparse
@@ -7,7 +7,7 @@ from .settings import GraphSettings
 
 
 class NeighborhoodGraph(BaseTransform):
-    """PyG transform: add FFGNN edges to a ``Data`` whose ``x [K+1, D]`` is a neighbourhood.
+    """PyG transform: add FFGNN edges to a ``Data`` whose ``x [K+1, D]`` is a neighborhood.
 
     Node 0 of ``data.x`` is the anchor. Sets ``edge_index [2, E]`` and
     ``edge_weight [E]`` from eqs. 2-10 under ``settings``; camera-aware

@@ -95,7 +95,7 @@ class FFGNN(torch.nn.Module):
 
         Equal to the sparse path on the block-diagonal graph (BatchNorm sees all
         ``B * n`` nodes either way); dense products are faster for the small,
-        dense-ish neighbourhood graphs of re-ranking. ``first_xw [B, n, D]`` is
+        dense-ish neighborhood graphs of re-ranking. ``first_xw [B, n, D]`` is
         the first layer's precomputed ``x W`` (see :meth:`FFGNNConv.forward_dense`).
         ``anchor_only`` (eval mode: BatchNorm then treats each node alone) computes the last layer for
         node 0 only and returns ``[B, D]``.

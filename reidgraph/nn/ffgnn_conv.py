@@ -26,7 +26,7 @@ class FFGNNConv(MessagePassing):
             term needs both equal); ``None`` for :math:`\mathbf{W} = \mathbf{I}`: no
             parameters, and features of any size (:class:`~reidgraph.nn.TrainingFreeFusion`).
         alpha (float, optional): mixing weight :math:`\alpha` of the
-            neighbourhood message, in ``[0, 1]``. (default: ``0.3``)
+            neighborhood message, in ``[0, 1]``. (default: ``0.3``)
         normalize (bool, optional): the edge weights given are :math:`A`, not :math:`S`:
             normalise them first, :math:`S = \Lambda^{-1/2} A \Lambda^{-1/2}` with
             :math:`\Lambda_{ii} = \sum_j a_{ij}` (PyG's

@@ -1,7 +1,7 @@
 """Test-time use of a trained FFGNN (the paper's §3.3, testing): FFGNN re-ranking and fused features.
 
-For each query: its top-K gallery neighbours by FEN features form a graph of
-``K + 1`` nodes; the FFGNN fuses them; the K neighbours are re-ordered by the
+For each query: its top-K gallery neighbors by FEN features form a graph of
+``K + 1`` nodes; the FFGNN fuses them; the K neighbors are re-ordered by the
 cosine distance between the query's fused feature and theirs. The gallery
 beyond the top-K keeps its FEN order after them.
 """
@@ -28,7 +28,7 @@ BATCH = 8
 def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings | None = None, *,
                  query_camids=None, gallery_camids=None, backend: str = "auto", neighbors=None,
                  batch_size: int = BATCH, progress: bool = False) -> HeadRanking:
-    """Re-rank each query's top-K gallery neighbours with a trained FFGNN.
+    """Re-rank each query's top-K gallery neighbors with a trained FFGNN.
 
     Args:
         model: a trained :class:`~reidgraph.nn.FFGNN` (run in eval mode here),
@@ -39,7 +39,7 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
         query_camids, gallery_camids: ``[Q]`` / ``[G]`` camera ids, needed by
             camera-aware settings (``same_camera_weight < 1``).
         backend: kNN backend.
-        neighbors: ``[Q, >= K]`` gallery indices of each query's nearest neighbours, best first
+        neighbors: ``[Q, >= K]`` gallery indices of each query's nearest neighbors, best first
             (e.g. from :meth:`~reidgraph.graph.AnnIndex.search`); its first ``K`` columns are the
             graph's nodes. Default: exact :func:`~reidgraph.graph.knn` with ``backend``.
         batch_size: query graphs fused at once (memory ``batch_size (K+1)^2``).
@@ -68,7 +68,7 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
 def fused_features(model: torch.nn.Module, anchors, candidates, settings: GraphSettings | None = None, *,
                    exclude=None, anchor_camids=None, candidate_camids=None, backend: str = "auto",
                    batch_size: int = BATCH, progress: bool = False) -> Tensor:
-    """Each anchor's fused feature in its own neighbourhood graph: node 0 of the FFGNN output.
+    """Each anchor's fused feature in its own neighborhood graph: node 0 of the FFGNN output.
 
     A per-image fused representation, so that any method taking features (k-reciprocal, ECN, ...)
     can follow the FFGNN, as in the paper's Basel.+FFGNN+ECN (Table 2). Queries take their graph
@@ -86,7 +86,7 @@ def fused_features(model: torch.nn.Module, anchors, candidates, settings: GraphS
         ``[A, D]`` L2-normalised fused anchor features.
 
     Passing the same tensor as ``anchors`` and ``candidates`` (each gallery item in its graph over the rest of the
-    gallery) lets an image's products by the layers' weights serve it as anchor and as neighbour.
+    gallery) lets an image's products by the layers' weights serve it as anchor and as neighbor.
     """
     same = anchors is candidates
     anchors, candidates, settings = _prepare(anchors, candidates, settings, batch_size)

@@ -16,7 +16,7 @@ from .ffgnn_conv import FFGNNConv
 
 
 class TrainingFreeFusion(torch.nn.Module):
-    r"""``steps`` rounds of parameter-free propagation over the neighbourhood graph.
+    r"""``steps`` rounds of parameter-free propagation over the neighborhood graph.
 
     .. math::
         \mathbf{x}_i \leftarrow \operatorname{normalize}\Big((1 - \alpha)\,\mathbf{x}_i

@@ -14,7 +14,7 @@ so ``p`` comes first) by increasing ``d(p, .)``; ``L_inter(p)``: the items on th
 other cameras by increasing ``d(p, .)``. ``N_intra(p, k)`` / ``N_inter(p, k)``
 are their first ``k`` entries (fewer where the list is shorter).
 
-**CKRNNs** (camera-aware k-reciprocal nearest neighbours). k-reciprocal sets are
+**CKRNNs** (camera-aware k-reciprocal nearest neighbors). k-reciprocal sets are
 found on each list separately and joined:
 
 .. math::
@@ -26,7 +26,7 @@ found on each list separately and joined:
 
 The ``+ 1`` follows the authors' code (``k_reciprocal_neigh(rank, i, k)`` keeps
 ``rank[i, :k + 1]``): on the intra list it is ``p`` itself plus ``k1_intra``
-neighbours, on the inter list (which never holds ``p``) ``k1_inter + 1`` items.
+neighbors, on the inter list (which never holds ``p``) ``k1_inter + 1`` items.
 k-reciprocal re-ranking's expansion of the set by the ``k1/2``-reciprocal sets of
 its members is *not* applied to CKRNNs (the authors' code runs it only when
 CKRNNs are off).
@@ -37,15 +37,15 @@ CKRNNs are off).
 
 **CLQE** (camera-aware local query expansion). ``V_p`` becomes the mean of
 ``V_q`` over the ``k2_intra`` first entries of ``L_intra(p)`` (``p`` itself and
-``k2_intra - 1`` same-camera neighbours) and the ``k2_inter`` first entries of
+``k2_intra - 1`` same-camera neighbors) and the ``k2_inter`` first entries of
 ``L_inter(p)``:
 
 .. math::
     V^{qe}_p = \frac{1}{|M(p)|} \sum_{q \in M(p)} V_q, \qquad
     M(p) = N_{intra}(p, k^2_{intra}) \cup N_{inter}(p, k^2_{inter}).
 
-An item that is a neighbour of ``p``'s intra-camera *and* of its inter-camera
-neighbours appears in several averaged rows, so it gets a larger weight: the
+An item that is a neighbor of ``p``'s intra-camera *and* of its inter-camera
+neighbors appears in several averaged rows, so it gets a larger weight: the
 "reliable samples ... higher weights" of the paper.
 
 **Distance.** Each row of ``V^qe`` sums to 1, so with ``m = sum_j min(V_pj, V_gj)``
@@ -80,7 +80,7 @@ its abstract; the steps above follow the abstract and the authors'
   k-reciprocal's row-max scaling.)
 
 :func:`ca_jaccard` is the library's version: memory ``O(N k)``, built from the
-k-reciprocal helpers (reciprocity on neighbour lists, sparse query expansion,
+k-reciprocal helpers (reciprocity on neighbor lists, sparse query expansion,
 the inverted-index overlap), with the camera-restricted lists from a chunked
 masked matmul. :func:`ca_jaccard_dense` is a plain loop over ``N x N``
 matrices, written from the equations, for tests.
@@ -118,7 +118,7 @@ def ca_jaccard(query: Any, gallery: Any, query_camids: Any, gallery_camids: Any,
         query, gallery: ``[Q, D]`` and ``[G, D]`` features.
         query_camids, gallery_camids: ``[Q]`` and ``[G]`` integer camera ids of the queries and the gallery.
         k1_intra: CKRNN depth on the intra-camera list (``p`` and ``k1_intra``
-            same-camera neighbours), ``1 <= k1_intra < Q + G``. Default 5.
+            same-camera neighbors), ``1 <= k1_intra < Q + G``. Default 5.
         k1_inter: CKRNN depth on the inter-camera list (``k1_inter + 1`` items),
             ``1 <= k1_inter < Q + G``. Default 20.
         k2_intra: rows CLQE averages from the intra-camera list, ``p`` included,

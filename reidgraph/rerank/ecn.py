@@ -1,4 +1,4 @@
-r"""Expanded Cross Neighbourhood (ECN) re-ranking, rank-list-distance variant.
+r"""Expanded Cross Neighborhood (ECN) re-ranking, rank-list-distance variant.
 
 Sarfraz, Schumann, Eberle and Stiefelhagen, "A Pose-Sensitive Embedding for
 Person Re-Identification with Expanded Cross Neighborhood Re-Ranking", CVPR 2018.
@@ -21,8 +21,8 @@ all :math:`f_i` have the same norm); :math:`m_i = \min_l R_{il}` is 0 unless the
 top-``k`` list of ``i`` meets that of every item. :math:`\tilde d` is not
 symmetric (each row is normalised on its own).
 
-The expanded neighbourhood :math:`\mathcal N(x)` holds the top-``t`` neighbours of
-``x`` (itself left out) followed by the top-``q`` neighbours of each of those
+The expanded neighborhood :math:`\mathcal N(x)` holds the top-``t`` neighbors of
+``x`` (itself left out) followed by the top-``q`` neighbors of each of those
 (each left out of its own list), :math:`M = t + tq` entries, repeats kept. The
 distance between a query ``p`` and a gallery item ``g`` is
 
@@ -100,15 +100,15 @@ def ecn(query: Tensor, gallery: Tensor, k: int = 25, t: int = 3, q: int = 8) -> 
         gallery: ``[G, D]`` features.
         k: length of the compared rank lists, the item itself included,
             ``1 <= k <= N``. Default 25 (the paper's).
-        t: direct neighbours in the expanded neighbourhood, ``1 <= t <= min(k, N - 1)``. Default 3.
-        q: neighbours added per direct neighbour, ``1 <= q <= N - 1``. Default 8.
+        t: direct neighbors in the expanded neighborhood, ``1 <= t <= min(k, N - 1)``. Default 3.
+        q: neighbors added per direct neighbor, ``1 <= q <= N - 1``. Default 8.
 
     Returns:
         An :class:`ECN` ranking; smaller distances mean more similar.
     """
     feats, Q, N = joint_features(query, gallery)
     k = int_in_range("k", k, 1, N, f"query and gallery hold {N} items")
-    t = int_in_range("t", t, 1, min(k, N - 1), "t direct neighbours must fit in the rank list of length k")
+    t = int_in_range("t", t, 1, min(k, N - 1), "t direct neighbors must fit in the rank list of length k")
     q = int_in_range("q", q, 1, N - 1, f"query and gallery hold {N} items")
     _, nbrs = knn(feats, feats, max(k - 1, t, q), backend="torch", exclude="self")
     self_first = torch.arange(N, device=feats.device)[:, None]
@@ -137,7 +137,7 @@ def ecn_dense(query: Tensor, gallery: Tensor, k: int = 25, t: int = 3, q: int = 
     low, high = R.min(dim=1, keepdim=True).values, R.max(dim=1, keepdim=True).values
     d = 1 - (R - low) / (high - low)
 
-    def neighbourhood(x: int) -> list[int]:
+    def neighborhood(x: int) -> list[int]:
         direct = order[x, 1:t + 1].tolist()
         return direct + [int(j) for i in direct for j in order[i, 1:q + 1]]
 
@@ -145,7 +145,7 @@ def ecn_dense(query: Tensor, gallery: Tensor, k: int = 25, t: int = 3, q: int = 
     out = torch.empty(Q, N - Q, dtype=feats.dtype)
     for p in range(Q):
         for g in range(Q, N):
-            total = sum(d[i, g] for i in neighbourhood(p)) + sum(d[j, p] for j in neighbourhood(g))
+            total = sum(d[i, g] for i in neighborhood(p)) + sum(d[j, p] for j in neighborhood(g))
             out[p, g - Q] = total / (2 * M)
     return out
 

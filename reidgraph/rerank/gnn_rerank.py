@@ -11,7 +11,7 @@ features:
 .. math::
     A^{(0)}_{ij} = [\, j \in \mathcal N_{k_1}(i) \,].
 
-Stage 2 runs two rounds of message passing from the ``k2`` nearest neighbours,
+Stage 2 runs two rounds of message passing from the ``k2`` nearest neighbors,
 weighted by the squared similarity, each after symmetrising the graph:
 
 .. math::
@@ -19,13 +19,13 @@ weighted by the squared similarity, each after symmetrising the graph:
                     s_{ij}^2\, \big(A^{(l)} + A^{(l)\top}\big)_{j}\Big), \qquad l = 0, 1,
 
 with rows L2-normalised. With ``k2 = 1`` the authors skip stage 2 (a node's only
-neighbour is itself); the rows of :math:`A^{(0)}` are then just normalised. The
+neighbor is itself); the rows of :math:`A^{(0)}` are then just normalised. The
 distance is :math:`1 - A_p^\top A_g` over the final rows.
 
 Everything stays sparse (``torch.sparse`` COO, CPU or CUDA): :math:`A^{(0)}` has
 ``N k1`` entries and each round multiplies a row count by at most ``2 k2``, so
 memory is ``O(N k1 k2^2)`` at worst (much less on real data, where the
-neighbourhoods overlap), plus one ``[N, chunk]`` block.
+neighborhoods overlap), plus one ``[N, chunk]`` block.
 """
 from __future__ import annotations
 
@@ -72,15 +72,15 @@ def gnn_rerank(query: Tensor, gallery: Tensor, k1: int = 26, k2: int = 7) -> GNN
     Args:
         query: ``[Q, D]`` features.
         gallery: ``[G, D]`` features.
-        k1: neighbours per node in the adjacency, itself included, ``1 <= k1 <= N``. Default 26.
-        k2: neighbours messages come from, itself included, ``1 <= k2 <= k1``. Default 7.
+        k1: neighbors per node in the adjacency, itself included, ``1 <= k1 <= N``. Default 26.
+        k2: neighbors messages come from, itself included, ``1 <= k2 <= k1``. Default 7.
 
     Returns:
         A :class:`GNNRerank`: distances ``1 - cos`` of the propagated rows, smaller for closer items.
     """
     feats, Q, N = joint_features(query, gallery)
     k1 = int_in_range("k1", k1, 1, N, f"query and gallery hold {N} items")
-    k2 = int_in_range("k2", k2, 1, k1, "messages come from within the k1 neighbours")
+    k2 = int_in_range("k2", k2, 1, k1, "messages come from within the k1 neighbors")
     sims, nbrs = knn(feats, feats, k1, backend="torch")
     adjacency = rows_to_sparse(nbrs, torch.ones_like(sims), N)
     if k2 > 1:

@@ -69,8 +69,8 @@ sets and the query expansion, unchanged, but they change the weights
 
 :func:`k_reciprocal` is the library's version: memory ``O(N k)`` plus a few
 ``[chunk, G]`` buffers, every step a few vectorised torch operations on
-neighbour lists and sparse rows; the row maxima ``s_p`` come from the same
-chunked all-vs-all pass that finds the neighbours, and each chunk of queries'
+neighbor lists and sparse rows; the row maxima ``s_p`` come from the same
+chunked all-vs-all pass that finds the neighbors, and each chunk of queries'
 overlaps ``m`` is summed when its distances are produced (:class:`Overlaps`).
 :func:`k_reciprocal_dense` writes the steps above on ``N x N`` matrices, to
 check the former and to benchmark it. The public codes themselves are
@@ -166,14 +166,14 @@ class KReciprocal(Ranking):
 
 def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam: float = 0.3,
                  chunk_size: int = 1024, variant: str = "torchreid",
-                 neighbours: tuple[Tensor, Tensor] | None = None) -> KReciprocal:
+                 neighbors: tuple[Tensor, Tensor] | None = None) -> KReciprocal:
     r"""k-reciprocal re-ranking with sparse encodings, memory ``O(N k)`` (see the module docstring).
 
     Args:
         query: ``[Q, D]`` features.
         gallery: ``[G, D]`` features.
-        k1: size of the k-reciprocal neighbourhood, ``1 <= k1 < Q + G``. Default 20.
-        k2: neighbours averaged by local query expansion, ``1 <= k2 <= k1``. Default 6.
+        k1: size of the k-reciprocal neighborhood, ``1 <= k1 < Q + G``. Default 20.
+        k2: neighbors averaged by local query expansion, ``1 <= k2 <= k1``. Default 6.
         lam: Zhong et al.'s ``lambda``, the weight of the original distance ``d`` in
             ``d* = (1 - lambda) d_J + lambda d``, in ``[0, 1]``. Default 0.3.
         chunk_size: rows processed at once by the all-vs-all pass. Default 1024.
@@ -184,7 +184,7 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
             ``"fastreid"``, fast-reid's evaluator (``compute_jaccard_distance`` plus
             ``lambda (1 - cos)``); ``"unscaled"``, ``2 - 2 cos`` (no public code). ``s_p``: row
             ``p``'s maximum. The module docstring gives the functions, files and inputs.
-        neighbours: the all-vs-all pass, ``neighbour_pass(x, k1 + 1)`` of the joined
+        neighbors: the all-vs-all pass, ``neighbor_pass(x, k1 + 1)`` of the joined
             normalised features, where it was computed elsewhere (by several processes);
             ``None``: computed here.
 
@@ -194,10 +194,10 @@ def k_reciprocal(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6, lam:
     x, Q, k1, k2, lam, form = _check(query, gallery, k1, k2, lam, variant)
     int_in_range("chunk_size", chunk_size, 1, 2**31)
     N = x.shape[0]
-    nbrs, farthest = neighbours if neighbours is not None else neighbour_pass(x, k1 + 1, chunk_size=chunk_size)
+    nbrs, farthest = neighbors if neighbors is not None else neighbor_pass(x, k1 + 1, chunk_size=chunk_size)
     if nbrs.shape != (N, k1 + 1) or farthest.shape != (N,):
-        raise ValueError(f"neighbours must be ([{N}, {k1 + 1}], [{N}]) for {N} items and k1={k1}, got "
-                         f"({list(nbrs.shape)}, {list(farthest.shape)}); pass neighbour_pass(x, k1 + 1)")
+        raise ValueError(f"neighbors must be ([{N}, {k1 + 1}], [{N}]) for {N} items and k1={k1}, got "
+                         f"({list(nbrs.shape)}, {list(farthest.shape)}); pass neighbor_pass(x, k1 + 1)")
     divisor = _divisor(farthest, form)
     rows, cols = _expanded_sets(nbrs[:, :form.list_size(k1)], nbrs[:, :round(k1 / 2) + 1], chunk_size)
     weight = torch.exp(-(pair_distance(x, rows, cols) / divisor[rows]) ** form.power)
@@ -286,14 +286,14 @@ def k_reciprocal_dense(query: Tensor, gallery: Tensor, k1: int = 20, k2: int = 6
 def _check(query, gallery, k1, k2, lam, variant) -> tuple[Tensor, int, int, int, float, Variant]:
     x, Q, N = joint_features(query, gallery)
     k1 = int_in_range("k1", k1, 1, N - 1, f"query + gallery hold {N} items, and k1 must be smaller")
-    k2 = int_in_range("k2", k2, 1, k1, "query expansion averages at most k1 neighbours")
+    k2 = int_in_range("k2", k2, 1, k1, "query expansion averages at most k1 neighbors")
     lam = in_unit_interval("lam", lam)
     if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"variant={variant!r} is not one of {', '.join(map(repr, VARIANTS))}")
     return x, Q, k1, k2, lam, VARIANTS[variant]
 
 
-def neighbour_pass(x: Tensor, k: int, rows: slice = slice(None),
+def neighbor_pass(x: Tensor, k: int, rows: slice = slice(None),
                    chunk_size: int = 1024) -> tuple[Tensor, Tensor]:
     """``N(p, k - 1)`` and ``max_x (2 - 2 cos(p, x))`` of the rows ``rows`` of ``x``, from one chunked pass.
 
@@ -307,27 +307,27 @@ def neighbour_pass(x: Tensor, k: int, rows: slice = slice(None),
 
     Args:
         x: ``[N, D]`` L2-normalised features (queries then gallery, as :func:`k_reciprocal` joins them).
-        k: neighbours per row, ``1 <= k <= N``.
+        k: neighbors per row, ``1 <= k <= N``.
         rows: the rows to compute (default: all).
         chunk_size: rows per block.
 
     Returns:
-        ``(neighbours [n, k], farthest [n])`` of the ``n`` rows, ``farthest`` clamped at 0.
+        ``(neighbors [n, k], farthest [n])`` of the ``n`` rows, ``farthest`` clamped at 0.
     """
     part = x[rows]
     n = part.shape[0]
-    neighbours = torch.empty(n, k, dtype=torch.long, device=x.device)
+    neighbors = torch.empty(n, k, dtype=torch.long, device=x.device)
     lowest = torch.empty(n, dtype=x.dtype, device=x.device)
     x_bf16 = x.bfloat16() if worth_screening(k, x) else None
     for start in range(0, n, chunk_size):
         block = slice(start, start + chunk_size)
         if x_bf16 is not None:
-            _, neighbours[block], lowest[block] = screened_extremes(part[block], x, k, x_bf16)
+            _, neighbors[block], lowest[block] = screened_extremes(part[block], x, k, x_bf16)
         else:
             sim = part[block] @ x.T
-            neighbours[block] = sim.topk(k, dim=1).indices
+            neighbors[block] = sim.topk(k, dim=1).indices
             lowest[block] = sim.amin(dim=1)
-    return neighbours, (2 - 2 * lowest).clamp_min(0)
+    return neighbors, (2 - 2 * lowest).clamp_min(0)
 
 
 def _divisor(farthest: Tensor, form: Variant) -> Tensor:
@@ -356,11 +356,11 @@ def pair_distance(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
     return (2 - 2 * pair_products(x, x, _row_pointers(rows, x.shape[0]), cols)).clamp_min(0)
 
 
-def _row_keys(neighbours: Tensor, n: int) -> Tensor:
-    """Sorted ``row * n + column`` of every non-negative entry of ``neighbours``."""
-    rows = torch.arange(neighbours.shape[0], device=neighbours.device)[:, None].expand_as(neighbours)
-    valid = neighbours >= 0
-    return (rows[valid] * n + neighbours[valid]).sort().values
+def _row_keys(neighbors: Tensor, n: int) -> Tensor:
+    """Sorted ``row * n + column`` of every non-negative entry of ``neighbors``."""
+    rows = torch.arange(neighbors.shape[0], device=neighbors.device)[:, None].expand_as(neighbors)
+    valid = neighbors >= 0
+    return (rows[valid] * n + neighbors[valid]).sort().values
 
 
 def _contains(sorted_keys: Tensor, keys: Tensor) -> Tensor:
@@ -368,22 +368,22 @@ def _contains(sorted_keys: Tensor, keys: Tensor) -> Tensor:
     return sorted_keys[pos] == keys
 
 
-def reciprocal_mask(neighbours: Tensor) -> Tensor:
-    """Which listed neighbours are reciprocal: ``mask[p, i] = p in neighbours[neighbours[p, i]]``.
+def reciprocal_mask(neighbors: Tensor) -> Tensor:
+    """Which listed neighbors are reciprocal: ``mask[p, i] = p in neighbors[neighbors[p, i]]``.
 
-    With ``neighbours[p] = N(p, k)`` the entries kept by the mask are ``R(p, k) = {q in N(p, k) :
+    With ``neighbors[p] = N(p, k)`` the entries kept by the mask are ``R(p, k) = {q in N(p, k) :
     p in N(q, k)}``.
 
     Args:
-        neighbours: ``[N, L]`` each item's list of item indices; ``-1`` pads a shorter list (never reciprocal).
+        neighbors: ``[N, L]`` each item's list of item indices; ``-1`` pads a shorter list (never reciprocal).
             At least one entry must be listed.
 
     Returns:
         ``[N, L]`` bool mask.
     """
-    n = neighbours.shape[0]
-    anchor = torch.arange(n, device=neighbours.device)[:, None]
-    return _contains(_row_keys(neighbours, n), neighbours * n + anchor)
+    n = neighbors.shape[0]
+    anchor = torch.arange(n, device=neighbors.device)[:, None]
+    return _contains(_row_keys(neighbors, n), neighbors * n + anchor)
 
 
 def local_query_expansion(rows: Tensor, cols: Tensor, weight: Tensor, nearest: Tensor,

@@ -175,7 +175,7 @@ def rerank(method: str | None, query, gallery, *, query_camids=None, gallery_cam
         params: the method's parameters by name (:func:`~reidgraph.rerank.registry.parameters`).
         device: where to compute (default: the features' device).
         index: an :class:`~reidgraph.graph.AnnIndex` over ``gallery``, searched for each query's
-            nearest neighbours in place of exact kNN; for the per-query methods only
+            nearest neighbors in place of exact kNN; for the per-query methods only
             (:data:`~reidgraph.rerank.registry.NEIGHBOR_METHODS`). The fusers search their ``K``; ``cosine``
             searches :data:`~reidgraph.rerank.registry.COSINE_HEAD` (or ``G``) and ranks them by exact cosine,
             the rest of the gallery after them.
@@ -205,12 +205,12 @@ def fused_pair(net, settings: GraphSettings, query, gallery, query_camids, galle
 
 
 def _searched(index, query: Tensor, gallery: Tensor, k: int) -> Tensor | None:
-    """``[Q, k]`` neighbours of each query found by ``index`` (checked to be over ``gallery``), or ``None``."""
+    """``[Q, k]`` neighbors of each query found by ``index`` (checked to be over ``gallery``), or ``None``."""
     return None if index is None else index.check(gallery).search(query, k)[1]
 
 
 def _cosine_head(query: Tensor, gallery: Tensor, neighbors: Tensor) -> HeadRanking:
-    """The given neighbours ranked by exact cosine distance, then the rest of the gallery."""
+    """The given neighbors ranked by exact cosine distance, then the rest of the gallery."""
     q, g = F.normalize(query, dim=1), F.normalize(gallery, dim=1)
     index = neighbors.to(q.device)
     distance = 1 - torch.einsum("qd,qkd->qk", q, g[index])

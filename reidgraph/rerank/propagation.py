@@ -32,7 +32,7 @@ authors fill the row with same-camera items at similarity -2 (weight ``exp(-2 / 
 the self-loop's with the defaults).
 
 **Computation.** In the features' dtype (float32 features: float32; float64: float64, as the public code).
-Memory ``O(N k)``, never ``N x N``: the neighbour lists come from a pass over square tiles of the similarity
+Memory ``O(N k)``, never ``N x N``: the neighbor lists come from a pass over square tiles of the similarity
 matrix (each tile once: ``x_a x_b^T`` updates the lists of the rows of ``a`` and, transposed, of ``b``), in
 float32 (bfloat16 where it is fast, as :func:`~reidgraph.graph.search.screened_topk` decides, ``D >= 256``)
 with ``2k + 8`` candidates per row, whose similarities are then recomputed in the features' dtype and
@@ -56,7 +56,7 @@ from ..graph.search import fast_bfloat16, pair_products, screen_error
 from ..ranking import CosineRanking
 from ._common import joint_features
 
-# Float32 candidates kept per row of a neighbour list of length k: 2k + _SLACK.
+# Float32 candidates kept per row of a neighbor list of length k: 2k + _SLACK.
 _SLACK = 8
 
 
@@ -68,8 +68,8 @@ def gcr(query: Any, gallery: Any, query_camids: Any, gallery_camids: Any, *, k1:
     Args:
         query, gallery: ``[Q, D]`` and ``[G, D]`` features.
         query_camids, gallery_camids: ``[Q]`` and ``[G]`` integer camera ids.
-        k1: neighbours of the global graph, the item itself included, ``1 <= k1 <= Q + G``. Default 15.
-        k2: neighbours of the cross-camera graph, the item itself included, ``1 <= k2 <= Q + G``. Default 3.
+        k1: neighbors of the global graph, the item itself included, ``1 <= k1 <= Q + G``. Default 15.
+        k2: neighbors of the cross-camera graph, the item itself included, ``1 <= k2 <= Q + G``. Default 3.
         beta1, beta2: temperatures of the global and the cross-camera weights, positive. Default 0.2.
         scale: weight of the cross-camera graph, in ``[0, 1]``. Default 0.3.
         rounds: propagation rounds, ``>= 0``. Default 3.
@@ -98,7 +98,7 @@ def gcrv(query: Any, gallery: Any, query_camids: Any, gallery_camids: Any, *, ri
 def propagate(x: Tensor, cams: Tensor, k1: int, k2: int, beta1: float, beta2: float, scale: float,
               chunk_size: int) -> Tensor:
     """One GCR round: ``x [N, D]`` unit rows, camera ids ``cams [N]`` -> the propagated unit rows."""
-    lists = neighbour_lists(x, cams, (k1, k2), chunk_size)
+    lists = neighbor_lists(x, cams, (k1, k2), chunk_size)
     parts = [_normalised(*lists[0], beta1, 1 - scale), _normalised(*lists[1], beta2, scale)]
     rows, cols, values = (torch.cat(t) for t in zip(*parts))
     n = x.shape[0]
@@ -118,7 +118,7 @@ def _normalised(sim: Tensor, idx: Tensor, beta: float, weight: float) -> tuple[T
     return rows, cols, weight * w / (row_sum[rows] * col_sum[cols]).sqrt()
 
 
-def neighbour_lists(x: Tensor, cams: Tensor, ks: tuple[int, int], chunk_size: int) -> list[tuple[Tensor, Tensor]]:
+def neighbor_lists(x: Tensor, cams: Tensor, ks: tuple[int, int], chunk_size: int) -> list[tuple[Tensor, Tensor]]:
     """Each row's global list (its ``k1`` most similar items) and cross-camera list (the ``k2`` most similar of
     itself and the other cameras' items), each with the row itself appended where absent.
 
@@ -193,7 +193,7 @@ def _merge(top: Tensor, idx: Tensor, rows: slice, sims: Tensor, offset: int, hid
 
 def _select(x: Tensor, cams: Tensor, k: int, rough: Tensor, candidates: Tensor, bound: float,
             cross: bool) -> tuple[Tensor, Tensor]:
-    """One list of :func:`neighbour_lists` from float32 candidates ``rough, candidates [N, m]``, rescored in
+    """One list of :func:`neighbor_lists` from float32 candidates ``rough, candidates [N, m]``, rescored in
     ``x``'s dtype; rows whose certificate fails are ranked again over every item."""
     n = x.shape[0]
     own = torch.arange(n, device=x.device)
@@ -257,4 +257,4 @@ def _checked(query, gallery, query_camids, gallery_camids, k1, k2, beta1, beta2,
     return x, torch.cat(cams).to(x.device), Q
 
 
-__all__ = ["gcr", "gcrv", "neighbour_lists", "propagate"]
+__all__ = ["gcr", "gcrv", "neighbor_lists", "propagate"]

@@ -1,7 +1,7 @@
 r"""Average query expansion (AQE) and its weighted form, alpha-QE.
 
 AQE (Chum et al., ICCV 2007) replaces each query by the mean of itself and its
-top-``n`` gallery neighbours; alpha-QE (Radenović, Tolias and Chum, TPAMI 2019)
+top-``n`` gallery neighbors; alpha-QE (Radenović, Tolias and Chum, TPAMI 2019)
 weights every term by its cosine similarity to the query raised to ``alpha``
 (the query itself has similarity 1):
 
@@ -30,12 +30,12 @@ from reidgraph.ranking import CosineRanking
 
 def average_query_expansion(query: Tensor, gallery: Tensor, n: int = 5, alpha: float | None = None,
                             expand_gallery: bool = False) -> CosineRanking:
-    """Expand the queries (and optionally the gallery) by their nearest gallery neighbours.
+    """Expand the queries (and optionally the gallery) by their nearest gallery neighbors.
 
     Args:
         query: ``[Q, D]`` features.
         gallery: ``[G, D]`` features.
-        n: neighbours averaged in, ``1 <= n <= G`` (``G - 1`` with ``expand_gallery``). Default 5.
+        n: neighbors averaged in, ``1 <= n <= G`` (``G - 1`` with ``expand_gallery``). Default 5.
         alpha: ``None`` for AQE (equal weights), else alpha-QE with weights
             ``sim ** alpha``, ``alpha >= 0``. Default None.
         expand_gallery: expand each gallery item by its ``n`` nearest other
@@ -49,7 +49,7 @@ def average_query_expansion(query: Tensor, gallery: Tensor, n: int = 5, alpha: f
     same_dim(query, gallery)
     G = gallery.shape[0]
     available = G - int(bool(expand_gallery))
-    n = int_in_range("n", n, 1, available, f"the gallery offers {available} neighbours per item")
+    n = int_in_range("n", n, 1, available, f"the gallery offers {available} neighbors per item")
     if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0):
         raise ValueError(f"alpha={alpha!r} must be a number >= 0, or None for plain averaging")
     expanded_query = _expand(query, gallery, *knn(query, gallery, n, backend="torch"), alpha)
@@ -59,6 +59,6 @@ def average_query_expansion(query: Tensor, gallery: Tensor, n: int = 5, alpha: f
 
 
 def _expand(x: Tensor, pool: Tensor, sims: Tensor, idx: Tensor, alpha: float | None) -> Tensor:
-    """``[N, D]`` normalised ``x + sum_j w_j pool[idx_j]`` for neighbour lists ``sims, idx: [N, n]``."""
+    """``[N, D]`` normalised ``x + sum_j w_j pool[idx_j]`` for neighbor lists ``sims, idx: [N, n]``."""
     weights = torch.ones_like(sims) if alpha is None else sims.clamp(min=0) ** alpha
     return F.normalize(x + torch.einsum("nk,nkd->nd", weights, pool[idx]), dim=1)

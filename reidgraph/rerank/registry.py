@@ -4,7 +4,7 @@
 :class:`~reidgraph.ranking.Ranking` (``top(k)``, ``order_chunks()``, ``distance_chunks()``) for any of:
 
 * ``cosine``: the features as they are, ``d = 1 - cos`` (no re-ranking);
-* fusers, which fuse each query with its top-K gallery neighbours in a graph
+* fusers, which fuse each query with its top-K gallery neighbors in a graph
   and re-rank those K: ``ffgnn`` (a model from ``train-gnn``), ``fusion``
   (training-free fusion on the default recipe's graphs: camera-aware,
   λ = 0.3), ``fusion-paper`` (training-free fusion on the paper's graphs);
@@ -21,7 +21,7 @@
 * any method but GCR after GCR's propagation, ``gcr+METHOD`` (``debias+gcr+ffgnn``): query and gallery
   features are propagated together over GCR's global and cross-camera graphs
   (:func:`~reidgraph.rerank.propagation.gcr`, its parameters as ``gcr.*``) before the rest; an FFGNN
-  then re-ranks each query's neighbourhood in the propagated space.
+  then re-ranks each query's neighborhood in the propagated space.
 
 Parameters are passed by name (``params={"k1": 30}``); in a composition a name
 two parts take is written ``part.name`` (``{"ecn.k": 20, "fusion.K": 100}``).
@@ -46,7 +46,7 @@ from .kreciprocal import k_reciprocal
 from .query_expansion import average_query_expansion
 
 # Keyword arguments that say how to compute, not what: never method parameters.
-_HOW = ("chunk_size", "neighbours")
+_HOW = ("chunk_size", "neighbors")
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class Peer:
 PEERS = {
     "k-reciprocal": Peer(k_reciprocal, False, "k-reciprocal encoding (Zhong et al., CVPR 2017)"),
     "ca-jaccard": Peer(ca_jaccard, True, "camera-aware Jaccard distance (Chen et al., CVPR 2024); needs camera ids"),
-    "ecn": Peer(ecn, False, "expanded cross neighbourhood distance (Sarfraz et al., CVPR 2018)"),
+    "ecn": Peer(ecn, False, "expanded cross neighborhood distance (Sarfraz et al., CVPR 2018)"),
     "aqe": Peer(average_query_expansion, False, "average query expansion"),
     "gnn-rerank": Peer(gnn_rerank, False, "GNN re-ranking (Zhang et al., 2020)"),
     "gcr": Peer(gcr, True, "graph-convolution feature propagation across cameras (Zhang et al., TMM 2023); "
@@ -94,9 +94,9 @@ SUMMARIES = {"cosine": "the features' own ranking, 1 - cos (no re-ranking)", **F
 # better of k-reciprocal and ECN (1.0 mAP), against whitening or GCR first, which gained on some sets and lost
 # more on others.
 LABEL_FREE = {True: "debias+gcr+ca-jaccard", False: "k-reciprocal"}
-# The methods that need only each query's nearest gallery neighbours, so can take them from an index.
+# The methods that need only each query's nearest gallery neighbors, so can take them from an index.
 NEIGHBOR_METHODS = ("cosine", *FUSERS)
-# The neighbours cosine ranking takes from an index: the paper's K.
+# The neighbors cosine ranking takes from an index: the paper's K.
 COSINE_HEAD = 150
 # Training-free fusion's parameters: its graph's and the propagation's.
 _GRAPH = ("K", "k", "lam", "tau", "same_camera_weight")

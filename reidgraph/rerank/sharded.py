@@ -9,7 +9,7 @@ one contiguous block of the queries. For ``cosine``, ``ffgnn``, ``fusion`` and
    in its own shard and all-gathers the shards' top-k lists; a query's exact
    top-k over the whole gallery is the best k of their union (:func:`merge_topk`);
 2. fetch (:func:`fetch_rows`): a process builds and fuses the graphs of its own
-   queries, whose neighbours may lie on any shard; one ``reduce`` per process
+   queries, whose neighbors may lie on any shard; one ``reduce`` per process
    brings it the rows it asked for;
 3. gather: process 0 collects every query's list, in query order.
 
@@ -42,7 +42,7 @@ from ..graph.search import worth_screening
 from ..nn.fusion import BATCH, fused_graphs
 from ..ranking import smallest
 from ._common import joint_features
-from .kreciprocal import k_reciprocal, neighbour_pass
+from .kreciprocal import k_reciprocal, neighbor_pass
 from .plan import Plan, resolve
 from .registry import PEERS, route
 
@@ -100,7 +100,7 @@ def sharded_knn(query_local: Tensor, gallery_shard: Tensor, offset: int, k: int,
         query_local: ``[q, D]`` this process's queries.
         gallery_shard: ``[G_r, D]`` this process's gallery rows.
         offset: the gallery index of the shard's first row.
-        k: neighbours per query, at most the whole gallery's size.
+        k: neighbors per query, at most the whole gallery's size.
         chunk_size: queries per process per round (memory ``W chunk_size x G_r``).
         screen: as in :func:`~reidgraph.graph.knn`, decided per shard when ``None``.
 
@@ -245,7 +245,7 @@ def sharded_k_reciprocal(query, gallery, *, params: dict | None = None, top: int
     """``rerank("k-reciprocal", query, gallery, params=params).top(top)`` with its all-vs-all pass split by rows.
 
     Collective: every process passes all the queries and all the gallery. Each computes
-    :func:`~reidgraph.rerank.kreciprocal.neighbour_pass` for its block of the ``N = Q + G`` rows
+    :func:`~reidgraph.rerank.kreciprocal.neighbor_pass` for its block of the ``N = Q + G`` rows
     (:func:`shard_range`) against all ``N``; process 0 gathers the blocks and runs the rest (the
     reciprocal sets, the encodings, the overlaps and each query's top) alone.
 
@@ -261,11 +261,11 @@ def sharded_k_reciprocal(query, gallery, *, params: dict | None = None, top: int
     k1 = int_in_range("k1", own.get("k1", PEERS["k-reciprocal"].parameters()["k1"]), 1, N - 1,
                       f"query + gallery hold {N} items, and k1 must be smaller")
     rows = slice(*shard_range(N, dist.get_world_size(group), dist.get_rank(group)))
-    neighbours, farthest = neighbour_pass(x, k1 + 1, rows, chunk_size)
-    neighbours, farthest = _gather_first(neighbours, group), _gather_first(farthest, group)
+    neighbors, farthest = neighbor_pass(x, k1 + 1, rows, chunk_size)
+    neighbors, farthest = _gather_first(neighbors, group), _gather_first(farthest, group)
     if dist.get_rank(group):
         return None
-    ranking = k_reciprocal(query, gallery, **own, chunk_size=chunk_size, neighbours=(neighbours, farthest))
+    ranking = k_reciprocal(query, gallery, **own, chunk_size=chunk_size, neighbors=(neighbors, farthest))
     return ranking.top(top)
 
 

@@ -1,11 +1,11 @@
-"""PKSampler, neighbourhood_split and random_graph_neighbors."""
+"""PKSampler, neighborhood_split and random_graph_neighbors."""
 from collections import Counter
 
 import numpy as np
 import pytest
 import torch
 
-from reidgraph.data.samplers import PKSampler, neighbourhood_split, random_graph_neighbors
+from reidgraph.data.samplers import PKSampler, neighborhood_split, random_graph_neighbors
 
 
 def make_pids(num_ids=23, seed=0):
@@ -118,19 +118,19 @@ def test_empty_pids():
 
 
 @pytest.mark.parametrize("n,fraction,expected", [(100, 0.2, 20), (7, 0.2, 1), (2, 0.9, 1), (11, 0.5, 6)])
-def test_neighbourhood_split_sizes_and_partition(n, fraction, expected):
-    anchors, rest = neighbourhood_split(n, fraction)
+def test_neighborhood_split_sizes_and_partition(n, fraction, expected):
+    anchors, rest = neighborhood_split(n, fraction)
     assert anchors.dtype == rest.dtype == torch.long
     assert len(anchors) == expected and len(rest) == n - expected
     assert torch.equal(torch.cat([anchors, rest]).sort().values, torch.arange(n))
     assert torch.equal(rest, rest.sort().values)
 
 
-def test_neighbourhood_split_deterministic_in_seed_and_epoch():
-    a = neighbourhood_split(200, seed=3, epoch=1)
-    assert all(torch.equal(x, y) for x, y in zip(a, neighbourhood_split(200, seed=3, epoch=1)))
-    assert not torch.equal(a[0], neighbourhood_split(200, seed=3, epoch=2)[0])
-    assert not torch.equal(a[0], neighbourhood_split(200, seed=4, epoch=1)[0])
+def test_neighborhood_split_deterministic_in_seed_and_epoch():
+    a = neighborhood_split(200, seed=3, epoch=1)
+    assert all(torch.equal(x, y) for x, y in zip(a, neighborhood_split(200, seed=3, epoch=1)))
+    assert not torch.equal(a[0], neighborhood_split(200, seed=3, epoch=2)[0])
+    assert not torch.equal(a[0], neighborhood_split(200, seed=4, epoch=1)[0])
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -138,9 +138,9 @@ def test_neighbourhood_split_deterministic_in_seed_and_epoch():
     ({"num_items": 10, "fraction": 0.0}, "fraction"),
     ({"num_items": 10, "fraction": 1.0}, "fraction"),
 ])
-def test_neighbourhood_split_bad_arguments(kwargs, match):
+def test_neighborhood_split_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        neighbourhood_split(**kwargs)
+        neighborhood_split(**kwargs)
 
 
 CANDIDATE_PIDS = torch.arange(30) // 3  # 10 identities, 3 images each

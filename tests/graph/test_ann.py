@@ -12,7 +12,7 @@ from reidgraph.graph.ann import _MAGIC  # noqa: E402
 
 def clustered(n, dim=32, ids=40, seed=0, latent=8):
     """Identity clusters in an 8-d subspace of ``dim`` (ReID features have a low intrinsic dimension;
-    isotropic clusters in 32-d would make every within-cluster neighbour nearly equidistant)."""
+    isotropic clusters in 32-d would make every within-cluster neighbor nearly equidistant)."""
     shared, g = torch.Generator().manual_seed(0), torch.Generator().manual_seed(seed)
     centres, lift = torch.randn(ids, latent, generator=shared), torch.randn(latent, dim, generator=shared)
     z = centres[torch.randint(ids, (n,), generator=g)] + 0.5 * torch.randn(n, latent, generator=g)
@@ -25,7 +25,7 @@ def data():
 
 
 def exact_up_to_rounding(found, exact):
-    """The same neighbours as exact search: equal similarities rank by rank (near-ties may swap order)."""
+    """The same neighbors as exact search: equal similarities rank by rank (near-ties may swap order)."""
     return torch.allclose(found[0], exact[0], atol=1e-5) and recall(found[1], exact[1]) > 0.99
 
 
@@ -76,7 +76,7 @@ def test_exclude(data, kind):
 
 def test_rows_left_short_are_filled_exactly(data):
     gallery, query = data
-    # one probed cell of ~40 items cannot hold 150 neighbours: those rows are searched again exactly
+    # one probed cell of ~40 items cannot hold 150 neighbors: those rows are searched again exactly
     index = AnnIndex.build(gallery, "ivf", {"nlist": 76, "nprobe": 1})
     s, i = index.search(query, 150)
     assert bool((i >= 0).all()) and all(len(set(row.tolist())) == 150 for row in i)

@@ -32,14 +32,14 @@ def test_node_ids_index_one_table(feats):
     qc, gc = torch.arange(10) % 3, torch.arange(40) % 3
     settings = GraphSettings(K=12, k=4, tau=5, same_camera_weight=0.5)
     own = torch.tensor([3, 0, 39, 17])
-    # name: (anchors, their labels, their cameras, anchor_index, the one table of features, labels, cameras)
+    # name: (anchors, their labels, their cameras, exclude, the one table of features, labels, cameras)
     cases = {"separate": (q, qp, qc, None, torch.cat([g, q]), torch.cat([gp, qp]), torch.cat([gc, qc])),
              "drawn from the candidates": (g[own], gp[own], gc[own], own, g, gp, gc)}
-    for name, (anchors, labels, cams, anchor_index, table, table_pids, table_cams) in cases.items():
-        graphs = build_graphs(anchors, g, settings, anchor_index=anchor_index, anchor_labels=labels,
+    for name, (anchors, labels, cams, exclude, table, table_pids, table_cams) in cases.items():
+        graphs = build_graphs(anchors, g, settings, exclude=exclude, anchor_labels=labels,
                               candidate_labels=gp, anchor_camids=cams, candidate_camids=gc)
         for i, data in enumerate(graphs):
-            assert data.n_id[0].item() == (40 + i if anchor_index is None else own[i].item()), name
+            assert data.n_id[0].item() == (40 + i if exclude is None else own[i].item()), name
             assert data.anchor_id.tolist() == [i], name
             assert torch.allclose(data.x, F.normalize(table, dim=1)[data.n_id]), name
             assert torch.equal(data.y, table_pids[data.n_id]) and torch.equal(data.camids, table_cams[data.n_id])
@@ -75,7 +75,7 @@ def test_labels_and_anchor_index(feats):
     pids = torch.arange(40) // 4
     anchors = torch.tensor([0, 5, 17])
     graphs = build_graphs(g[anchors], g, SMALL, anchor_labels=pids[anchors], candidate_labels=pids,
-                          anchor_index=anchors)
+                          exclude=anchors)
     for a, data in zip(anchors.tolist(), graphs):
         assert data.n_id[0].item() == a and a not in data.n_id[1:].tolist()
         assert data.y.tolist() == pids[data.n_id].tolist()
@@ -112,7 +112,7 @@ def test_given_neighbors_replace_the_knn(feats):
     chosen = torch.arange(12).repeat(10, 1) + torch.arange(10)[:, None]
     graphs = build_graphs(q, g, SMALL, neighbors=chosen)
     assert all(data.n_id[1:].tolist() == chosen[i].tolist() for i, data in enumerate(graphs))
-    bad = {"10 queries with at least 12 neighbours": chosen[:, :5],
+    bad = {"10 queries with at least 12 neighbors": chosen[:, :5],
            "integer table": chosen.double() / 3,  # was truncated to index 0 silently
            "outside the gallery": chosen - 1,  # a negative index would wrap round to the last item
            "more than once": torch.cat([chosen[:, :11], chosen[:, :1]], dim=1)}

@@ -129,7 +129,7 @@ def test_auto_is_torch_on_cpu():
 
 
 @pytest.mark.parametrize("args,kwargs,match", [
-    ((torch.randn(3, 4), torch.randn(5, 4), 6), {}, r"k=6 is outside \[1, 5\].*5 neighbours"),
+    ((torch.randn(3, 4), torch.randn(5, 4), 6), {}, r"k=6 is outside \[1, 5\].*5 neighbors"),
     ((torch.randn(5, 4), torch.randn(5, 4), 5), {"exclude": "self"}, r"outside \[1, 4\]"),
     ((torch.randn(3, 4), torch.randn(5, 3), 2), {}, "query has 4-d features but gallery has 3-d"),
     ((torch.randn(0, 4), torch.randn(5, 4), 2), {}, "query: is empty"),

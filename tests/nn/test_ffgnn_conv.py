@@ -25,7 +25,7 @@ def ref_conv(x, edge_index, edge_weight, W, alpha):
 def graph():
     torch.manual_seed(0)
     g = torch.randn(60, 6, dtype=torch.float64)
-    return build_graphs(g[:1], g, SMALL, anchor_index=torch.tensor([0]))[0]
+    return build_graphs(g[:1], g, SMALL, exclude=torch.tensor([0]))[0]
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
@@ -87,7 +87,7 @@ def test_ffgnn_is_conv_bn_relu_three_times(graph):
 def test_batched_graphs_equal_one_by_one():
     torch.manual_seed(1)
     g = torch.randn(80, 6)
-    graphs = build_graphs(g[:5], g, SMALL, anchor_index=torch.arange(5))
+    graphs = build_graphs(g[:5], g, SMALL, exclude=torch.arange(5))
     model = FFGNN(6).eval()
     batch = Batch.from_data_list(graphs)
     out = model(batch.x, batch.edge_index, batch.edge_weight)
@@ -118,7 +118,7 @@ def test_wrong_channels():
 def test_dense_forward_equals_sparse_path(training):
     torch.manual_seed(2)
     g = torch.randn(80, 6, dtype=torch.float64)
-    x = torch.stack([data.x for data in build_graphs(g[:4], g, SMALL, anchor_index=torch.arange(4))])
+    x = torch.stack([data.x for data in build_graphs(g[:4], g, SMALL, exclude=torch.arange(4))])
     s = SMALL.adjacency(x)
     model = FFGNN(6).double().train(training)
     adj_t = to_torch_csr_tensor(*dense_to_sparse(s), size=4 * 16)  # block diagonal, row i holding s_ij

@@ -40,8 +40,8 @@ def test_fused_features_are_each_anchors_node_in_its_own_graph(setup):
     fused = fused_features(model, g[:9], g, SMALL, exclude=own, batch_size=4)
     assert model.training  # restored
     model.eval()
-    for i, data in enumerate(build_graphs(g[:9], g, SMALL, anchor_index=own)):
-        assert i not in data.n_id[1:].tolist()  # not its own neighbour
+    for i, data in enumerate(build_graphs(g[:9], g, SMALL, exclude=own)):
+        assert i not in data.n_id[1:].tolist()  # not its own neighbor
         z = F.normalize(model(data.x, data.edge_index, data.edge_weight), dim=1)
         assert torch.allclose(fused[i], z[0], atol=1e-5)
     assert torch.allclose(fused_features(model, q, g, SMALL, batch_size=1),
@@ -157,7 +157,7 @@ def test_given_neighbors_equal_exact_search_and_bad_ones_are_one_line():
     given = ffgnn_rerank(net, query, gallery, settings, neighbors=wide)
     exact = ffgnn_rerank(net, query, gallery, settings, backend="torch")
     assert torch.equal(given.index, exact.index) and torch.allclose(given.distance, exact.distance)
-    for bad, message in [(wide[:, :9], "at least 10 neighbours"), (wide[:4], "5 queries"),
+    for bad, message in [(wide[:, :9], "at least 10 neighbors"), (wide[:4], "5 queries"),
                          (wide.float(), "integer table"), (wide + 40, "outside the gallery's [0, 40)")]:
         with pytest.raises(ValueError, match=re.escape(message)):
             ffgnn_rerank(net, query, gallery, settings, neighbors=bad)

@@ -43,7 +43,7 @@ def test_matches_loop_and_sparse_equals_dense(kind):
 def test_batched_equals_one_by_one_and_nodes_permute():
     torch.manual_seed(2)
     g = torch.randn(40, 6, dtype=torch.float64)
-    graphs = build_graphs(g[:4], g, SMALL, anchor_index=torch.arange(4))
+    graphs = build_graphs(g[:4], g, SMALL, exclude=torch.arange(4))
     fusion = TrainingFreeFusion(alpha=0.4, steps=3)
     assert not list(fusion.parameters()) and not fusion.state_dict()
     batch = Batch.from_data_list(graphs)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from reidgraph.rerank import gcr, gcrv, rerank
-from reidgraph.rerank.propagation import neighbour_lists
+from reidgraph.rerank.propagation import neighbor_lists
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import gcrv_public  # noqa: E402
@@ -72,19 +72,19 @@ def test_cross_camera_list_is_short_where_other_cameras_hold_too_few_items():
     """The documented reading: no same-camera filler (the authors' similarity -2 items)."""
     x = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1)
     cams = torch.tensor([0] * 11 + [1])
-    (_, global_idx), (_, cross_idx) = neighbour_lists(x, cams, (3, 3), 5)
+    (_, global_idx), (_, cross_idx) = neighbor_lists(x, cams, (3, 3), 5)
     for i in range(11):  # itself and item 11, the only other-camera item; the third place empty
         assert sorted(cross_idx[i].tolist()) == sorted([i, 11, -1, -1])
     assert (cross_idx[11, :3] >= 0).all() and (global_idx[:, :3] >= 0).all()
 
 
-def test_neighbour_lists_certified_against_a_full_float64_sort():
+def test_neighbor_lists_certified_against_a_full_float64_sort():
     """Many tiles, the row itself appended only where its own top k misses it (duplicates of it come first)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.nn.functional.normalize(torch.randn(300, 16, generator=gen, dtype=torch.float64), dim=1)
     x[10] = x[3]  # an exact duplicate: row 10's top 1 is row 3, and it is appended itself
     cams = torch.randint(0, 3, (300,), generator=gen)
-    (sim, idx), (csim, cidx) = neighbour_lists(x, cams, (1, 4), 64)
+    (sim, idx), (csim, cidx) = neighbor_lists(x, cams, (1, 4), 64)
     full = x @ x.T
     assert idx[10].tolist() == [3, 10] and idx[3].tolist() == [3, -1]
     best = full.masked_fill((cams[:, None] == cams[None]) & ~torch.eye(300, dtype=torch.bool), -float("inf"))
@@ -125,9 +125,9 @@ def test_bfloat16_screen_gives_the_same_lists(monkeypatch):
     x = torch.nn.functional.normalize(centres[torch.randint(0, 20, (400,), generator=gen)]
                                       + 1.5 * torch.randn(400, 256, generator=gen), dim=1)
     cams = torch.randint(0, 4, (400,), generator=gen)
-    exact = neighbour_lists(x, cams, (15, 3), 128)
+    exact = neighbor_lists(x, cams, (15, 3), 128)
     monkeypatch.setattr(propagation, "fast_bfloat16", lambda device_type: True)
-    screened = neighbour_lists(x, cams, (15, 3), 128)
+    screened = neighbor_lists(x, cams, (15, 3), 128)
     for (sim, idx), (sim_b, idx_b) in zip(exact, screened):
         assert torch.equal(idx, idx_b)
         torch.testing.assert_close(sim, sim_b)

@@ -96,7 +96,7 @@ def test_defaults_float32_and_numpy_input():
 
 
 def test_reciprocal_set_by_hand():
-    # N(p, 2) of four items, each its own first neighbour; item 3 is nobody's neighbour.
+    # N(p, 2) of four items, each its own first neighbor; item 3 is nobody's neighbor.
     nbrs = torch.tensor([[0, 1, 2], [1, 0, 2], [2, 1, 0], [3, 2, 1]])
     assert reciprocal_mask(nbrs).tolist() == [[True, True, True], [True, True, True],
                                           [True, True, True], [True, False, False]]
@@ -188,8 +188,8 @@ def test_improves_map_on_clustered_data():
     assert reranked > plain + 0.02, (plain, reranked)
 
 
-def test_screened_neighbours_give_the_same_ranking(monkeypatch):
-    """The bfloat16-screened neighbour pass (used on large float32 inputs) gives the same re-ranked order and,
+def test_screened_neighbors_give_the_same_ranking(monkeypatch):
+    """The bfloat16-screened neighbor pass (used on large float32 inputs) gives the same re-ranked order and,
     up to float32 rounding, the same distances as the plain float32 pass."""
     from reidgraph.rerank import kreciprocal
     x, _ = clustered(num_ids=40, per_id=15, dim=256, noise=0.5, seed=3, dtype=torch.float32)
@@ -202,17 +202,17 @@ def test_screened_neighbours_give_the_same_ranking(monkeypatch):
     assert torch.equal(results[True].argsort(dim=1, stable=True)[:, :10], results[False].argsort(dim=1, stable=True)[:, :10])
 
 
-def test_given_neighbours_from_row_blocks_equal_the_one_pass():
+def test_given_neighbors_from_row_blocks_equal_the_one_pass():
     """The all-vs-all pass computed in two row blocks (as two processes do) and given to k_reciprocal gives the
     one-pass result; tables of the wrong shape are refused in one line."""
     from reidgraph.rerank._common import joint_features
-    from reidgraph.rerank.kreciprocal import neighbour_pass
+    from reidgraph.rerank.kreciprocal import neighbor_pass
     x, _ = clustered(num_ids=8, per_id=6, dim=8, noise=0.35, seed=4)
     query, gallery = x[:10], x[10:]
     joined, _, N = joint_features(query, gallery)
-    blocks = [neighbour_pass(joined, 8, rows) for rows in (slice(0, 20), slice(20, N))]
+    blocks = [neighbor_pass(joined, 8, rows) for rows in (slice(0, 20), slice(20, N))]
     given = tuple(torch.cat(parts) for parts in zip(*blocks))
-    assert torch.equal(k_reciprocal(query, gallery, k1=7, neighbours=given).dense(),
+    assert torch.equal(k_reciprocal(query, gallery, k1=7, neighbors=given).dense(),
                        k_reciprocal(query, gallery, k1=7).dense())
-    with pytest.raises(ValueError, match=r"^neighbours must be \(\[48, 8\], \[48\]\) for 48 items and k1=7"):
-        k_reciprocal(query, gallery, k1=7, neighbours=(given[0][:, :5], given[1]))
+    with pytest.raises(ValueError, match=r"^neighbors must be \(\[48, 8\], \[48\]\) for 48 items and k1=7"):
+        k_reciprocal(query, gallery, k1=7, neighbors=(given[0][:, :5], given[1]))

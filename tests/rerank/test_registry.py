@@ -120,7 +120,7 @@ def test_wrong_width_model_is_refused(data, model):
 
 def test_propagation_stage_runs_the_rest_on_gcr_features(data, model):
     """``gcr+M`` is M on the query and gallery features GCR propagates together (after de-biasing with
-    ``debias+``); the FFGNN then fuses each query's neighbourhood in that space."""
+    ``debias+``); the FFGNN then fuses each query's neighborhood in that space."""
     from reidgraph.debias import debias
     from reidgraph.model_file import load_ffgnn
     from reidgraph.rerank import gcr
