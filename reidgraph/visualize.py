@@ -1,56 +1,97 @@
-"""Ranked-list pictures, as in the paper's Figure 1: a query, its top-10 before and after FFGNN."""
+"""Ranked-list pictures (PNG), as in the paper's Figure 1: each query beside its top-k, one row per ranked list.
+
+Each block of :func:`ranked_lists_picture` is one query: its tile on the left, then one row of gallery
+tiles per ranked list, a rank per column, so two lists (before / after re-ranking) line up rank by rank.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageOps
 
-MATCH, MISS, QUERY = (40, 170, 60), (210, 50, 50), (60, 90, 200)
+from .atomic import atomic_write
+from .ranked_view import CAPTION_LINES, FRAMES, QueryBlock, Tile
+
+BORDER, LINE, GAP, LABEL_WIDTH = 3, 12, 8, 70
+"""Frame width, caption line height, gap between blocks, width of the list names (pixels)."""
 
 
-def _thumb(path: str, size: tuple[int, int], colour: tuple[int, int, int]) -> Image.Image:
+@dataclass(frozen=True)
+class Layout:
+    """Where each tile of a picture goes.
+
+    Attributes:
+        size: thumbnail (width, height); a tile adds its frame, :data:`BORDER` on each side.
+        top: ranks per row.
+        lists: rows per query block.
+    """
+
+    size: tuple[int, int]
+    top: int
+    lists: int
+
+    @property
+    def cell(self) -> tuple[int, int]:
+        """A tile with its caption and spacing: (width, height)."""
+        return self.size[0] + 2 * BORDER + 4, self.size[1] + 2 * BORDER + CAPTION_LINES * LINE + 4
+
+    def query_corner(self, q: int) -> tuple[int, int]:
+        """The top-left pixel (x, y) of the ``q``-th block's query frame."""
+        return LABEL_WIDTH, GAP + q * (self.lists * self.cell[1] + GAP)
+
+    def tile_corner(self, q: int, row: int, rank: int) -> tuple[int, int]:
+        """The top-left pixel (x, y) of the frame at 0-based ``rank`` in list ``row`` of block ``q``."""
+        x, y = self.query_corner(q)
+        return x + self.cell[0] + GAP + rank * self.cell[0], y + row * self.cell[1]
+
+    def canvas(self, blocks: int) -> tuple[int, int]:
+        """The picture's (width, height) for ``blocks`` queries."""
+        return self.tile_corner(0, 0, self.top)[0] + GAP, self.query_corner(blocks)[1]
+
+
+def thumbnail(path: str, size: tuple[int, int]) -> Image.Image:
+    """The RGB image at ``path`` resized to ``size`` (width, height)."""
     with Image.open(path) as im:
-        im = im.convert("RGB").resize(size)
-    return ImageOps.expand(im, border=3, fill=colour)
+        return im.convert("RGB").resize(size)
 
 
-def ranked_lists_picture(query_paths: Sequence[str], query_pids: Sequence[int], rows: dict[str, Sequence[Sequence[int]]],
-                         gallery_paths: Sequence[str], gallery_pids: Sequence[int], top: int = 10,
-                         size: tuple[int, int] = (48, 96)) -> Image.Image:
-    """One block per query: its image, then one row of its top gallery images per method.
+def ranked_lists_picture(blocks: Sequence[QueryBlock], size: tuple[int, int] = (64, 128)) -> Image.Image:
+    """One block per query (see the module docstring); frames coloured as :data:`~reidgraph.ranked_view.FRAMES`.
 
     Args:
-        query_paths, query_pids: the queries shown.
-        rows: method name -> ``[num_queries][>= top]`` gallery indices, best first.
-        gallery_paths, gallery_pids: the gallery.
-        top: ranks shown per row.
+        blocks: the queries, from :func:`~reidgraph.ranked_view.ranked_view`; every block has the same lists.
         size: thumbnail (width, height).
 
     Returns:
-        An RGB image; borders are green for a true match, red otherwise, blue for the query.
+        An RGB image of :meth:`Layout.canvas` size.
     """
-    w, h = size[0] + 6, size[1] + 6
-    label_w, gap = 70, 8
-    names = list(rows)
-    block = len(names) * h + gap
-    canvas = Image.new("RGB", (label_w + w + gap + top * w, len(query_paths) * block + gap), "white")
+    names = list(blocks[0].lists)
+    layout = Layout(size, max(len(tiles) for block in blocks for tiles in block.lists.values()), len(names))
+    canvas = Image.new("RGB", layout.canvas(len(blocks)), "white")
     draw = ImageDraw.Draw(canvas)
-    for q, (qpath, qpid) in enumerate(zip(query_paths, query_pids)):
-        y0 = gap + q * block
-        canvas.paste(_thumb(qpath, size, QUERY), (label_w, y0))
-        for r, name in enumerate(names):
-            y = y0 + r * h
-            draw.text((4, y + h // 2 - 6), name, fill="black")
-            for rank, g in enumerate(list(rows[name][q])[:top]):
-                colour = MATCH if gallery_pids[g] == qpid else MISS
-                canvas.paste(_thumb(gallery_paths[g], size, colour), (label_w + w + gap + rank * w, y))
+    for q, block in enumerate(blocks):
+        paste(canvas, draw, block.query, layout.query_corner(q), size)
+        for row, name in enumerate(names):
+            x, y = layout.tile_corner(q, row, 0)
+            draw.text((4, y + size[1] // 2), name, fill="black")
+            for rank, tile in enumerate(block.lists[name]):
+                paste(canvas, draw, tile, layout.tile_corner(q, row, rank), size)
     return canvas
 
 
+def paste(canvas: Image.Image, draw: ImageDraw.ImageDraw, tile: Tile, corner: tuple[int, int],
+          size: tuple[int, int]) -> None:
+    """Draw ``tile`` framed with its top-left corner at ``corner``, its caption below."""
+    canvas.paste(ImageOps.expand(thumbnail(tile.path, size), border=BORDER, fill=FRAMES[tile.kind]), corner)
+    x, y = corner[0], corner[1] + size[1] + 2 * BORDER + 1
+    for n, line in enumerate(tile.lines):
+        draw.text((x, y + n * LINE), line, fill="black")
+
+
 def save_picture(image: Image.Image, path: str | Path) -> Path:
-    """Save ``image`` as PNG, creating the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
-    return path
+    """Save ``image`` as PNG, creating the folder; the file appears whole or not at all."""
+    with atomic_write(path, "wb") as f:
+        image.save(f, format="PNG")
+    return Path(path)

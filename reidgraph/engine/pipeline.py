@@ -13,6 +13,7 @@ from ..evaluation import results_row
 from ..features import FeatureSet
 from ..graph import GraphSettings
 from ..nn import FFGNN, ffgnn_rerank
+from ..ranked_view import ranked_view
 from ..ranking import ranked_orders
 from ..visualize import ranked_lists_picture, save_picture
 from .distributed import Dist, barrier
@@ -39,14 +40,14 @@ def compare(tag: str, ffgnn: FFGNN, settings: GraphSettings, query: FeatureSet,
 
 def picture(out: Path, query: FeatureSet, gallery: FeatureSet, before: torch.Tensor, after: torch.Tensor,
             num: int = 4) -> Path:
-    """The queries whose first-ranked image FFGNN changes most for the better (ties: first queries)."""
-    hit = lambda top: (gallery.pids[top] == query.pids[:, None]).float()  # noqa: E731
+    """The queries whose top-10 FFGNN changes most for the better (ties: first queries), counting the matches
+    the protocol counts (not the query's identity in its own camera)."""
+    hit = lambda top: ((gallery.pids[top] == query.pids[:, None])  # noqa: E731
+                       & (gallery.camids[top] != query.camids[:, None])).float()
     gain = hit(after).sum(1) - hit(before).sum(1)
     chosen = gain.argsort(descending=True, stable=True)[:num].tolist()
-    image = ranked_lists_picture([query.paths[i] for i in chosen], [int(query.pids[i]) for i in chosen],
-                                 {"FEN": before[chosen].tolist(), "+ FFGNN": after[chosen].tolist()},
-                                 gallery.paths, gallery.pids.tolist())
-    return save_picture(image, out / "ranked_lists.png")
+    blocks = ranked_view(query, gallery, {"FEN": (before, None), "+ FFGNN": (after, None)}, chosen, top=10)
+    return save_picture(ranked_lists_picture(blocks), out / "ranked_lists.png")
 
 
 def run_pipeline(dataset: ReIDDataset, out: str | Path, fen_config: FENTrainConfig, settings: GraphSettings,
