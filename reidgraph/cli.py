@@ -286,6 +286,31 @@ def index_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def show(args: argparse.Namespace) -> int:
+    """Ranked files from ``rerank`` as a picture (.png) or a self-contained page (.html), each query beside its
+    top-k; with ``--ranked-before``, the lists before and after re-ranking one above the other."""
+    from .show import output_kind, show_ranked
+
+    output_kind(args.out)
+    check_writable(args.out, "--out", (args.ranked, args.ranked_before, args.query, args.gallery))
+    ranked = {"before": args.ranked_before, "after": args.ranked} if args.ranked_before else {"ranked": args.ranked}
+    out, shown = show_ranked(args.out, ranked, args.query, args.gallery, args.root, args.queries,
+                             query_rows(args.query_index), args.top, args.format)
+    print(f"{shown} queries, top {args.top} of {' and '.join(map(str, ranked.values()))}, drawn to {out}")
+    return 0
+
+
+def query_rows(text: str | None) -> list[int] | None:
+    """``--query-index i,j,...`` as row numbers; a one-line error for anything else."""
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--query-index {text!r} is not comma-separated row numbers; e.g. --query-index 0,3,7") \
+            from None
+
+
 def rerank_inputs(args: argparse.Namespace) -> tuple[FeatureSet, FeatureSet]:
     """Query and gallery features from ``--query``/``--gallery`` or ``--features`` (labels optional)."""
     if args.features:
@@ -598,6 +623,20 @@ def index_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="index file to write (e.g. gallery.ann)")
 
 
+def show_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ranked", required=True, help="ranked.npz, .csv or .json from `reidgraph rerank`")
+    p.add_argument("--ranked-before", help="a second ranked file of the same queries (e.g. before re-ranking), "
+                                           "shown above --ranked")
+    p.add_argument("--query", required=True, help="the query features it ranked, with paths (labels optional)")
+    p.add_argument("--gallery", required=True, help="the gallery features it ranked, with paths")
+    p.add_argument("--root", default=".", help="folder the features' image paths are relative to (default: .)")
+    p.add_argument("--out", required=True, help="ranked.png (a picture) or ranked.html (one self-contained page)")
+    chosen = p.add_mutually_exclusive_group()
+    chosen.add_argument("--queries", type=int, default=5, metavar="N", help="show the first N queries (default: 5)")
+    chosen.add_argument("--query-index", metavar="I,J,...", help="show these query rows, in this order")
+    p.add_argument("--top", type=int, default=10, help="ranks shown per list (default: 10)")
+
+
 def describe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model file from train-gnn")
 
@@ -630,6 +669,8 @@ COMMANDS = {
                (export_options,)),
     "index": (index_command, "build an approximate kNN index (faiss IVF or HNSW) over gallery features once, for "
                              "rerank --index", (index_options, add_format_option, add_quiet_option)),
+    "show": (show, "ranked lists as a picture (.png) or one self-contained page (.html): each query beside its "
+                   "top-k, matches framed green, non-matches red, ignored grey", (show_options, add_format_option)),
     "describe": (describe_command, "what a model file from train-gnn holds: recipe, stored pipeline, held-out table",
                  (describe_options,)),
     "evaluate": (evaluate, "CMC/mAP/mINP of a features file ranked by any method (FFGNN with --model)",
