@@ -40,7 +40,8 @@ from ..losses import batch_hard_triplet_loss, cross_camera_list_loss, softmax_lo
 from ..checkpoint import load_checkpoint, stage_config
 from .loop import OptimConfig, run_epochs, tensor_fingerprint, train_steps
 
-if TYPE_CHECKING:  # the network imports PyG: at run time, only where one is built
+if TYPE_CHECKING:  # the network and the dataset import PyG: at run time, only where one is built
+    from ..graph import NeighborhoodDataset
     from ..nn import FFGNN
 
 LOSSES = ("softmax", "triplet", "verification", "list")
@@ -161,14 +162,16 @@ def check_train_set(train: FeatureSet, settings: GraphSettings, config: GNNTrain
                          "graphs or the cross-camera list loss); pass real camids, or use --preset paper")
 
 
-def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config: GNNTrainConfig | None = None,
-                *, debias: Debias | None = None, device: str | torch.device = "cpu",
-                log_path: str | Path | None = None, checkpoint: str | Path | None = None, resume: bool = True,
-                progress: bool = True) -> FFGNN:
+def train_ffgnn(train: FeatureSet | NeighborhoodDataset, settings: GraphSettings | None = None,
+                config: GNNTrainConfig | None = None, *, debias: Debias | None = None,
+                device: str | torch.device = "cpu", log_path: str | Path | None = None,
+                checkpoint: str | Path | None = None, resume: bool = True, progress: bool = True) -> FFGNN:
     """Train an FFGNN on the graphs of ``train``'s features (the FEN stays fixed).
 
     Args:
-        train: training features with identity labels (and camera ids).
+        train: training features with identity labels (and camera ids), or a
+            :class:`~reidgraph.graph.NeighborhoodDataset` over them alone: its features, and its settings
+            where ``settings`` is ``None``; each epoch still draws its own anchors and graphs (§3.3).
         settings, config: graph and training settings; both default to the
             ``"default"`` recipe (see :func:`recipe`).
         debias: train on features de-biased per camera with the train set's own statistics
@@ -185,6 +188,11 @@ def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None, config
     """
     from ..nn import FFGNN
 
+    if not isinstance(train, FeatureSet):
+        if train.gallery is not None:
+            raise ValueError("train_ffgnn learns from one set of features, but this dataset has a separate "
+                             "gallery; make the NeighborhoodDataset of the train features without gallery=")
+        train, settings = train.features, settings or train.settings
     default_settings, default_config = recipe()
     settings, config = settings or default_settings, config or default_config
     config.check()

@@ -2,8 +2,8 @@
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "FFGNN": ".ffgnn", "FFGNNConv": ".ffgnn_conv", "ffgnn_rerank": ".fusion", "fused_features": ".fusion",
-    "TrainingFreeFusion": ".training_free",
+    "FFGNN": ".ffgnn", "FFGNNConv": ".ffgnn_conv", "ffgnn_rerank": ".fusion", "fused_anchors": ".fusion",
+    "fused_features": ".fusion", "TrainingFreeFusion": ".training_free",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

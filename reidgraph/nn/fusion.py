@@ -7,7 +7,7 @@ beyond the top-K keeps its FEN order after them.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,9 @@ from ..graph import GraphSettings, iter_graph_batches, knn
 from ..graph.cameras import graph_camids
 from ..ranking import HeadRanking
 from .layer_products import fuse_l2, layer_tables
+
+if TYPE_CHECKING:
+    from ..graph import NeighborhoodDataset
 
 # Graphs fused at once: from 8 to 64 took the same time within noise on a 2-core CPU at Market size; larger
 # batches only hold more memory, and blocks above glibc's mmap threshold cost page faults at every batch.
@@ -96,6 +99,35 @@ def fused_features(model: torch.nn.Module, anchors, candidates, settings: GraphS
     fused = torch.empty_like(anchors)  # filled in place, as in ffgnn_rerank
     for rows, z in fused_graphs(model, anchors, candidates, neighbors, settings, batch_size, progress, *camids,
                                  anchor_only=True, same=same):
+        fused[rows] = z
+    return fused
+
+
+@torch.no_grad()
+def fused_anchors(model: torch.nn.Module, dataset: NeighborhoodDataset, *, batch_size: int = BATCH,
+                  progress: bool = False) -> Tensor:
+    """Each anchor's fused feature in its graph of ``dataset``: :func:`fused_features` over the dataset's anchors,
+    candidates, cameras and settings, on its neighbor table (searched once, when the dataset was made).
+
+    Args:
+        model: a trained :class:`~reidgraph.nn.FFGNN`, or :class:`~reidgraph.nn.TrainingFreeFusion`.
+        dataset: a whole :class:`~reidgraph.graph.NeighborhoodDataset` (not a slice of it); its graphs
+            as built, without its ``transform``.
+        batch_size, progress: as in :func:`ffgnn_rerank`.
+
+    Returns:
+        ``[A, D]`` L2-normalised fused anchor features, row ``i`` from graph ``i``: for one set, equal to
+        ``fused_features(model, feats, feats, settings, exclude="self")``; with a gallery, to
+        ``fused_features(model, feats, gallery, settings)`` (cameras passed as well).
+    """
+    if len(dataset) != dataset.len():
+        raise ValueError(f"fused_anchors fuses every anchor, but this is a slice of {len(dataset)} of the "
+                         f"dataset's {dataset.len()} graphs; pass the whole dataset and index the result")
+    int_in_range("batch_size", batch_size, 1, 2**31)
+    fused = torch.empty_like(dataset.anchors)  # filled in place, as in ffgnn_rerank
+    for rows, z in fused_graphs(model, dataset.anchors, dataset.candidates, dataset.neighbors, dataset.settings,
+                                batch_size, progress, dataset.anchor_camids, dataset.candidate_camids,
+                                anchor_only=True, same=dataset.candidates is dataset.anchors):
         fused[rows] = z
     return fused
 
