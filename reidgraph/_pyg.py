@@ -8,12 +8,12 @@ import warnings
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
-    from torch_geometric.data import Data
+    from torch_geometric.data import Data, Dataset
     from torch_geometric.nn import MessagePassing
     from torch_geometric.nn.conv.gcn_conv import gcn_norm
     from torch_geometric.transforms import BaseTransform
     from torch_geometric.typing import Adj, OptTensor, SparseTensor
     from torch_geometric.utils import dense_to_sparse, spmm
 
-__all__ = ["Adj", "BaseTransform", "Data", "MessagePassing", "OptTensor", "SparseTensor", "dense_to_sparse",
+__all__ = ["Adj", "BaseTransform", "Data", "Dataset", "MessagePassing", "OptTensor", "SparseTensor", "dense_to_sparse",
            "gcn_norm", "spmm"]

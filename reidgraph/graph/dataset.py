@@ -14,9 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# _pyg imports PyG with its import-time warning silenced; Dataset below then comes from the loaded package.
-from .._pyg import Data, dense_to_sparse
-from torch_geometric.data import Dataset
+from .._pyg import Data, Dataset, dense_to_sparse
 
 from .._checks import given_neighbors, same_dim
 from ..features import FeatureSet
