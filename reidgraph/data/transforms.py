@@ -4,9 +4,7 @@ from __future__ import annotations
 import torchvision.transforms as T
 
 from .._checks import in_unit_interval, int_in_range
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from .model_input import IMAGENET_MEAN, IMAGENET_STD
 
 
 def build_transforms(height: int = 256, width: int = 128, train: bool = True, flip: float = 0.5,
