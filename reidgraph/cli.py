@@ -27,7 +27,7 @@ from .engine.distributed import TIMEOUT_S, init_distributed, peer_failure
 from .engine.loop import OptimConfig
 from .engine.selection import FRACTION, MIN_IDS, select_pipeline
 from .model_file import load_debias, load_ffgnn, load_pipeline, store_pipeline
-from .engine.train_fen import FENTrainConfig, load_fen
+from .engine.train_fen import FENTrainConfig
 from .engine.train_joint import JointTrainConfig
 from ._checks import int_in_range, usable_device
 from .atomic import check_writable
@@ -107,22 +107,36 @@ def train(args: argparse.Namespace) -> int:
 
 
 def extract(args: argparse.Namespace) -> int:
-    """Features of every split of a dataset from a trained FEN, as one .npz."""
-    from .engine.extract import extract_features
+    """Features of every split of a dataset from a model (ONNX, OpenVINO IR or FEN checkpoint), as one .npz."""
+    import warnings
+
+    from .data.datasets import MissingImagesWarning
+    from .engine.extract import model_features
+    from .extractors import model_input, open_model
 
     check_writable(args.out, "--out")
-    device = checked_device(args.device)
-    dataset = load_dataset(args.dataset, args.root, **dataset_options(args.dataset_option))
-    fen, config = load_fen(args.weights)
-    parts = [extract_features(fen, records, config["height"], config["width"], split=name, device=device,
-                              progress=not args.quiet)
+    int_in_range("--batch-size", args.batch_size, 1, 2**16)
+    with warnings.catch_warnings():  # training may skip a listed image; a features file must not lack its row
+        warnings.simplefilter("error", MissingImagesWarning)
+        try:
+            dataset = load_dataset(args.dataset, args.root, **dataset_options(args.dataset_option))
+        except MissingImagesWarning as err:
+            raise ValueError(f"{err}; extract writes a row for every listed image: put the files under --root "
+                             f"{args.root} or drop their rows") from None
+    model = open_model(args.model, args.device)
+    spec = model_input(model, height=args.height, width=args.width, channel_order=args.channel_order,
+                       value_range=args.value_range, mean=args.mean, std=args.std)
+    start = time.perf_counter()
+    parts = [model_features(model, records, spec, split=name, batch_size=args.batch_size, progress=not args.quiet)
              for name, records in (("train", dataset.train), ("query", dataset.query), ("gallery", dataset.gallery))
              if records]
+    seconds = time.perf_counter() - start
     merged = FeatureSet(torch.cat([p.feats for p in parts]), torch.cat([p.pids for p in parts]),
                         torch.cat([p.camids for p in parts]), sum((p.paths for p in parts), []),
                         sum((p.split for p in parts), []))
     merged.save(args.out)
-    print(f"{len(merged)} features ({merged.feats.shape[1]}-d) written to {args.out}")
+    print(f"{len(merged)} features ({merged.feats.shape[1]}-d) from {args.model} ({model.kind}; input "
+          f"{spec.describe()}) in {seconds:.1f} s ({len(merged) / seconds:.0f} images/s) written to {args.out}")
     return 0
 
 
@@ -576,8 +590,33 @@ def train_options(p: argparse.ArgumentParser) -> None:
 
 
 def extract_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", required=True, help="FEN checkpoint (fen.pt from `reidgraph train`)")
+    from .data.model_input import CHANNEL_ORDERS, VALUE_RANGES
+
+    p.add_argument("--model", "--weights", dest="model", required=True,
+                   help="an ONNX file (torchreid, fast-reid, `reidgraph export`), an OpenVINO IR .xml (its .bin "
+                        "beside it) or a FEN checkpoint (fen.pt from `reidgraph train`)")
     p.add_argument("--out", required=True, help="features .npz to write")
+    p.add_argument("--batch-size", type=int, default=64, help="images per model call (default: 64)")
+    p.add_argument("--height", type=int, help="input height (default: the model's, else 256)")
+    p.add_argument("--width", type=int, help="input width (default: the model's, else 128)")
+    p.add_argument("--channel-order", choices=CHANNEL_ORDERS, help="default: the model's, else rgb")
+    p.add_argument("--value-range", choices=VALUE_RANGES,
+                   help="0-1: pixels divided by 255; 0-255: raw (default: the model's, else 0-1)")
+    p.add_argument("--mean", type=channel_numbers, metavar="M1,M2,M3",
+                   help="subtracted per input channel, in its order and range (default: the model's, else "
+                        "ImageNet's in that order and range; 0,0,0 with --std 1,1,1: none)")
+    p.add_argument("--std", type=channel_numbers, metavar="S1,S2,S3", help="divided by, per channel (as --mean)")
+
+
+def channel_numbers(text: str) -> tuple[float, ...]:
+    """``--mean``/``--std``: three comma-separated numbers."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r} is not three comma-separated numbers; e.g. 0.485,0.456,0.406")
+    return values
 
 
 def train_gnn_options(p: argparse.ArgumentParser) -> None:
@@ -657,7 +696,7 @@ COMMANDS = {
              (demo_options, add_seed_option, add_quiet_option)),
     "train": (train, "stages 1-3 on a dataset, then CMC/mAP (use torchrun for several processes)",
               (add_dataset_options, train_options, add_restart_option, add_graph_options, *RUN, add_timeout_option)),
-    "extract": (extract, "features of a dataset from a trained FEN checkpoint",
+    "extract": (extract, "features of a dataset from any ReID model: ONNX, OpenVINO IR or a FEN checkpoint",
                 (add_dataset_options, extract_options, *RUN)),
     "train-gnn": (train_gnn, "train the FFGNN (stage 2) on a features .npz from any model",
                   (train_gnn_options, add_format_option, add_restart_option, add_graph_options, *RUN)),

@@ -32,7 +32,8 @@ def test_pyg_import_warning_is_silenced_where_it_arises():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-HEAVY = ("torch_geometric", "torchvision", "PIL", "scipy", "faiss", "onnx", "onnxruntime", "pykeops")
+HEAVY = ("torch_geometric", "torchvision", "PIL", "scipy", "faiss", "onnx", "onnxruntime", "openvino",
+         "pykeops")
 
 
 def test_help_imports_only_what_it_prints():

@@ -32,6 +32,14 @@ MARKET_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "b
 MARKET_LAYOUT = "root should hold " + ", ".join(MARKET_FOLDERS.values())
 
 
+class MissingImagesWarning(UserWarning):
+    """Rows of a ``labels.csv`` skipped because their file is missing or not an image.
+
+    Training goes on without them; ``reidgraph extract``, which owes one row per listed image, turns it
+    into an error (``warnings.simplefilter("error", MissingImagesWarning)``).
+    """
+
+
 class ImageRecord(NamedTuple):
     """One image: its absolute ``path``, person id ``pid`` and camera id ``camid``."""
 
@@ -126,10 +134,11 @@ def _split_dir(base: Path, folder: str, what: str, layout: str) -> Path:
     return path
 
 
-def _checked(records: list[ImageRecord], skipped: list[str], split: str, where: Path, why: str) -> list[ImageRecord]:
-    """Warn once about the ``skipped`` files of a split; raise if the split is left empty."""
+def _checked(records: list[ImageRecord], skipped: list[str], split: str, where: Path, why: str,
+             category: type[Warning] = UserWarning) -> list[ImageRecord]:
+    """Warn once (as ``category``) about the ``skipped`` files of a split; raise if the split is left empty."""
     if skipped:
-        warnings.warn(f"{where}: skipped {len(skipped)} {split} image(s) {why} (e.g. {skipped[0]})")
+        warnings.warn(f"{where}: skipped {len(skipped)} {split} image(s) {why} (e.g. {skipped[0]})", category)
     if not records:
         because = f" ({len(skipped)} skipped {why})" if skipped else ""
         raise ValueError(f"{where}: no {split} images left{because}; check the {split} images and their names")
@@ -191,8 +200,8 @@ def _read_labels(base: Path) -> dict[str, list[ImageRecord]]:
             else:
                 skipped[row["split"]].append(row["path"])
     why = f"that are missing or not {'/'.join(sorted(IMAGE_EXTENSIONS))} files"
-    return {split: _checked(records[split], skipped[split], split, labels, why) for split in LABELS_SPLITS
-            if records[split] or skipped[split]}
+    return {split: _checked(records[split], skipped[split], split, labels, why, MissingImagesWarning)
+            for split in LABELS_SPLITS if records[split] or skipped[split]}
 
 
 def _labelled(base: Path) -> ReIDDataset:
