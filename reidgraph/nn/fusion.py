@@ -7,6 +7,7 @@ beyond the top-K keeps its FEN order after them.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import torch
@@ -164,7 +165,8 @@ def fused_graphs(model: torch.nn.Module, query: Tensor, gallery: Tensor, neighbo
         nodes = torch.cat([torch.arange(len(query), device=neighbors.device)[:, None],
                            neighbors if same else neighbors + len(query)], dim=1)
         needed, nodes = nodes.unique(return_inverse=True)
-        if _products_pay(model, len(needed), *nodes.shape, query.shape[1], anchor_only):
+        if _products_pay(model, len(needed), *nodes.shape, query.shape[1], anchor_only,
+                         budget=free_memory(query.device) // 2, itemsize=query.element_size()):
             images = (gallery if same else torch.cat([query, gallery]))[needed]
             convs = model.convs[:-1] if anchor_only else model.convs  # the anchor's last layer needs no table
             last = model.convs[-1].lin if anchor_only else None
@@ -188,13 +190,30 @@ def fused_graphs(model: torch.nn.Module, query: Tensor, gallery: Tensor, neighbo
         model.train(was_training)
 
 
-def _products_pay(model: torch.nn.Module, images: int, graphs: int, n: int, dim: int, anchor_only: bool = False) -> bool:
+def _products_pay(model: torch.nn.Module, images: int, graphs: int, n: int, dim: int, anchor_only: bool = False,
+                  budget: int | None = None, itemsize: int = 4) -> bool:
     """Whether :mod:`~reidgraph.nn.layer_products` computes ``graphs`` graphs of ``n`` nodes over ``images``
-    distinct images in fewer multiply-adds than the direct path; it applies to ``output="l2"`` FFGNNs only.
-    With ``anchor_only`` both compute the last layer for node 0 alone (one product by ``W`` a graph)."""
+    distinct images in fewer multiply-adds than the direct path, with its tables (``2^L - 1`` of
+    ``[images, dim]``, ``itemsize`` bytes a number) within ``budget`` bytes (``None``: any size); it applies to
+    ``output="l2"`` FFGNNs only. With ``anchor_only`` both compute the last layer for node 0 alone (one product
+    by ``W`` a graph)."""
     if getattr(model, "output", None) != "l2":
         return False
     full = model.num_layers - anchor_only  # layers computed for every node
+    if budget is not None and (2 ** full - 1) * images * dim * itemsize > budget:
+        return False
     direct = images * dim * dim + graphs * (max(full - 1, 0) * n * dim * dim + full * n * n * dim)
     products = (2 ** full - 1) * (images * dim * dim + graphs * n * n * dim)
     return products < direct
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes still free on ``device``: CUDA's free memory, or the host's available memory (Linux's
+    ``MemAvailable``); ``2**62`` where the host does not say."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        lines = Path("/proc/meminfo").read_text().splitlines()
+    except OSError:
+        return 2**62
+    return next((int(line.split()[1]) * 1024 for line in lines if line.startswith("MemAvailable:")), 2**62)

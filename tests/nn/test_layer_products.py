@@ -83,7 +83,7 @@ def test_anchor_only_is_node_0_of_the_whole_output(output):
 
 
 def direct(monkeypatch):
-    monkeypatch.setattr(fusion, "_products_pay", lambda *args: False)
+    monkeypatch.setattr(fusion, "_products_pay", lambda *args, **kwargs: False)
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_rerank_and_fused_features_equal_the_direct_path(features, monkeypatch):
     q, g = features
     model = l2_model()
     own = torch.arange(len(g))
-    monkeypatch.setattr(fusion, "_products_pay", lambda *args: True)
+    monkeypatch.setattr(fusion, "_products_pay", lambda *args, **kwargs: True)
     fast = ffgnn_rerank(model, q, g, SMALL, batch_size=3)
     fast_fused = fused_features(model, g, g, SMALL, exclude=own, batch_size=4)
     fast_query = fused_features(model, q, g, SMALL, batch_size=4)
@@ -124,7 +124,7 @@ def test_same_tensor_as_anchors_and_candidates_equals_a_copy(features, monkeypat
     q, g = features
     model = l2_model()
     own = torch.arange(len(g))
-    monkeypatch.setattr(fusion, "_products_pay", lambda *args: True)
+    monkeypatch.setattr(fusion, "_products_pay", lambda *args, **kwargs: True)
     shared = fused_features(model, g, g, SMALL, exclude=own)
     assert torch.allclose(shared, fused_features(model, g, g.clone(), SMALL, exclude=own), atol=1e-6)
 
@@ -136,3 +136,24 @@ def test_the_products_pay_for_many_graphs_not_for_few():
     assert not fusion._products_pay(model, 1500, 10, 151, 2048)  # ten queries: the tables would cost more
     assert not fusion._products_pay(FFGNN(8), 19281, 3368, 151, 2048)  # batchnorm: the ReLU does not commute
     assert not fusion._products_pay(TrainingFreeFusion(), 19281, 3368, 151, 2048)
+    # MSMT17 size: 7 tables of 93,820 x 2048 float32 take 5.4 GB, beyond a budget of 4 GB: the direct path runs.
+    assert fusion._products_pay(model, 93820, 11659, 151, 2048, budget=6 * 10**9)
+    assert not fusion._products_pay(model, 93820, 11659, 151, 2048, budget=4 * 10**9)
+    assert fusion.free_memory(torch.device("cpu")) > 0
+
+
+def test_tables_that_do_not_fit_take_the_direct_path(monkeypatch):
+    """With too little free memory for the tables, ffgnn_rerank ranks as ever, by the direct path."""
+    calls = []
+    real = fusion.layer_tables
+    monkeypatch.setattr(fusion, "layer_tables", lambda *a: calls.append(1) or real(*a))
+    model = FFGNN(256, output="l2", init="random").eval()
+    q, g = torch.randn(300, 256), torch.randn(200, 256)
+    settings = GraphSettings(K=20, k=5, tau=5)
+    roomy = ffgnn_rerank(model, q, g, settings)
+    assert calls  # the products pay at this size and fit
+    calls.clear()
+    monkeypatch.setattr(fusion, "free_memory", lambda device: 1000)
+    tight = ffgnn_rerank(model, q, g, settings)
+    assert not calls and torch.equal(tight.index, roomy.index)
+    assert torch.allclose(tight.distance, roomy.distance, atol=1e-6)
