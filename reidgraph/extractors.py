@@ -205,6 +205,10 @@ def model_input(model: Extractor, **given) -> ModelInput:
     """The input of ``model``: each field from ``given`` (not None), else what the model declares, else the
     ReID default; ``mean``/``std`` default to ImageNet's in the chosen channel order and value range.
 
+    A ``mean``/``std`` the model declares holds for its declared channel order and value range only: where
+    ``given`` changes either and sets no ``mean``/``std`` of its own, the ImageNet defaults of the chosen
+    order and range replace them.
+
     Raises:
         ValueError: a given ``height``/``width`` differs from the model's fixed input shape.
     """
@@ -213,7 +217,12 @@ def model_input(model: Extractor, **given) -> ModelInput:
         if given[key] != model.declared[key]:
             raise ValueError(f"{model.source}'s input shape fixes the {key} at {model.declared[key]}, not "
                              f"{given[key]}; drop --{key}, or export the model at that size")
-    fields = {**model.declared, **given}
+    declared = dict(model.declared)
+    if any(key in given and given[key] != declared.get(key) for key in ("channel_order", "value_range")) \
+            and not {"mean", "std"} & given.keys():
+        declared.pop("mean", None)  # stated for another order or range: the chosen one's defaults follow
+        declared.pop("std", None)
+    fields = {**declared, **given}
     mean, std = imagenet(fields.get("channel_order", "rgb"), fields.get("value_range", "0-1"))
     return ModelInput(**{"mean": mean, "std": std, **fields})
 

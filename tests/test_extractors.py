@@ -68,6 +68,26 @@ def test_the_model_declares_its_size_and_flags_fill_the_rest(tiny):
         model_input(model, height=64)
 
 
+def test_a_changed_order_or_range_drops_the_declared_normalisation():
+    """A FEN or `reidgraph export` file declares the 0-1 RGB ImageNet mean/std; other flags must not keep it."""
+    from pathlib import Path
+
+    from reidgraph.extractors import Extractor
+
+    model = Extractor(Path("fen.onnx"), "onnx", lambda x: x, dict(
+        height=32, width=16, channel_order="rgb", value_range="0-1", mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225)))
+    spec = model_input(model, value_range="0-255")
+    assert (spec.channel_order, spec.value_range) == ("rgb", "0-255")
+    assert spec.mean == pytest.approx((123.675, 116.28, 103.53)) and spec.std == pytest.approx((58.395, 57.12, 57.375))
+    spec = model_input(model, channel_order="bgr")
+    assert spec.mean == pytest.approx((0.406, 0.456, 0.485)) and spec.std == pytest.approx((0.225, 0.224, 0.229))
+    spec = model_input(model, channel_order="rgb")  # the declared order again: the declared values stay
+    assert spec.mean == (0.485, 0.456, 0.406) and spec.std == (0.229, 0.224, 0.225)
+    spec = model_input(model, value_range="0-255", mean=(1, 2, 3), std=(4, 5, 6))  # the caller's own win
+    assert spec.mean == (1, 2, 3) and spec.std == (4, 5, 6)
+
+
 def test_a_feature_map_output_is_refused_when_opened_or_when_run(tmp_path):
     with pytest.raises(ValueError, match=r"outputs \[axis0, 8, 15, 7\], not one vector per image"):
         open_model(onnx_of(Tiny(pooled=False), tmp_path / "map.onnx", SHAPE))
