@@ -74,7 +74,6 @@ def test_png_frames_say_match_non_match_and_ignored(files, tmp_path, capsys):
     assert frame(image, layout.query_corner(0)) == frame(image, layout.query_corner(1)) == FRAMES[QUERY]
     # ranks 1-3 of query 0: a match (green), a non-match (red), its identity in its own camera (grey, ignored)
     assert [frame(image, layout.tile_corner(0, 0, r)) for r in range(3)] == [FRAMES[k] for k in files["kinds"]]
-    assert FRAMES[MATCH] == (40, 170, 60) and FRAMES[MISS][0] > 200 and FRAMES[IGNORED] == (110, 110, 110)
 
 
 def test_png_lists_before_and_after_side_by_side(files, tmp_path):
