@@ -158,3 +158,32 @@ def test_a_bad_setting_is_named_even_when_K_exceeds_the_candidates(change, name)
 
     with pytest.raises(ValueError, match=rf"^{name}="):
         replace(GraphSettings(), **change).check(num_candidates=20)  # the default K=150 exceeds 20 too
+
+
+def _top_k(anchors, candidates, K, excluded=None):
+    """Brute force: each anchor's K most cosine-similar candidates, best first, minus its excluded row."""
+    sim = F.normalize(anchors, dim=1) @ F.normalize(candidates, dim=1).T
+    order = sim.argsort(dim=1, descending=True).tolist()
+    return [[j for j in row if j != (None if excluded is None else excluded[i])][:K] for i, row in enumerate(order)]
+
+
+def test_exclude_minus_one_means_the_anchor_is_not_a_candidate(feats):
+    """exclude as knn reads it: -1 is "none", so that anchor is node G + q, like an anchor without exclude."""
+    q, g = feats
+    anchors = torch.cat([g[7:8], q[4:5], g[20:21]])
+    graphs = build_graphs(anchors, g, SMALL, exclude=torch.tensor([7, -1, 20]))
+    expected = _top_k(anchors, g, 12, excluded=[7, None, 20])
+    assert [data.n_id[0].item() for data in graphs] == [7, 40 + 1, 20]
+    for i, data in enumerate(graphs):
+        assert data.n_id[1:].tolist() == expected[i] and data.anchor_id.tolist() == [i]
+    assert torch.allclose(graphs[1].x, F.normalize(torch.cat([g, anchors]), dim=1)[graphs[1].n_id])
+
+
+def test_exclude_self_as_knn_takes_it(feats):
+    _, g = feats
+    graphs = build_graphs(g, g, SMALL, exclude="self")
+    expected = _top_k(g, g, 12, excluded=list(range(40)))
+    assert len(graphs) == 40
+    for i, data in enumerate(graphs):
+        assert data.n_id[0].item() == i and data.n_id[1:].tolist() == expected[i]
+        assert torch.allclose(data.x, F.normalize(g, dim=1)[data.n_id])
