@@ -12,6 +12,13 @@ import torch
 from torch import Tensor
 
 
+def first_line(err: BaseException, limit: int = 160) -> str:
+    """The first line of ``err``'s message, cut at ``limit`` characters (its type's name where it says
+    nothing), for one-line errors that quote a library's multi-line one."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else type(err).__name__
+
+
 def as_features(x: Any, name: str, ndim: int = 2) -> Tensor:
     """Return ``x`` as a floating tensor of ``ndim`` dims, non-empty and finite.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ._checks import int_in_range
+from ._checks import first_line, int_in_range
 from .atomic import atomic_write
 
 __all__ = ["export_onnx", "DEFAULT_OPSET"]
@@ -47,8 +47,7 @@ def _load(checkpoint: Path):
     except ValueError as err:  # not a checkpoint, or another kind: load_checkpoint's message says which
         raise ValueError(str(err)) from None
     except (KeyError, TypeError, RuntimeError) as err:  # a "fen" checkpoint without a loadable FEN in it
-        detail = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{checkpoint} is a 'fen' checkpoint without a loadable FEN ({detail}); "
+        raise ValueError(f"{checkpoint} is a 'fen' checkpoint without a loadable FEN ({first_line(err)}); "
                          "pass the fen.pt written by `reidgraph train`") from None
 
 

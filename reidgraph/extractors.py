@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._checks import usable_device
+from ._checks import first_line, usable_device
 from .data.model_input import IMAGENET_MEAN, IMAGENET_STD, ModelInput, imagenet
 
 __all__ = ["Extractor", "open_model", "model_input"]
@@ -122,7 +122,7 @@ def _onnx(path: Path, device: str) -> Extractor:
     try:
         session = ort.InferenceSession(str(path), providers=providers)
     except Exception as err:  # onnxruntime raises its own exception types for an unreadable or invalid graph
-        raise ValueError(f"{path} is not an ONNX model onnxruntime can load ({_first_line(err)}); {FIX}") from None
+        raise ValueError(f"{path} is not an ONNX model onnxruntime can load ({first_line(err)}); {FIX}") from None
     inputs, outputs = session.get_inputs(), session.get_outputs()
     name = _image_input([(i.name, i.shape) for i in inputs], path)
     one_vector_per_image(outputs[0].shape, path)
@@ -147,7 +147,7 @@ def _openvino(path: Path, device: str) -> Extractor:
     try:
         model = core.read_model(str(path))
     except Exception as err:  # OpenVINO raises RuntimeError subclasses for a bad .xml or a missing .bin
-        raise ValueError(f"{path} is not an OpenVINO IR that OpenVINO can read ({_first_line(err)}); keep its .bin "
+        raise ValueError(f"{path} is not an OpenVINO IR that OpenVINO can read ({first_line(err)}); keep its .bin "
                          f"beside it, or {FIX}") from None
     dims = [[d.get_length() if d.is_static else None for d in p.get_partial_shape()] for p in model.inputs]
     _image_input([(p.any_name, shape) for p, shape in zip(model.inputs, dims)], path)
@@ -188,7 +188,7 @@ def _fen(path: Path, device: str) -> Extractor:
         raise ValueError(f"{err} (a bare state dict, e.g. torchreid's .pth: export the model to ONNX first, see "
                          "docs/extract.md)") from None
     except (KeyError, TypeError, RuntimeError) as err:  # a "fen" checkpoint without a loadable FEN in it
-        raise ValueError(f"{path} is a 'fen' checkpoint without a loadable FEN ({_first_line(err)}); pass the "
+        raise ValueError(f"{path} is a 'fen' checkpoint without a loadable FEN ({first_line(err)}); pass the "
                          "fen.pt written by `reidgraph train`") from None
     fen.to(torch_device)
 
@@ -238,8 +238,3 @@ def _image_input(inputs: list[tuple[str, list]], source: Path) -> str:
 
 def _numbers(text: str) -> tuple[float, ...]:
     return tuple(float(v) for v in text.split(","))
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:160] if text else type(err).__name__
