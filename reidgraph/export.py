@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ._checks import first_line, int_in_range
+from ._checks import int_in_range
 from .atomic import atomic_write
 
 __all__ = ["export_onnx", "DEFAULT_OPSET"]
@@ -33,22 +33,6 @@ def _import_onnx():
     except ImportError:
         raise ImportError(f"exporting to ONNX needs the onnx package; install it with {_INSTALL}") from None
     return onnx
-
-
-def _load(checkpoint: Path):
-    """The FEN of a ``reidgraph train`` checkpoint (``fen.pt``) and its stage-1 settings, or a one-line ValueError."""
-    from .engine.train_fen import load_fen
-
-    try:
-        return load_fen(checkpoint)
-    except FileNotFoundError:
-        raise ValueError(f"checkpoint {checkpoint} does not exist; pass the fen.pt written by `reidgraph train`") \
-            from None
-    except ValueError as err:  # not a checkpoint, or another kind: load_checkpoint's message says which
-        raise ValueError(str(err)) from None
-    except (KeyError, TypeError, RuntimeError) as err:  # a "fen" checkpoint without a loadable FEN in it
-        raise ValueError(f"{checkpoint} is a 'fen' checkpoint without a loadable FEN ({first_line(err)}); "
-                         "pass the fen.pt written by `reidgraph train`") from None
 
 
 def opsets() -> tuple[int, int]:
@@ -82,7 +66,11 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, height: int | None =
     onnx = _import_onnx()
     checkpoint, out = Path(checkpoint), Path(out)
     int_in_range("opset", opset, *opsets(), "the installed torch.onnx exporter's range")
-    fen, config = _load(checkpoint)
+    if not checkpoint.is_file():
+        raise ValueError(f"checkpoint {checkpoint} does not exist; pass the fen.pt written by `reidgraph train`")
+    from .engine.train_fen import load_fen
+
+    fen, config = load_fen(checkpoint)
     height = int_in_range("height", config.get("height", 256) if height is None else height, 1, 2**16)
     width = int_in_range("width", config.get("width", 128) if width is None else width, 1, 2**16)
 

@@ -184,12 +184,12 @@ def _fen(path: Path, device: str) -> Extractor:
     torch_device = usable_device(device, "--device")
     try:
         fen, config = load_fen(path)
-    except ValueError as err:  # load_checkpoint's one line: not a checkpoint, or another kind
+    except ValueError as err:
+        if "without a loadable FEN" in str(err):  # a "fen" checkpoint: load_fen's line says it all
+            raise
+        # load_checkpoint's line: not a checkpoint, or another kind
         raise ValueError(f"{err} (a bare state dict, e.g. torchreid's .pth: export the model to ONNX first, see "
                          "docs/extract.md)") from None
-    except (KeyError, TypeError, RuntimeError) as err:  # a "fen" checkpoint without a loadable FEN in it
-        raise ValueError(f"{path} is a 'fen' checkpoint without a loadable FEN ({first_line(err)}); pass the "
-                         "fen.pt written by `reidgraph train`") from None
     fen.to(torch_device)
 
     @torch.no_grad()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from .._checks import int_in_range
+from .._checks import first_line, int_in_range
 from ..data.datasets import ImageRecord
 from ..data.samplers import PKSampler
 from ..losses import batch_hard_triplet_loss, softmax_loss
@@ -122,10 +122,20 @@ def train_fen(train: Sequence[ImageRecord], config: FENTrainConfig | None = None
 
 
 def load_fen(path: str | Path) -> tuple[FEN, dict]:
-    """A trained FEN (eval mode, no classifier needed for retrieval) and its stage-1 settings."""
+    """A trained FEN (eval mode, no classifier needed for retrieval) and its stage-1 settings.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: (one line) not a reidgraph checkpoint, another kind of one, or a ``fen`` checkpoint
+            without a loadable FEN in it.
+    """
     from ..models import FEN
 
     state = load_checkpoint(path, "fen")
-    fen = FEN.from_config(state["config"]["fen"])
-    fen.load_state_dict(state["modules"]["fen"])
+    try:
+        fen = FEN.from_config(state["config"]["fen"])
+        fen.load_state_dict(state["modules"]["fen"])
+    except (KeyError, TypeError, RuntimeError) as err:  # a "fen" checkpoint without a loadable FEN in it
+        raise ValueError(f"{path} is a 'fen' checkpoint without a loadable FEN ({first_line(err)}); pass the "
+                         "fen.pt written by `reidgraph train`") from None
     return fen.eval(), state["config"]
