@@ -80,8 +80,8 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
     Returns:
         ``(fen, ffgnn)`` in eval mode.
     """
-    from .._pyg import dense_to_sparse
     from ..data.image_dataset import ImageDataset
+    from ..graph.data import adjacency_edges
     from ..data.transforms import build_transforms
     from .extract import extract_features
 
@@ -114,7 +114,7 @@ def train_joint(fen: FEN, ffgnn: FFGNN, train: Sequence[ImageRecord], settings: 
         out = fen_ddp(images)
         x = F.normalize(out.feat_bn, dim=1)
         s = settings.adjacency(x.detach()[None], camids)
-        z = gnn_ddp(x, *dense_to_sparse(s[0].t()))  # S^T: dense_to_sparse reads row = source
+        z = gnn_ddp(x, *adjacency_edges(s[0]))
         fused = graph_losses(z[None], y[None], camids, modules.get("graph_classifier"), graph_config)
         return {**fen_losses(out, y, config), **{f"graph_{name}": value for name, value in fused.items()}}
 

@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import as_features, as_labels, int_in_range, same_dim
-from .._pyg import Data, dense_to_sparse
+from .._pyg import Data
 from .batches import iter_graph_batches
 from .cameras import graph_camids
+from .data import both_or_neither, neighborhood_data
 from .exclusion import exclusions
 from .neighbors import graph_neighbors
 from .settings import GraphSettings
@@ -66,10 +67,8 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
     int_in_range("batch_size", batch_size, 1, 2**31)
     anchor_camids, candidate_camids = graph_camids(settings, anchor_camids, candidate_camids, anchors.shape[0],
                                                    candidates.shape[0], "anchor", "candidate")
-    labelled = anchor_labels is not None or candidate_labels is not None
-    if labelled:
-        if anchor_labels is None or candidate_labels is None:
-            raise ValueError("pass both anchor_labels and candidate_labels, or neither")
+    anchor_labels, candidate_labels = both_or_neither(anchor_labels, candidate_labels, "labels")
+    if anchor_labels is not None:
         anchor_labels = as_labels(anchor_labels, anchors.shape[0], "anchor_labels", "anchors")
         candidate_labels = as_labels(candidate_labels, candidates.shape[0], "candidate_labels", "candidates")
     exclude = exclusions(anchors.shape[0], candidates.shape[0], exclude, anchors.device)
@@ -83,13 +82,7 @@ def build_graphs(anchors, candidates, settings: GraphSettings | None = None, *,
     for rows, x, s in iter_graph_batches(anchors, candidates, neighbors, settings, batch_size, progress,
                                          anchor_camids, candidate_camids):
         for b, q in enumerate(positions[rows].tolist()):
-            # Row i of S holds the edges j -> i (PyG's adj_t); dense_to_sparse reads row = source: S^T.
-            edge_index, edge_weight = dense_to_sparse(s[b].t())
-            data = Data(x=x[b], edge_index=edge_index, edge_weight=edge_weight,
-                        n_id=torch.cat([anchor_nodes[q:q + 1], neighbors[q]]), anchor_id=positions[q:q + 1])
-            if labelled:
-                data.y = torch.cat([anchor_labels[q:q + 1], candidate_labels[neighbors[q]]])
-            if anchor_camids is not None:
-                data.camids = torch.cat([anchor_camids[q:q + 1], candidate_camids[neighbors[q]]])
-            graphs.append(data)
+            graphs.append(neighborhood_data(x[b], s[b], q, anchor_nodes[q], neighbors[q],
+                                            anchor_labels=anchor_labels, candidate_labels=candidate_labels,
+                                            anchor_camids=anchor_camids, candidate_camids=candidate_camids))
     return graphs

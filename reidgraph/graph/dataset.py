@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._pyg import Data, Dataset, dense_to_sparse
-
+from .._pyg import Data, Dataset
 from .._checks import given_neighbors, same_dim
 from ..features import FeatureSet
 from .batches import iter_graph_batches
+from .cameras import graph_camids
+from .data import both_or_neither, neighborhood_data
 from .search import knn
 from .settings import GraphSettings
 
@@ -71,12 +72,14 @@ class NeighborhoodDataset(Dataset):
         same_dim(self.anchors, self.candidates, "features", "gallery")
         self.settings.check(len(candidates) - int(gallery is None))
         device = self.anchors.device
-        self.anchor_labels, self.candidate_labels = _both(self.features.pids, candidates.pids, "pids", device)
-        self.anchor_camids, self.candidate_camids = _both(self.features.camids, candidates.camids, "camids", device)
-        if self.settings.camera_aware and self.anchor_camids is None:
-            raise ValueError(f"same_camera_weight={self.settings.same_camera_weight} builds camera-aware graphs, "
-                             "which need the camera of every image: give the features"
-                             f"{'' if gallery is None else ' and the gallery'} camids")
+        sets = ("features", "features" if gallery is None else "gallery")
+        self.anchor_labels, self.candidate_labels = _on(device, *both_or_neither(self.features.pids, candidates.pids,
+                                                                                "pids", *sets))
+        self.anchor_camids, self.candidate_camids = _on(device, *both_or_neither(
+            self.features.camids, candidates.camids, "camids", *sets))
+        # camera-aware settings need the cameras; kept either way, as the graphs' camids (the list loss reads them)
+        graph_camids(self.settings, self.anchor_camids, self.candidate_camids, len(self.anchors), len(self.candidates),
+                     *sets, remedy=f"give the features{'' if gallery is None else ' and the gallery'} camids")
         if neighbors is None:
             _, neighbors = knn(self.anchors, self.candidates, self.settings.K, backend=backend,
                                exclude="self" if gallery is None else None)
@@ -102,24 +105,11 @@ class NeighborhoodDataset(Dataset):
         cameras = None if self.anchor_camids is None else self.anchor_camids[rows]
         (_, x, s), = iter_graph_batches(self.anchors[rows], self.candidates, self.neighbors[rows], self.settings, 1,
                                         anchor_camids=cameras, candidate_camids=self.candidate_camids)
-        # Row i of S holds the edges j -> i (PyG's adj_t); dense_to_sparse reads row = source: S^T.
-        edge_index, edge_weight = dense_to_sparse(s[0].t())
         anchor_node = idx if self.gallery is None else len(self.candidates) + idx
-        data = Data(x=x[0], edge_index=edge_index, edge_weight=edge_weight,
-                    n_id=torch.cat([nodes.new_tensor([anchor_node]), nodes]), anchor_id=nodes.new_tensor([idx]))
-        if self.anchor_labels is not None:
-            data.y = torch.cat([self.anchor_labels[rows], self.candidate_labels[nodes]])
-        if cameras is not None:
-            data.camids = torch.cat([cameras, self.candidate_camids[nodes]])
-        return data
+        return neighborhood_data(x[0], s[0], idx, nodes.new_tensor(anchor_node), nodes,
+                                 anchor_labels=self.anchor_labels, candidate_labels=self.candidate_labels,
+                                 anchor_camids=self.anchor_camids, candidate_camids=self.candidate_camids)
 
 
-def _both(anchor_values: Tensor | None, candidate_values: Tensor | None, name: str, device: torch.device):
-    """``(anchor_values, candidate_values)`` on ``device`` when both are given, ``(None, None)`` when neither;
-    a one-line ``ValueError`` when one is."""
-    if anchor_values is None and candidate_values is None:
-        return None, None
-    if anchor_values is None or candidate_values is None:
-        having, lacking = ("features", "gallery") if candidate_values is None else ("gallery", "features")
-        raise ValueError(f"{having} has {name} but {lacking} has none; give both {name}, or neither")
-    return anchor_values.to(device), candidate_values.to(device)
+def _on(device: torch.device, *tensors: Tensor | None) -> tuple[Tensor | None, ...]:
+    return tuple(None if t is None else t.to(device) for t in tensors)

@@ -1,8 +1,9 @@
 """The neighborhood graph as a PyG transform, for ``Data`` objects built elsewhere."""
 from __future__ import annotations
 
-from .._pyg import BaseTransform, Data, dense_to_sparse
+from .._pyg import BaseTransform, Data
 from .adjacency import check_graph_params
+from .data import adjacency_edges
 from .settings import GraphSettings
 
 
@@ -22,8 +23,7 @@ class NeighborhoodGraph(BaseTransform):
         check_graph_params(n, self.settings.k, self.settings.lam, self.settings.tau, self.settings.edges)
         camids = getattr(data, "camids", None)
         camids = None if camids is None else camids[None]
-        # S holds edge j -> i in row i (PyG's adj_t); dense_to_sparse reads row = source, so it takes S^T.
-        data.edge_index, data.edge_weight = dense_to_sparse(self.settings.adjacency(data.x[None], camids)[0].t())
+        data.edge_index, data.edge_weight = adjacency_edges(self.settings.adjacency(data.x[None], camids)[0])
         return data
 
     def __repr__(self) -> str:

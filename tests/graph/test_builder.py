@@ -187,3 +187,14 @@ def test_exclude_self_as_knn_takes_it(feats):
     for i, data in enumerate(graphs):
         assert data.n_id[0].item() == i and data.n_id[1:].tolist() == expected[i]
         assert torch.allclose(data.x, F.normalize(g, dim=1)[data.n_id])
+
+
+def test_adjacency_edges_reads_row_i_as_the_edges_into_i():
+    from reidgraph.graph.data import adjacency_edges
+
+    s = torch.tensor([[0.5, 0.2, 0.0], [0.0, 0.4, 0.0], [0.3, 0.0, 0.1]])  # s_ij: edge j -> i
+    edge_index, edge_weight = adjacency_edges(s)
+    assert sorted(zip(*edge_index.tolist(), [round(w, 6) for w in edge_weight.tolist()])) == sorted(
+        [(0, 0, 0.5), (1, 0, 0.2), (1, 1, 0.4), (0, 2, 0.3), (2, 2, 0.1)])
+    with pytest.raises(ValueError, match="anchors has labels but candidates has none; give both labels, or neither"):
+        build_graphs(torch.randn(3, 8), torch.randn(20, 8), SMALL, anchor_labels=torch.arange(3))
