@@ -39,6 +39,7 @@ from .graph import GraphSettings
 from .graph.ann import KINDS as ANN_KINDS, AnnIndex, HNSWSettings, IVFSettings
 from .ranked_lists import output_format, write_ranked
 from .rerank import parameters, parts, resolve
+from .rerank.plan import choose
 from .rerank.registry import LABEL_FREE, NEIGHBOR_METHODS, SUMMARIES
 from .rerank.sharded import top_lists
 from .tables import results_table
@@ -345,8 +346,10 @@ def rerank_inputs(args: argparse.Namespace) -> tuple[FeatureSet, FeatureSet]:
 def evaluate(args: argparse.Namespace) -> int:
     """CMC / mAP / mINP of a features file, ranked by any method (FFGNN fusion with --model)."""
     query, gallery = FeatureSet.load(args.features, format=args.format).query_gallery()
-    plan = resolve(args.method, evaluation_params(args), args.model, query_camids=query.camids,
-                   gallery_camids=gallery.camids)
+    cams = {"query_camids": query.camids, "gallery_camids": gallery.camids}
+    params = method_params(args.param)
+    method, model, chosen = choose(args.method, params, args.model, **cams)
+    plan = replace(resolve(method, {**params, **graph_params(args, method, model)}, model, **cams), chosen=chosen)
     device = checked_device(args.device)
     start = time.perf_counter()
     ranking = plan.rank(query.feats, gallery.feats, query_camids=query.camids, gallery_camids=gallery.camids,
@@ -362,29 +365,27 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluation_params(args: argparse.Namespace) -> dict:
-    """``--param`` pairs, and the graph options (``--K``, ``--k``, ``--lam``, ``--tau``, ``--alpha``, the camera
-    weight) as the parameters of ``--method``'s training-free fuser."""
-    params = method_params(args.param)
+def graph_params(args: argparse.Namespace, method: str, model: str | None) -> dict:
+    """The graph options (``--K``, ``--k``, ``--lam``, ``--tau``, ``--alpha``, the camera weight) as the
+    parameters of ``method``'s training-free fuser (``method`` as :func:`~reidgraph.rerank.plan.choose` chose
+    it); refused for a method without one, and for an FFGNN ``model``, which fixes its graphs."""
     given = {**GRAPH.given(args), **GNN.given(args)}
     weight = camera_weight(args)
     if not given and weight is None:
-        return params
-    method = args.method or ("ffgnn" if args.model else None)
-    fuser = parts(method)[0] if method else None
+        return {}
+    fuser = parts(method)[0]
     if fuser == "ffgnn":
-        same_graphs_as_trained(args.model, given, weight)
-        return params
+        same_graphs_as_trained(model, given, weight)
+        return {}
     if fuser is None:
         raise ValueError(f"graph options (--K, --k, --lam, --tau, --alpha, camera weight) apply to fusion methods, "
-                         f"not {method or 'the method chosen for you'!r}; pass --method fusion or fusion-paper, or "
-                         "--param NAME=VALUE for the method's own parameters")
+                         f"not {method!r}; pass --method fusion or fusion-paper, or --param NAME=VALUE for the "
+                         "method's own parameters")
     if weight is not None:
         given["same_camera_weight"] = weight
     prefix = f"{fuser}." if "+" in method else ""
     defaults = {name.removeprefix(prefix): value for name, value in parameters(method).items()}
-    params.update({prefix + n: v for n, v in sized(given, defaults).items()})  # as in training
-    return params
+    return {prefix + n: v for n, v in sized(given, defaults).items()}  # as in training
 
 
 def same_graphs_as_trained(model: str | None, given: dict, weight: float | None) -> None:

@@ -12,7 +12,7 @@
   a model refuses.
 
 :func:`rerank` (the Python API), ``reidgraph rerank`` and ``evaluate``, the benchmarks and the sharded
-``torchrun`` path (:func:`~reidgraph.rerank.sharded.sharded_top`) all resolve through it.
+``torchrun`` path (:func:`~reidgraph.rerank.sharded.top_lists`) all resolve through it.
 """
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ from torch import Tensor
 from .._checks import usable_device
 from ..debias import Debias, debias
 from ..graph import GraphSettings
-from ..model_file import load_pipeline
+from ..model_file import load_debias, load_ffgnn, load_pipeline
 from ..ranking import CosineRanking, HeadRanking, Ranking
 from .propagation import gcr
-from .registry import (COSINE_HEAD, LABEL_FREE, NEIGHBOR_METHODS, PEERS, PROPAGATE, check_model_and_cameras,
-                       debias_stage, fuser_network, label_free, parts, propagated, route, stages)
+from .registry import (COSINE_HEAD, DEBIAS, FUSION, LABEL_FREE, NEIGHBOR_METHODS, PEERS, PROPAGATE, debiased,
+                       fusion_settings, label_free, needs_cameras, parts, propagated, route)
 
 
 @dataclass(frozen=True)
@@ -61,16 +61,26 @@ class Plan:
     chosen: str | None = None
 
     @property
+    def per_query(self) -> bool:
+        """Whether each query needs only its nearest gallery neighbours: cosine or a fuser alone, with no stage
+        that needs the whole gallery (a named or a model's de-biasing, GCR's propagation). Such a plan can
+        search a gallery index and shard the gallery."""
+        return self.peer is None and self.debias is None and not self.propagate
+
+    @property
     def sharded(self) -> bool:
-        """Whether a ``torchrun`` job can share the work (:func:`~reidgraph.rerank.sharded.sharded_top`): the
-        per-query methods (cosine and the fusers, with no stage that needs the whole gallery) and k-reciprocal."""
-        return not stages(self.method) and self.debias is None and (self.peer is None or self.method == "k-reciprocal")
+        """Whether a ``torchrun`` job can share the work (:func:`~reidgraph.rerank.sharded.top_lists`): the
+        per-query plans (:attr:`per_query`) and k-reciprocal."""
+        return self.per_query or self.method == "k-reciprocal"
 
     def check_index(self) -> None:
-        """Nothing, or a one-line ``ValueError`` unless the plan can search a gallery index (:data:`NEIGHBOR_METHODS`)."""
-        if self.method not in NEIGHBOR_METHODS:
-            raise ValueError(f"method {self.method!r} compares every image with every other and cannot use a gallery "
-                             f"index; use one of {', '.join(NEIGHBOR_METHODS)} with it, or drop the index")
+        """Nothing, or a one-line ``ValueError`` unless the plan can search a gallery index (:attr:`per_query`)."""
+        if not self.per_query:
+            why = "de-biases with the whole gallery" if self.debias is not None and self.peer is None \
+                and not self.propagate else "compares every image with every other"
+            raise ValueError(f"method {self.method!r}{f' with {self.model}' if self.model else ''} {why} and "
+                             f"cannot use a gallery index; use one of {', '.join(NEIGHBOR_METHODS)} (a model "
+                             "trained without --debias for ffgnn), or drop the index")
 
     def rank(self, query, gallery, *, query_camids=None, gallery_camids=None, device=None, index=None,
              progress: bool = False, cache: dict | None = None) -> Ranking:
@@ -137,26 +147,34 @@ def resolve(method: str | None = None, params: dict[str, Any] | None = None, mod
     Raises a one-line ``ValueError`` for anything the plan cannot run.
     """
     params = dict(params or {})
-    chosen = None
-    if method is None:
-        if model is not None:
-            stored = load_pipeline(model)
-            method = stored.method if stored else "ffgnn"
-            chosen = f"the pipeline {model} stores" if stored else f"{model} stores no pipeline (trained with --no-select)"
-            model = model if parts(method)[0] == "ffgnn" else None
-        elif params:
-            raise ValueError("parameters set those of a named method; name the method (--method) too")
-        else:
-            method = label_free(query_camids, gallery_camids)
-            chosen = f"the label-free rule, {'with' if method == LABEL_FREE[True] else 'without'} camera ids"
+    method, model, chosen = choose(method, params, model, query_camids=query_camids, gallery_camids=gallery_camids)
     fuser, peer = parts(method)
     own = route(method, params)
     cameras = query_camids is not None and gallery_camids is not None
-    check_model_and_cameras(method, params, model, cameras)
-    stage = debias_stage(method, own, model)
-    network, settings = fuser_network(fuser, model, own[fuser], cameras) if fuser else (None, None)
+    _check_model_and_cameras(method, params, model, cameras)
+    stage = _debias_stage(method, own, model)
+    network, settings = _fuser_network(fuser, model, own[fuser], cameras) if fuser else (None, None)
     return Plan(method, own, fuser, peer, stage, propagated(method)[0], None if model is None else Path(model),
                 network, settings, chosen)
+
+
+def choose(method: str | None, params: dict[str, Any] | None, model: str | Path | None, *, query_camids=None,
+           gallery_camids=None) -> tuple[str, str | Path | None, str | None]:
+    """``(method, model, how it was chosen)``: ``method`` as given (``None`` for how), or with none the pipeline
+    ``model`` stores (``ffgnn`` for a file without one; a stored training-free pipeline drops the model), or with
+    no model either the label-free rule for these camera ids. ``params`` without a method or a model are refused:
+    they set a named method's parameters."""
+    if method is not None:
+        return method, model, None
+    if model is not None:
+        stored = load_pipeline(model)
+        method = stored.method if stored else "ffgnn"
+        chosen = f"the pipeline {model} stores" if stored else f"{model} stores no pipeline (trained with --no-select)"
+        return method, model if parts(method)[0] == "ffgnn" else None, chosen
+    if params:
+        raise ValueError("parameters set those of a named method; name the method (--method) too")
+    method = label_free(query_camids, gallery_camids)
+    return method, None, f"the label-free rule, {'with' if method == LABEL_FREE[True] else 'without'} camera ids"
 
 
 def rerank(method: str | None, query, gallery, *, query_camids=None, gallery_camids=None,
@@ -218,4 +236,48 @@ def _cosine_head(query: Tensor, gallery: Tensor, neighbors: Tensor) -> HeadRanki
     return HeadRanking(q, g, index.gather(1, order), distance)
 
 
-__all__ = ["Plan", "fused_pair", "rerank", "resolve"]
+def _check_model_and_cameras(method: str, params: dict | None, model, cameras: bool) -> None:
+    """Nothing, or a one-line ``ValueError`` where ``method`` is given a model it does not take, or lacks
+    the camera ids it needs (``cameras``: both query and gallery have them)."""
+    if model is not None and parts(method)[0] != "ffgnn":
+        raise ValueError(f"method {method!r} takes no model; drop --model, or choose ffgnn (or ffgnn+PEER)")
+    if needs_cameras(method, params) and not cameras:
+        raise ValueError(f"method {method!r} needs the camera id of every query and gallery image: add camids to "
+                         "the features, or choose a method without cameras (cosine, fusion-paper, k-reciprocal, "
+                         "ecn, aqe, gnn-rerank)")
+
+
+def _debias_stage(method: str, own: dict[str | None, dict[str, Any]], model) -> Debias | None:
+    """The de-biasing ``method`` starts with: its own (``debias+``, parameters ``own["debias"]``) or the one an
+    FFGNN ``model`` was trained after (``train-gnn --debias``); ``None`` for neither. A model trained on raw
+    features is refused with ``debias+``: it never saw de-biased ones."""
+    named = debiased(method)[0]
+    if model is None or parts(method)[0] != "ffgnn":
+        return Debias(**own[DEBIAS]).check() if named else None
+    trained = load_debias(model)
+    if named and trained is None:
+        raise ValueError(f"{model} was trained on features without de-biasing; drop '{DEBIAS}+' from the method, "
+                         "or train the model with train-gnn --debias")
+    if named and own[DEBIAS]:
+        raise ValueError(f"{model} fixes the de-biasing it was trained after; drop the {DEBIAS}.* parameters")
+    return trained
+
+
+def _fuser_network(fuser: str, model, own: dict[str, Any], cameras: bool) -> tuple[torch.nn.Module, GraphSettings]:
+    """The fusing network of ``fuser`` (``model`` for ``ffgnn``, its parameters ``own``) and its graph settings,
+    refused where its graphs need camera ids and ``cameras`` is false."""
+    from ..nn import TrainingFreeFusion
+
+    if fuser != "ffgnn":
+        settings = fusion_settings(fuser, own)
+        return TrainingFreeFusion(own.get("alpha", FUSION["alpha"]), own.get("steps", FUSION["steps"])), settings
+    if model is None:
+        raise ValueError("method 'ffgnn' needs a trained model: pass --model m.pt (from reidgraph train-gnn)")
+    net, settings = load_ffgnn(model)
+    if settings.camera_aware and not cameras:
+        raise ValueError(f"{model} was trained on camera-aware graphs, which need the camera id of every "
+                         "query and gallery image: add camids to the features")
+    return net, settings
+
+
+__all__ = ["Plan", "choose", "fused_pair", "rerank", "resolve"]

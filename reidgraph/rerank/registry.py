@@ -100,7 +100,7 @@ NEIGHBOR_METHODS = ("cosine", *FUSERS)
 COSINE_HEAD = 150
 # Training-free fusion's parameters: its graph's and the propagation's.
 _GRAPH = ("K", "k", "lam", "tau", "same_camera_weight")
-_FUSION = {"alpha": 0.3, "steps": 3}
+FUSION = {"alpha": 0.3, "steps": 3}  # training-free fusion's own parameters and their defaults
 _DEBIAS = {"ridge": Debias.ridge, "min_images": Debias.min_images}
 
 
@@ -186,42 +186,14 @@ def needs_cameras(method: str, params: dict | None = None) -> bool:
     on the model too (its graphs may be camera-aware), which :func:`~reidgraph.rerank.plan.resolve` checks once it is loaded."""
     fuser, peer = parts(method)
     own = route(method, params or {})
-    graph = fuser in ("fusion", "fusion-paper") and _fusion_settings(fuser, own[fuser]).camera_aware
+    graph = fuser in ("fusion", "fusion-paper") and fusion_settings(fuser, own[fuser]).camera_aware
     return bool(peer and PEERS[peer].cameras) or graph or bool(stages(method))
-
-
-def check_model_and_cameras(method: str, params: dict | None, model, cameras: bool) -> None:
-    """Nothing, or a one-line ``ValueError`` where ``method`` is given a model it does not take, or lacks
-    the camera ids it needs (``cameras``: both query and gallery have them)."""
-    if model is not None and parts(method)[0] != "ffgnn":
-        raise ValueError(f"method {method!r} takes no model; drop --model, or choose ffgnn (or ffgnn+PEER)")
-    if needs_cameras(method, params) and not cameras:
-        raise ValueError(f"method {method!r} needs the camera id of every query and gallery image: add camids to "
-                         "the features, or choose a method without cameras (cosine, fusion-paper, k-reciprocal, "
-                         "ecn, aqe, gnn-rerank)")
-
-
-def debias_stage(method: str, own: dict[str | None, dict[str, Any]], model) -> Debias | None:
-    """The de-biasing ``method`` starts with: its own (``debias+``, parameters ``own["debias"]``) or the one an
-    FFGNN ``model`` was trained after (``train-gnn --debias``); ``None`` for neither. A model trained on raw
-    features is refused with ``debias+``: it never saw de-biased ones."""
-    named = debiased(method)[0]
-    if model is None or parts(method)[0] != "ffgnn":
-        return Debias(**own[DEBIAS]).check() if named else None
-    from ..model_file import load_debias
-    trained = load_debias(model)
-    if named and trained is None:
-        raise ValueError(f"{model} was trained on features without de-biasing; drop '{DEBIAS}+' from the method, "
-                         "or train the model with train-gnn --debias")
-    if named and own[DEBIAS]:
-        raise ValueError(f"{model} fixes the de-biasing it was trained after; drop the {DEBIAS}.* parameters")
-    return trained
 
 
 def _fuser_parameters(fuser: str | None) -> dict[str, Any]:
     if fuser in ("fusion", "fusion-paper"):
         base = _base_settings(fuser)
-        return {**{n: getattr(base, n) for n in _GRAPH}, **_FUSION}
+        return {**{n: getattr(base, n) for n in _GRAPH}, **FUSION}
     return {}
 
 
@@ -229,7 +201,8 @@ def _base_settings(fuser: str) -> GraphSettings:
     return RECIPE if fuser == "fusion" else GraphSettings()
 
 
-def _fusion_settings(fuser: str, own: dict[str, Any]) -> GraphSettings:
+def fusion_settings(fuser: str, own: dict[str, Any]) -> GraphSettings:
+    """The graph settings of training-free ``fuser`` with its own parameters ``own`` (those of :data:`_GRAPH`)."""
     return replace(_base_settings(fuser), **{n: v for n, v in own.items() if n in _GRAPH})
 
 
@@ -274,24 +247,6 @@ def typed(key: str, value, default):
     return value
 
 
-def fuser_network(fuser: str, model, own: dict[str, Any], cameras: bool) -> tuple[torch.nn.Module, GraphSettings]:
-    """The fusing network of ``fuser`` (``model`` for ``ffgnn``, its parameters ``own``) and its graph settings,
-    refused where its graphs need camera ids and ``cameras`` is false."""
-    from ..nn import TrainingFreeFusion
-
-    if fuser != "ffgnn":
-        settings = _fusion_settings(fuser, own)
-        return TrainingFreeFusion(own.get("alpha", _FUSION["alpha"]), own.get("steps", _FUSION["steps"])), settings
-    if model is None:
-        raise ValueError("method 'ffgnn' needs a trained model: pass --model m.pt (from reidgraph train-gnn)")
-    from ..model_file import load_ffgnn
-    net, settings = load_ffgnn(model)
-    if settings.camera_aware and not cameras:
-        raise ValueError(f"{model} was trained on camera-aware graphs, which need the camera id of every "
-                         "query and gallery image: add camids to the features")
-    return net, settings
-
-
-__all__ = ["DEBIAS", "FUSERS", "LABEL_FREE", "PEERS", "PROPAGATE", "SUMMARIES", "debiased", "label_free",
-           "fuser_network", "method_names", "needs_cameras", "parameters", "parts", "propagated", "route",
+__all__ = ["DEBIAS", "FUSERS", "FUSION", "LABEL_FREE", "PEERS", "PROPAGATE", "SUMMARIES", "debiased", "fusion_settings", "label_free",
+           "method_names", "needs_cameras", "parameters", "parts", "propagated", "route",
            "stages"]

@@ -43,7 +43,7 @@ from ..nn.fusion import BATCH, fused_graphs
 from ..ranking import smallest
 from ._common import joint_features
 from .kreciprocal import k_reciprocal, neighbor_pass
-from .plan import Plan, resolve
+from .plan import Plan
 from .registry import PEERS, route
 
 # Index of the entries that pad a shorter list to the common width: above every real index,
@@ -163,16 +163,15 @@ def top_lists(plan: Plan, query, gallery, top: int, *, query_camids=None, galler
         return sharded_k_reciprocal(query, gallery, params=plan.own[plan.peer], top=top, device=device)
     first, stop = shard_range(len(gallery), dist.get_world_size(), dist.get_rank())
     shard_camids = None if gallery_camids is None else gallery_camids[first:stop]
-    return _shard_top(plan, query, gallery[first:stop], first, query_camids, shard_camids, top, device, None, CHUNK,
-                      progress)
+    return sharded_rerank(plan, query, gallery[first:stop], first, query_camids=query_camids,
+                          gallery_camids=shard_camids, top=top, device=device, progress=progress)
 
 
 @torch.no_grad()
-def sharded_rerank(method: str, query, gallery_shard, offset: int, *, query_camids=None, gallery_camids=None,
-                   model=None, params: dict | None = None, top: int = 100, device: str | torch.device | None = None,
-                   group: ProcessGroup | None = None, chunk_size: int = CHUNK,
-                   progress: bool = False) -> tuple[Tensor, Tensor] | None:
-    """``rerank(method, query, gallery, ...).top(top)`` with the gallery sharded across ``group``.
+def sharded_rerank(plan: Plan, query, gallery_shard, offset: int, *, query_camids=None, gallery_camids=None,
+                   top: int = 100, device: str | torch.device | None = None, group: ProcessGroup | None = None,
+                   chunk_size: int = CHUNK, progress: bool = False) -> tuple[Tensor, Tensor] | None:
+    """``plan.rank(query, gallery, ...).top(top)`` with the gallery sharded across ``group``.
 
     Collective: every process passes all the queries and its own shard of the
     gallery; it re-ranks its block of the queries (:func:`shard_range`), and
@@ -180,15 +179,14 @@ def sharded_rerank(method: str, query, gallery_shard, offset: int, *, query_cami
     top-K; beyond K, the rest in cosine order, as :class:`~reidgraph.ranking.HeadRanking`.
 
     Args:
-        method: ``cosine``, ``ffgnn``, ``fusion`` or ``fusion-paper``
-            (:attr:`~reidgraph.rerank.plan.Plan.sharded`, without a peer).
+        plan: a per-query plan (:attr:`~reidgraph.rerank.plan.Plan.per_query`): ``cosine``, ``ffgnn``,
+            ``fusion`` or ``fusion-paper``.
         query: ``[Q, D]`` features, the same on every process.
         gallery_shard: ``[G_r, D]`` this process's gallery rows ``[offset, offset + G_r)``;
             the shards are contiguous and in rank order (:func:`shard_range`).
         offset: the gallery index of the shard's first row.
         query_camids, gallery_camids: ``[Q]`` / ``[G_r]`` camera ids (the shard's),
             needed by camera-aware methods.
-        model, params: as in :func:`~reidgraph.rerank.rerank`.
         top: gallery items listed per query.
         device: where to compute (default: the shard's device).
         group: the processes (default: the whole job).
@@ -200,16 +198,7 @@ def sharded_rerank(method: str, query, gallery_shard, offset: int, *, query_cami
         On process 0 of ``group``: ``(index [Q, top] int64, distance [Q, top] float32)``
         on the CPU, as :meth:`~reidgraph.ranking.Ranking.top`; ``None`` on the others.
     """
-    plan = resolve(method, params, model, query_camids=query_camids, gallery_camids=gallery_camids)
-    return _shard_top(plan, query, gallery_shard, offset, query_camids, gallery_camids, top, device, group, chunk_size,
-                      progress)
-
-
-@torch.no_grad()
-def _shard_top(plan: Plan, query, gallery_shard, offset: int, query_camids, gallery_camids, top: int, device,
-               group: ProcessGroup | None, chunk_size: int, progress: bool) -> tuple[Tensor, Tensor] | None:
-    """:func:`sharded_rerank` of a resolved plan."""
-    if not plan.sharded or plan.peer:
+    if not plan.per_query:
         raise ValueError(f"method {plan.method!r} needs the whole gallery in one process (a peer compares all queries "
                          "with all of it, de-biasing takes its statistics, GCR propagates over it); run it in one "
                          "process")

@@ -1,4 +1,5 @@
 """The one resolver: what a plan holds, and every entry point (Python, CLI, benchmarks, sharded) goes through it."""
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +11,7 @@ from reidgraph.data import synthetic_features
 from reidgraph.debias import Debias
 from reidgraph.engine import recipe, train_ffgnn
 from reidgraph.model_file import Selection, store_pipeline
-from reidgraph.rerank import plan, rerank, resolve
+from reidgraph.rerank import ecn, plan, rerank, resolve
 from reidgraph.rerank.registry import LABEL_FREE
 
 SMALL = {"K": 12, "k": 4, "tau": 4}
@@ -89,8 +90,7 @@ def test_the_python_api_resolves(data, monkeypatch):
     calls = spy(monkeypatch, plan)
     got = rerank("ecn", query.feats, gallery.feats)
     assert calls == ["ecn"]
-    want = resolve("ecn").rank(query.feats, gallery.feats)
-    assert torch.equal(got.dense(), want.dense())
+    assert torch.equal(got.dense(), ecn(query.feats, gallery.feats).dense())
 
 
 def test_the_command_line_resolves(data, tmp_path, monkeypatch, capsys):
@@ -119,3 +119,27 @@ def test_the_benchmarks_resolve(data, tmp_path, monkeypatch):
     calls = spy(monkeypatch, plan)
     row = benchmark.run_method("GCRV", str(tmp_path / "test.npz"), {}, {})
     assert calls == ["gcrv"] and row["registry_method"] == "gcrv"
+
+
+def test_evaluate_routes_graph_options_to_the_pipeline_a_model_stores(model, tmp_path, capsys):
+    """With --model and no --method, graph options go to the stored pipeline's fuser, as with --method."""
+    from reidgraph.cli import main
+
+    stored = tmp_path / "fusion.pt"
+    stored.write_bytes(Path(model).read_bytes())
+    store_pipeline(stored, Selection("fusion", True, [], {}))
+    synthetic_features(8, 6, 3, 16, seed=1).save(tmp_path / "test.npz")
+    graph = ["--K", "12", "--k", "4", "--tau", "4", "--json", "--quiet"]
+    scores = []
+    for choice in (["--model", str(stored)], ["--method", "fusion"]):
+        assert main(["evaluate", "--features", str(tmp_path / "test.npz"), *choice, *graph]) == 0
+        scores.append(json.loads(capsys.readouterr().out))
+    assert scores[0] == scores[1] and scores[0]["method"] == "fusion"
+
+
+def test_a_model_that_de_biases_neither_searches_an_index_nor_shards(data, model):
+    got = resolve("ffgnn", None, model, **cams(data))
+    assert got.debias is not None and not got.per_query and not got.sharded
+    with pytest.raises(ValueError, match="de-biases with the whole gallery and cannot use a gallery index"):
+        got.check_index()
+    assert resolve("fusion", SMALL, **cams(data)).per_query

@@ -145,7 +145,7 @@ def test_two_processes_write_the_one_process_lists(inputs, tmp_path, capsys):
     # One line per error or notice, from process 0 alone.
     assert done.stderr.count("--nproc-per-node 2 exceeds the gallery's 1 images; use at most 1 processes") == 1
     assert done.stderr.count("ecn needs the whole gallery in one process and is not sharded") == 1
-    assert "k-reciprocal compares" not in done.stderr
+    assert "k-reciprocal needs the whole gallery" not in done.stderr  # it shares its all-vs-all pass
     assert done.stdout.count("top 50 of each written to") == 1 and "by 2 processes" in done.stdout
     for n, (method, top) in enumerate(RUNS):
         assert main(rerank_args(inputs, method, top, tmp_path / f"one{n}.npz")) == 0
