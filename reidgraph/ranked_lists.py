@@ -25,13 +25,20 @@ from .atomic import atomic_write
 LIST_FORMATS = ("npz", "csv", "json")
 
 
+def list_format(path: Path, what: str, fix: str) -> str:
+    """The :data:`LIST_FORMATS` entry ``path``'s extension names, or a one-line ``ValueError``:
+    ``"{what}: unknown extension ...; {fix}"`` (``fix`` may name the extensions, ``{extensions}``)."""
+    kind = path.suffix.lower().lstrip(".")
+    if kind not in LIST_FORMATS:
+        extensions = ", ".join("." + f for f in LIST_FORMATS)
+        raise ValueError(f"{what}: unknown extension {path.suffix or '(none)'!r}; {fix.format(extensions=extensions)}")
+    return kind
+
+
 def output_format(path: str | Path) -> str:
     """The format of an output path by its extension; a one-line error for an unknown one or a missing folder."""
     path = Path(path)
-    kind = path.suffix.lower().lstrip(".")
-    if kind not in LIST_FORMATS:
-        raise ValueError(f"--out {path}: unknown extension {path.suffix or '(none)'!r}; "
-                         f"end the name in {', '.join('.' + f for f in LIST_FORMATS)}")
+    kind = list_format(path, f"--out {path}", "end the name in {extensions}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"--out {path}: folder {path.parent} does not exist; create it first")
     if path.is_dir():
@@ -103,10 +110,7 @@ def read_ranked(path: str | Path, query_paths: Sequence[str], gallery_paths: Seq
         ``(index [Q, top] int64, distance [Q, top] float32)``: gallery rows, best first, and their distances.
     """
     path = Path(path)
-    kind = path.suffix.lower().lstrip(".")
-    if kind not in LIST_FORMATS:
-        raise ValueError(f"ranked file {path}: unknown extension {path.suffix or '(none)'!r}; pass the "
-                         f"{', '.join('.' + f for f in LIST_FORMATS)} file `reidgraph rerank --out` wrote")
+    kind = list_format(path, f"ranked file {path}", "pass the {extensions} file `reidgraph rerank --out` wrote")
     if not path.is_file():
         raise FileNotFoundError(f"ranked file {path} does not exist; write it with `reidgraph rerank --out {path}`")
     fix = "pass the query and gallery features it was ranked from"
