@@ -610,14 +610,14 @@ def extract_options(p: argparse.ArgumentParser) -> None:
 
 
 def channel_numbers(text: str) -> tuple[float, ...]:
-    """``--mean``/``--std``: three comma-separated numbers."""
+    """``--mean``/``--std``: three comma-separated numbers (:func:`reidgraph.extractors.channel_numbers`), its
+    error as argparse's."""
+    from .extractors import channel_numbers as numbers
+
     try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        raise argparse.ArgumentTypeError(f"{text!r} is not three comma-separated numbers; e.g. 0.485,0.456,0.406")
-    return values
+        return numbers(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def train_gnn_options(p: argparse.ArgumentParser) -> None:

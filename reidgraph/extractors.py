@@ -130,8 +130,8 @@ def _onnx(path: Path, device: str) -> Extractor:
     declared = {k: v for k, v in (("height", height), ("width", width)) if isinstance(v, int)}
     meta = session.get_modelmeta().custom_metadata_map
     if "reidgraph.mean" in meta:  # `reidgraph export` records the normalisation of the FEN it exported
-        declared.update(channel_order="rgb", value_range="0-1", mean=_numbers(meta["reidgraph.mean"]),
-                        std=_numbers(meta["reidgraph.std"]))
+        declared.update(channel_order="rgb", value_range="0-1", mean=channel_numbers(meta["reidgraph.mean"]),
+                        std=channel_numbers(meta["reidgraph.std"]))
     output = outputs[0].name
     return Extractor(path, "onnx", lambda x: session.run([output], {name: x})[0], declared,
                      frozenset(k for k in ("height", "width") if k in declared),
@@ -236,5 +236,13 @@ def _image_input(inputs: list[tuple[str, list]], source: Path) -> str:
     return inputs[0][0]
 
 
-def _numbers(text: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in text.split(","))
+def channel_numbers(text: str) -> tuple[float, ...]:
+    """Three comma-separated numbers (a mean or std per channel, ``"0.485,0.456,0.406"``), or a one-line
+    ``ValueError``."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise ValueError(f"{text!r} is not three comma-separated numbers; e.g. 0.485,0.456,0.406")
+    return values
