@@ -40,8 +40,7 @@ from ..losses import batch_hard_triplet_loss, cross_camera_list_loss, softmax_lo
 from ..checkpoint import load_checkpoint, stage_config
 from .loop import OptimConfig, run_epochs, tensor_fingerprint, train_steps
 
-if TYPE_CHECKING:  # the network and the dataset import PyG: at run time, only where one is built
-    from ..graph import NeighborhoodDataset
+if TYPE_CHECKING:  # the network imports PyG: at run time, only where one is built
     from ..nn import FFGNN
 
 LOSSES = ("softmax", "triplet", "verification", "list")
@@ -162,16 +161,16 @@ def check_train_set(train: FeatureSet, settings: GraphSettings, config: GNNTrain
                          "graphs or the cross-camera list loss); pass real camids, or use --preset paper")
 
 
-def train_ffgnn(train: FeatureSet | NeighborhoodDataset, settings: GraphSettings | None = None,
+def train_ffgnn(train: FeatureSet, settings: GraphSettings | None = None,
                 config: GNNTrainConfig | None = None, *, debias: Debias | None = None,
                 device: str | torch.device = "cpu", log_path: str | Path | None = None,
                 checkpoint: str | Path | None = None, resume: bool = True, progress: bool = True) -> FFGNN:
     """Train an FFGNN on the graphs of ``train``'s features (the FEN stays fixed).
 
     Args:
-        train: training features with identity labels (and camera ids), or a
-            :class:`~reidgraph.graph.NeighborhoodDataset` over them alone: its features, and its settings
-            where ``settings`` is ``None``; each epoch still draws its own anchors and graphs (§3.3).
+        train: training features with identity labels (and camera ids). Each epoch draws its own anchors
+            and searches their graphs (§3.3), so a :class:`~reidgraph.graph.NeighborhoodDataset`'s fixed
+            graphs are not taken: pass the features it was made from, and its ``settings``.
         settings, config: graph and training settings; both default to the
             ``"default"`` recipe (see :func:`recipe`).
         debias: train on features de-biased per camera with the train set's own statistics
@@ -189,10 +188,8 @@ def train_ffgnn(train: FeatureSet | NeighborhoodDataset, settings: GraphSettings
     from ..nn import FFGNN
 
     if not isinstance(train, FeatureSet):
-        if train.gallery is not None:
-            raise ValueError("train_ffgnn learns from one set of features, but this dataset has a separate "
-                             "gallery; make the NeighborhoodDataset of the train features without gallery=")
-        train, settings = train.features, settings or train.settings
+        raise TypeError(f"train_ffgnn takes the train FeatureSet, got {type(train).__name__}; each epoch draws its "
+                        "own anchors and graphs, so pass the features (and the settings) a dataset was made from")
     default_settings, default_config = recipe()
     settings, config = settings or default_settings, config or default_config
     config.check()
