@@ -13,7 +13,7 @@ from ..evaluation import results_row
 from ..features import FeatureSet
 from ..graph import GraphSettings
 from ..nn import FFGNN, ffgnn_rerank
-from ..ranked_view import ranked_view
+from ..ranked_view import MATCH, ranked_view, tile_kind
 from ..ranking import ranked_orders
 from ..visualize import ranked_lists_picture, save_picture
 from .distributed import Dist, barrier
@@ -42,9 +42,13 @@ def picture(out: Path, query: FeatureSet, gallery: FeatureSet, before: torch.Ten
             num: int = 4) -> Path:
     """The queries whose top-10 FFGNN changes most for the better (ties: first queries), counting the matches
     the protocol counts (not the query's identity in its own camera)."""
-    hit = lambda top: ((gallery.pids[top] == query.pids[:, None])  # noqa: E731
-                       & (gallery.camids[top] != query.camids[:, None])).float()
-    gain = hit(after).sum(1) - hit(before).sum(1)
+    pids, camids = gallery.pids.tolist(), gallery.camids.tolist()
+
+    def matches(top: torch.Tensor) -> torch.Tensor:  # per query: its tiles the picture frames as matches
+        return torch.tensor([sum(tile_kind(qpid, qcam, pids[g], camids[g]) == MATCH for g in row)
+                             for qpid, qcam, row in zip(query.pids.tolist(), query.camids.tolist(), top.tolist())])
+
+    gain = matches(after) - matches(before)
     chosen = gain.argsort(descending=True, stable=True)[:num].tolist()
     blocks = ranked_view(query, gallery, {"FEN": (before, None), "+ FFGNN": (after, None)}, chosen, top=10)
     return save_picture(ranked_lists_picture(blocks), out / "ranked_lists.png")
