@@ -56,7 +56,7 @@ def images_under(features: FeatureSet, source: str, root: str | Path) -> list[st
 
 
 def ranked_view(query: FeatureSet, gallery: FeatureSet, lists: dict[str, tuple[np.ndarray, np.ndarray | None]],
-                chosen: Sequence[int], top: int) -> list[QueryBlock]:
+                chosen: Sequence[int], top: int, images: dict[str, Sequence] | None = None) -> list[QueryBlock]:
     """The blocks of the ``chosen`` queries.
 
     Tiles are framed by ``pids`` and ``camids`` where both sets have them (else :data:`UNLABELLED`) and
@@ -68,7 +68,11 @@ def ranked_view(query: FeatureSet, gallery: FeatureSet, lists: dict[str, tuple[n
             their distances, per query row.
         chosen: the query rows shown, in order.
         top: ranks shown per list.
+        images: ``{"query": files, "gallery": files}``, the image file of each row where it is not its
+            ``paths`` entry (e.g. those entries under a root folder); a side left out shows its ``paths``.
     """
+    query_images = (images or {}).get("query", query.paths)
+    gallery_images = (images or {}).get("gallery", gallery.paths)
     labelled = query.pids is not None and gallery.pids is not None
     cameras = query.camids is not None and gallery.camids is not None
     blocks = []
@@ -86,9 +90,9 @@ def ranked_view(query: FeatureSet, gallery: FeatureSet, lists: dict[str, tuple[n
                 score = "" if distance is None else f" {float(distance[q][rank]):.3f}"
                 lines = (f"#{rank + 1}{score}", "" if gcam is None else f"cam {gcam}",
                          "" if kind == UNLABELLED else kind)
-                tiles.append(Tile(gallery.paths[g], kind, lines))
+                tiles.append(Tile(gallery_images[g], kind, lines))
             rows[name] = tiles
-        blocks.append(QueryBlock(Tile(query.paths[q], QUERY, head), rows))
+        blocks.append(QueryBlock(Tile(query_images[q], QUERY, head), rows))
     return blocks
 
 

@@ -63,9 +63,7 @@ def show_ranked(out: str | Path, ranked: dict[str, str | Path], query_file: str 
     if not 1 <= top <= held:
         raise ValueError(f"--top {top} is outside [1, {held}]: {', '.join(map(str, ranked.values()))} list "
                          f"{held} items per query; pass --top {held} or fewer")
-    for name, files in images.items():  # the files stand in for the paths the ranked files were checked against
-        sets[name].paths = files
-    blocks = ranked_view(sets["query"], sets["gallery"], lists, chosen, top)
+    blocks = ranked_view(sets["query"], sets["gallery"], lists, chosen, top, images)
     if kind == ".png":
         from .visualize import ranked_lists_picture, save_picture
 
