@@ -30,14 +30,18 @@ class NeighborhoodDataset(Dataset):
     Graph ``i`` holds anchor ``i`` (node 0) and its top-K candidates by cosine similarity,
     :math:`\mathcal{N}_K(a_i) = \operatorname{top-}K_j\, a_i^\top c_j` on L2-normalised features, with the
     edges of the normalised adjacency :math:`S = \Lambda^{-1/2} A \Lambda^{-1/2}` (eqs. 2-10 under
-    ``settings``): an edge ``j -> i`` of weight :math:`s_{ij}`. It is ``build_graphs(...)[i]`` exactly.
+    ``settings``): an edge ``j -> i`` of weight :math:`s_{ij}`. It is ``build_graphs(...)[i]`` key for key and
+    bit for bit, given the features' ``pids`` and ``camids`` as labels and cameras, with one difference:
+    ``build_graphs`` keeps ``camids`` only for camera-aware settings, while the dataset adds ``camids`` to
+    every graph whenever the features have them (the cross-camera list loss reads them).
 
     The candidates are either the anchors' own set (``gallery=None``: each image's graph over the rest of
     the set, itself excluded; ``n_id`` indexes the set) or a separate ``gallery`` (``n_id`` indexes
     ``[gallery; features]``: anchor ``i`` is node ``G + i``). The neighbor table is searched once here with
     :func:`~reidgraph.graph.knn`, or given.
 
-    Memory: the features, ``(A + G) D`` floats (``A D`` for one set), and ``A K`` int64 neighbor indices;
+    Memory: the L2-normalised features, ``(A + G) D`` floats (``A D`` for one set; the features given are
+    not kept), their labels and cameras, and ``A K`` int64 neighbor indices;
     :func:`~reidgraph.graph.build_graphs` holds ``A (K+1) D`` floats of node features (docs/dataset.md).
 
     Args:
@@ -64,19 +68,20 @@ class NeighborhoodDataset(Dataset):
                  transform: Callable[[Data], Data] | None = None):
         super().__init__(transform=transform)
         self.settings = settings or GraphSettings()
-        self.features = features if isinstance(features, FeatureSet) else FeatureSet(features)
-        self.gallery = gallery if gallery is None or isinstance(gallery, FeatureSet) else FeatureSet(gallery)
-        candidates = self.features if gallery is None else self.gallery
-        self.anchors = F.normalize(self.features.feats, dim=1)
-        self.candidates = self.anchors if gallery is None else F.normalize(self.gallery.feats, dim=1).to(self.anchors)
+        # Only the L2-normalised rows are kept (with the labels): the given features are not held.
+        features = features if isinstance(features, FeatureSet) else FeatureSet(features)
+        candidates = (features if gallery is None else gallery if isinstance(gallery, FeatureSet)
+                      else FeatureSet(gallery))
+        self.anchors = F.normalize(features.feats, dim=1)
+        self.candidates = self.anchors if gallery is None else F.normalize(candidates.feats, dim=1).to(self.anchors)
         same_dim(self.anchors, self.candidates, "features", "gallery")
         self.settings.check(len(candidates) - int(gallery is None))
         device = self.anchors.device
         sets = ("features", "features" if gallery is None else "gallery")
-        self.anchor_labels, self.candidate_labels = _on(device, *both_or_neither(self.features.pids, candidates.pids,
+        self.anchor_labels, self.candidate_labels = _on(device, *both_or_neither(features.pids, candidates.pids,
                                                                                 "pids", *sets))
         self.anchor_camids, self.candidate_camids = _on(device, *both_or_neither(
-            self.features.camids, candidates.camids, "camids", *sets))
+            features.camids, candidates.camids, "camids", *sets))
         # camera-aware settings need the cameras; kept either way, as the graphs' camids (the list loss reads them)
         graph_camids(self.settings, self.anchor_camids, self.candidate_camids, len(self.anchors), len(self.candidates),
                      *sets, remedy=f"give the features{'' if gallery is None else ' and the gallery'} camids")
@@ -105,7 +110,7 @@ class NeighborhoodDataset(Dataset):
         cameras = None if self.anchor_camids is None else self.anchor_camids[rows]
         (_, x, s), = iter_graph_batches(self.anchors[rows], self.candidates, self.neighbors[rows], self.settings, 1,
                                         anchor_camids=cameras, candidate_camids=self.candidate_camids)
-        anchor_node = idx if self.gallery is None else len(self.candidates) + idx
+        anchor_node = idx if self.candidates is self.anchors else len(self.candidates) + idx
         return neighborhood_data(x[0], s[0], idx, nodes.new_tensor(anchor_node), nodes,
                                  anchor_labels=self.anchor_labels, candidate_labels=self.candidate_labels,
                                  anchor_camids=self.anchor_camids, candidate_camids=self.candidate_camids)

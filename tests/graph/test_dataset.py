@@ -43,6 +43,9 @@ def test_one_set_gives_build_graphs_exactly(sets, settings):
     graphs = build_graphs(g.feats, g.feats, settings, exclude=torch.arange(len(g)), anchor_labels=g.pids,
                           candidate_labels=g.pids, anchor_camids=g.camids, candidate_camids=g.camids)
     assert_same_graphs(dataset, graphs, KEYS + (("camids",) if settings.camera_aware else ()))
+    # The one difference: build_graphs keeps camids only for camera-aware settings, the dataset whenever
+    # the features have them (the list loss reads them), so "camids" is compared only where both have it.
+    assert ("camids" in graphs[0]) == settings.camera_aware and "camids" in dataset[0]
     assert all(i not in dataset[i].n_id[1:].tolist() for i in range(len(g)))  # not its own neighbor
     assert torch.equal(dataset[7].camids, g.camids[dataset[7].n_id])  # cameras travel even where graphs ignore them
 
@@ -71,7 +74,11 @@ def test_holds_a_neighbor_table_not_graphs(sets):
     dataset = NeighborhoodDataset(g, SMALL)
     assert dataset.neighbors.shape == (len(g), SMALL.K) and dataset.neighbors.dtype == torch.int64
     assert dataset.candidates is dataset.anchors  # one set: one copy of the features
-    held = {id(t): t.numel() * t.element_size() for t in vars(dataset).values() if isinstance(t, torch.Tensor)}
+    held = {}  # every tensor the dataset reaches, those inside objects it holds (a FeatureSet) too, once each
+    for value in vars(dataset).values():
+        for t in [value, *(vars(value).values() if hasattr(value, "__dict__") else ())]:
+            if isinstance(t, torch.Tensor):
+                held[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
     expected = len(g) * 16 * 4 + len(g) * SMALL.K * 8 + 2 * len(g) * 8  # features, table, pids and camids
     assert sum(held.values()) == expected
 
