@@ -71,20 +71,25 @@ def ranked_lists_picture(blocks: Sequence[QueryBlock], size: tuple[int, int] = (
     layout = Layout(size, max(len(tiles) for block in blocks for tiles in block.lists.values()), len(names))
     canvas = Image.new("RGB", layout.canvas(len(blocks)), "white")
     draw = ImageDraw.Draw(canvas)
+    thumbs: dict = {}  # path -> thumbnail: an image in several lists (or blocks) is decoded once
     for q, block in enumerate(blocks):
-        paste(canvas, draw, block.query, layout.query_corner(q), size)
+        paste(canvas, draw, block.query, layout.query_corner(q), size, thumbs)
         for row, name in enumerate(names):
-            x, y = layout.tile_corner(q, row, 0)
+            _, y = layout.tile_corner(q, row, 0)
             draw.text((4, y + size[1] // 2), name, fill="black")
             for rank, tile in enumerate(block.lists[name]):
-                paste(canvas, draw, tile, layout.tile_corner(q, row, rank), size)
+                paste(canvas, draw, tile, layout.tile_corner(q, row, rank), size, thumbs)
     return canvas
 
 
 def paste(canvas: Image.Image, draw: ImageDraw.ImageDraw, tile: Tile, corner: tuple[int, int],
-          size: tuple[int, int]) -> None:
-    """Draw ``tile`` framed with its top-left corner at ``corner``, its caption below."""
-    canvas.paste(ImageOps.expand(thumbnail(tile.path, size), border=BORDER, fill=FRAMES[tile.kind]), corner)
+          size: tuple[int, int], thumbs: dict | None = None) -> None:
+    """Draw ``tile`` framed with its top-left corner at ``corner``, its caption below; ``thumbs`` (path ->
+    thumbnail) keeps the thumbnails already made, to reuse."""
+    thumbs = {} if thumbs is None else thumbs
+    if tile.path not in thumbs:
+        thumbs[tile.path] = thumbnail(tile.path, size)
+    canvas.paste(ImageOps.expand(thumbs[tile.path], border=BORDER, fill=FRAMES[tile.kind]), corner)
     x, y = corner[0], corner[1] + size[1] + 2 * BORDER + 1
     for n, line in enumerate(tile.lines):
         draw.text((x, y + n * LINE), line, fill="black")
