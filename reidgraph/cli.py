@@ -128,13 +128,13 @@ def extract(args: argparse.Namespace) -> int:
     spec = model_input(model, height=args.height, width=args.width, channel_order=args.channel_order,
                        value_range=args.value_range, mean=args.mean, std=args.std)
     start = time.perf_counter()
-    parts = [model_features(model, records, spec, split=name, batch_size=args.batch_size, progress=not args.quiet)
-             for name, records in (("train", dataset.train), ("query", dataset.query), ("gallery", dataset.gallery))
-             if records]
+    splits = [model_features(model, records, spec, split=name, batch_size=args.batch_size, progress=not args.quiet)
+              for name, records in (("train", dataset.train), ("query", dataset.query), ("gallery", dataset.gallery))
+              if records]
     seconds = time.perf_counter() - start
-    merged = FeatureSet(torch.cat([p.feats for p in parts]), torch.cat([p.pids for p in parts]),
-                        torch.cat([p.camids for p in parts]), sum((p.paths for p in parts), []),
-                        sum((p.split for p in parts), []))
+    merged = FeatureSet(torch.cat([p.feats for p in splits]), torch.cat([p.pids for p in splits]),
+                        torch.cat([p.camids for p in splits]), sum((p.paths for p in splits), []),
+                        sum((p.split for p in splits), []))
     merged.save(args.out)
     print(f"{len(merged)} features ({merged.feats.shape[1]}-d) from {args.model} ({model.kind}; input "
           f"{spec.describe()}) in {seconds:.1f} s ({len(merged) / seconds:.0f} images/s) written to {args.out}")
