@@ -70,6 +70,11 @@ def one_vector_per_image(shape: list, source: Path, batch: int | None = None) ->
                      "model's feature (embedding) output in eval mode, not a feature map")
 
 
+def fixed_size(declared: dict) -> frozenset[str]:
+    """:attr:`Extractor.fixed` of a graph whose input shape fixes the sizes in ``declared``."""
+    return frozenset(k for k in ("height", "width") if k in declared)
+
+
 def runtime(module: str, source: Path, what: str):
     """Import the runtime package ``module`` (also the pip extra's name), or a one-line ValueError."""
     try:
@@ -134,8 +139,7 @@ def _onnx(path: Path, device: str) -> Extractor:
                         std=channel_numbers(meta["reidgraph.std"]))
     output = outputs[0].name
     return Extractor(path, "onnx", lambda x: session.run([output], {name: x})[0], declared,
-                     frozenset(k for k in ("height", "width") if k in declared),
-                     batch if isinstance(batch, int) else None)
+                     fixed_size(declared), batch if isinstance(batch, int) else None)
 
 
 def _openvino(path: Path, device: str) -> Extractor:
@@ -173,7 +177,7 @@ def _openvino(path: Path, device: str) -> Extractor:
     compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     output = compiled.output(0)
     return Extractor(path, "openvino", lambda x: compiled(x)[output], declared,
-                     frozenset(k for k in ("height", "width") if k in declared), batch)
+                     fixed_size(declared), batch)
 
 
 def _fen(path: Path, device: str) -> Extractor:
