@@ -17,6 +17,7 @@ from torch import Tensor
 from .._checks import as_features, given_neighbors, int_in_range, same_dim
 from ..graph import GraphSettings, iter_graph_batches, knn
 from ..graph.cameras import graph_camids
+from ..graph.neighbors import graph_neighbors
 from ..ranking import HeadRanking
 from .layer_products import fuse_l2, layer_tables
 
@@ -71,7 +72,7 @@ def ffgnn_rerank(model: torch.nn.Module, query, gallery, settings: GraphSettings
 @torch.no_grad()
 def fused_features(model: torch.nn.Module, anchors, candidates, settings: GraphSettings | None = None, *,
                    exclude=None, anchor_camids=None, candidate_camids=None, backend: str = "auto",
-                   batch_size: int = BATCH, progress: bool = False) -> Tensor:
+                   neighbors=None, batch_size: int = BATCH, progress: bool = False) -> Tensor:
     """Each anchor's fused feature in its own neighborhood graph: node 0 of the FFGNN output.
 
     A per-image fused representation, so that any method taking features (k-reciprocal, ECN, ...)
@@ -82,9 +83,10 @@ def fused_features(model: torch.nn.Module, anchors, candidates, settings: GraphS
         model: a trained :class:`~reidgraph.nn.FFGNN`.
         anchors: ``[A, D]`` features; candidates: ``[G, D]`` features.
         settings: graph settings, the same as in training.
-        exclude: ``[A]`` candidate index to leave out of each anchor's graph (-1 for none).
+        exclude: ``[A]`` candidate index to leave out of each anchor's graph (-1 for none), or ``"self"``.
         anchor_camids, candidate_camids: ``[A]`` / ``[G]`` camera ids (camera-aware settings).
-        backend, batch_size, progress: as in :func:`ffgnn_rerank`.
+        backend, neighbors, batch_size, progress: as in :func:`ffgnn_rerank` (given ``neighbors`` are used
+            as they are: ``exclude`` applies to the search alone).
 
     Returns:
         ``[A, D]`` L2-normalised fused anchor features.
@@ -96,12 +98,8 @@ def fused_features(model: torch.nn.Module, anchors, candidates, settings: GraphS
     anchors, candidates, settings = _prepare(anchors, candidates, settings, batch_size)
     camids = graph_camids(settings, anchor_camids, candidate_camids, anchors.shape[0], candidates.shape[0],
                           "anchor", "candidate")
-    _, neighbors = knn(anchors, candidates, settings.K, backend=backend, exclude=exclude)
-    fused = torch.empty_like(anchors)  # filled in place, as in ffgnn_rerank
-    for rows, z in fused_graphs(model, anchors, candidates, neighbors, settings, batch_size, progress, *camids,
-                                 anchor_only=True, same=same):
-        fused[rows] = z
-    return fused
+    neighbors = graph_neighbors(anchors, candidates, settings.K, neighbors, backend=backend, exclude=exclude)
+    return _fused_anchors(model, anchors, candidates, neighbors, settings, batch_size, progress, camids, same)
 
 
 @torch.no_grad()
@@ -125,10 +123,19 @@ def fused_anchors(model: torch.nn.Module, dataset: NeighborhoodDataset, *, batch
         raise ValueError(f"fused_anchors fuses every anchor, but this is a slice of {len(dataset)} of the "
                          f"dataset's {dataset.len()} graphs; pass the whole dataset and index the result")
     int_in_range("batch_size", batch_size, 1, 2**31)
-    fused = torch.empty_like(dataset.anchors)  # filled in place, as in ffgnn_rerank
-    for rows, z in fused_graphs(model, dataset.anchors, dataset.candidates, dataset.neighbors, dataset.settings,
-                                batch_size, progress, dataset.anchor_camids, dataset.candidate_camids,
-                                anchor_only=True, same=dataset.candidates is dataset.anchors):
+    # fused_features' last step on the dataset's rows: already L2-normalised (normalising twice moves bits)
+    return _fused_anchors(model, dataset.anchors, dataset.candidates, dataset.neighbors, dataset.settings,
+                          batch_size, progress, (dataset.anchor_camids, dataset.candidate_camids),
+                          dataset.candidates is dataset.anchors)
+
+
+def _fused_anchors(model: torch.nn.Module, anchors: Tensor, candidates: Tensor, neighbors: Tensor,
+                   settings: GraphSettings, batch_size: int, progress: bool, camids: tuple, same: bool) -> Tensor:
+    """``[A, D]`` node 0 of each anchor's fused graph, from checked, L2-normalised features and ``[A, K]``
+    neighbors."""
+    fused = torch.empty_like(anchors)  # filled in place, as in ffgnn_rerank
+    for rows, z in fused_graphs(model, anchors, candidates, neighbors, settings, batch_size, progress, *camids,
+                                anchor_only=True, same=same):
         fused[rows] = z
     return fused
 

@@ -118,6 +118,10 @@ def test_fused_anchors_equal_fused_features(sets, model):
     kw = dict(anchor_camids=g.camids, candidate_camids=g.camids)
     one_set = fused_anchors(model, NeighborhoodDataset(g, CAMERA_AWARE), batch_size=4)
     assert torch.equal(one_set, fused_features(model, g.feats, g.feats, CAMERA_AWARE, exclude="self", **kw))
+    dataset = NeighborhoodDataset(g, CAMERA_AWARE, neighbors=torch.randperm(len(g))[1:13].repeat(len(g), 1))
+    given = fused_features(model, g.feats, g.feats, CAMERA_AWARE, neighbors=dataset.neighbors, **kw)
+    assert torch.equal(fused_anchors(model, dataset), given)  # its table, not a search, gives the graphs
+    assert not torch.equal(given, one_set)
     kw = dict(anchor_camids=q.camids, candidate_camids=g.camids)
     separate = fused_anchors(model, NeighborhoodDataset(q, CAMERA_AWARE, gallery=g))
     assert torch.equal(separate, fused_features(model, q.feats, g.feats, CAMERA_AWARE, **kw))
