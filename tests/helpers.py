@@ -21,3 +21,19 @@ def onnx_of(module, path, shape, dynamic=(0,)):
                                         "out": {i: f"axis{i}" for i in dynamic if i < rank}},
                           opset_version=17, dynamo=False)
     return path
+
+
+def transcription(image, height, width, bgr=False, raw=False, mean=(0.485, 0.456, 0.406),
+                  std=(0.229, 0.224, 0.225)):
+    """A model's input ``[3, height, width]`` from a PIL ``image``, written out in numpy: RGB, PIL bilinear
+    resize, channel flip (``bgr``), scaling to 0-1 (unless ``raw``), normalisation, HWC -> CHW."""
+    import numpy as np
+    from PIL import Image
+
+    x = np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR)).astype(np.float32)
+    if bgr:
+        x = x[:, :, [2, 1, 0]]
+    if not raw:
+        x = x / np.float32(255)
+    x = (x - np.array(mean, np.float32)) / np.array(std, np.float32)
+    return np.moveaxis(x, 2, 0)

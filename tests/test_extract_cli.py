@@ -5,7 +5,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import torch
-from helpers import onnx_of
+from helpers import onnx_of, transcription
 from PIL import Image
 from torch import nn
 
@@ -68,14 +68,10 @@ def test_fen_checkpoint_and_its_onnx_export_give_the_training_features(tiny_mark
     torch.testing.assert_close(exported.feats, ours.feats, rtol=0, atol=1e-4)
 
 
-def transcription(path, bgr=False, raw=False, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
-    """What the flags say the model receives, written out in numpy, flattened as :class:`Flatten` returns it."""
-    x = np.asarray(Image.open(path).convert("RGB").resize((16, 32), Image.BILINEAR)).astype(np.float32)
-    if bgr:
-        x = x[:, :, [2, 1, 0]]
-    if not raw:
-        x = x / np.float32(255)
-    return np.moveaxis((x - np.float32(mean)) / np.float32(std), 2, 0).reshape(-1)
+def transcription_of(path, **settings):
+    """What the flags say the model receives (:func:`helpers.transcription` of the image at ``path``, 32x16),
+    flattened as :class:`Flatten` returns it."""
+    return transcription(Image.open(path), 32, 16, **settings).reshape(-1)
 
 
 @pytest.mark.parametrize("flags, expected", [
@@ -91,7 +87,7 @@ def test_input_flags_change_the_input_as_written(tiny_market, tmp_path, flags, e
     assert extract(tiny_market, model, tmp_path / "f.npz", *flags, "--batch-size", "5") == 0
     got = FeatureSet.load(tmp_path / "f.npz")
     assert got.feats.shape == (len(got.paths), 3 * 32 * 16)
-    want = np.stack([transcription(p, **expected) for p in got.paths])
+    want = np.stack([transcription_of(p, **expected) for p in got.paths])
     np.testing.assert_allclose(got.feats.numpy(), want, rtol=0, atol=1e-5)
 
 
@@ -99,7 +95,7 @@ def test_height_and_width_flags_size_a_free_input(tiny_market, tmp_path):
     model = onnx_of(Flatten(), tmp_path / "free.onnx", (2, 3, 32, 16), dynamic=(0, 2, 3))
     assert extract(tiny_market, model, tmp_path / "f.npz", "--height", "32", "--width", "16") == 0
     got = FeatureSet.load(tmp_path / "f.npz")
-    np.testing.assert_allclose(got.feats[:3].numpy(), np.stack([transcription(p) for p in got.paths[:3]]),
+    np.testing.assert_allclose(got.feats[:3].numpy(), np.stack([transcription_of(p) for p in got.paths[:3]]),
                                rtol=0, atol=1e-5)
 
 

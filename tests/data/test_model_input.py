@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import transcription
 from PIL import Image
 
 from reidgraph.data.model_input import IMAGENET_MEAN, IMAGENET_STD, ModelInput, imagenet
@@ -12,17 +13,6 @@ from reidgraph.data.transforms import build_transforms
 def image():
     rng = np.random.default_rng(0)
     return Image.fromarray(rng.integers(0, 256, (37, 19, 3), dtype=np.uint8))
-
-
-def transcription(image, height, width, bgr, raw, mean, std):
-    """The input, written out: PIL bilinear resize, channel flip, scaling, normalisation, HWC -> CHW."""
-    x = np.asarray(image.resize((width, height), Image.BILINEAR)).astype(np.float32)
-    if bgr:
-        x = x[:, :, [2, 1, 0]]
-    if not raw:
-        x = x / np.float32(255)
-    x = (x - np.array(mean, np.float32)) / np.array(std, np.float32)
-    return np.moveaxis(x, 2, 0)
 
 
 @pytest.mark.parametrize("order, value_range, mean, std", [
