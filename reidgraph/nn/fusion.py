@@ -214,13 +214,14 @@ def _products_pay(model: torch.nn.Module, images: int, graphs: int, n: int, dim:
     return products < direct
 
 
-def free_memory(device: torch.device) -> int:
+def free_memory(device: torch.device, meminfo: str | None = None) -> int:
     """Bytes still free on ``device``: CUDA's free memory, or the host's available memory (Linux's
-    ``MemAvailable``); ``2**62`` where the host does not say."""
+    ``MemAvailable``, read from ``meminfo``, ``/proc/meminfo``'s text, by default); ``2**62`` where the host
+    does not say."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     try:
-        lines = Path("/proc/meminfo").read_text().splitlines()
+        lines = (Path("/proc/meminfo").read_text() if meminfo is None else meminfo).splitlines()
     except OSError:
         return 2**62
     return next((int(line.split()[1]) * 1024 for line in lines if line.startswith("MemAvailable:")), 2**62)

@@ -140,6 +140,9 @@ def test_the_products_pay_for_many_graphs_not_for_few():
     assert fusion._products_pay(model, 93820, 11659, 151, 2048, budget=6 * 10**9)
     assert not fusion._products_pay(model, 93820, 11659, 151, 2048, budget=4 * 10**9)
     assert fusion.free_memory(torch.device("cpu")) > 0
+    sample = "MemTotal:       16318480 kB\nMemFree:         1203644 kB\nMemAvailable:    9876543 kB\n"
+    assert fusion.free_memory(torch.device("cpu"), sample) == 10_113_580_032  # 9,876,543 KiB in bytes
+    assert fusion.free_memory(torch.device("cpu"), "MemTotal:       16318480 kB\n") == 2**62  # a host that does not say
 
 
 def test_tables_that_do_not_fit_take_the_direct_path(monkeypatch):
