@@ -39,8 +39,7 @@ from .ann import KINDS, AnnIndex, HNSWSettings, IVFSettings, ann_knn
 from .exclusion import drop_excluded, exclusions, mask_excluded
 from .optional import faiss_module, keops_available, keops_cuda, keops_runs
 
-ANN_BACKENDS = KINDS
-BACKENDS = ("auto", "torch", "keops", "faiss", *ANN_BACKENDS)
+BACKENDS = ("auto", "torch", "keops", "faiss", *KINDS)
 # bfloat16 keeps 8 significant bits: rounding a value moves it by at most this fraction.
 _BF16_UNIT = 2.0**-9
 # Candidates kept per row by the bfloat16 screen, as a multiple of k; enough that
@@ -63,7 +62,7 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         raise ValueError("backend='keops' on CUDA: pykeops found no CUDA compiler (nvrtc) and would run its CPU "
                          "kernel on GPU memory; use backend='torch', or point CUDA_PATH at a CUDA toolkit with "
                          "nvrtc (README: kNN backends)")
-    if backend == "faiss" or backend in ANN_BACKENDS:
+    if backend == "faiss" or backend in KINDS:
         faiss_module(f"backend={backend!r}", " or use backend='torch'")
     if backend == "faiss" and device.type != "cpu":
         raise ValueError("backend='faiss' runs on CPU tensors here; use backend='torch' or 'keops' on CUDA")
@@ -135,7 +134,7 @@ def knn(query: Tensor, gallery: Tensor, k: int, backend: str = "auto", exclude: 
     int_in_range("k", k, 1, available, f"the gallery offers {available} neighbors per query")
     int_in_range("chunk_size", chunk_size, 1, 2**31)
     backend = resolve_backend(backend, query.device)
-    if backend in ANN_BACKENDS:
+    if backend in KINDS:
         return ann_knn(query, gallery, k, backend, ann, exclude)
     if ann is not None:
         raise ValueError(f"ann= applies to backend='ivf' or 'hnsw', not {backend!r}; drop it or pick one of those")
