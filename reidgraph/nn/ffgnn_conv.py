@@ -41,7 +41,8 @@ class FFGNNConv(MessagePassing):
           :math:`(|\mathcal{E}|)`; or a sparse adjacency ``adj_t`` of shape
           :math:`(|\mathcal{V}|, |\mathcal{V}|)` whose row :math:`i` holds
           :math:`s_{ij}` (a ``torch.sparse`` tensor or a
-          ``torch_sparse.SparseTensor``), i.e. :math:`S` itself.
+          ``torch_sparse.SparseTensor``), i.e. :math:`S` itself, or :math:`A`
+          with ``normalize=True``.
         - **output:** node features :math:`(|\mathcal{V}|, F)`
     """
 
