@@ -1,7 +1,7 @@
 r"""How closely our k-reciprocal re-ranking ranks as the public codes, on the shared real features.
 
-On each shared feature set (CUHK03-labeled val features of two backbones, under ``--shared``), every
-query's gallery is ranked by:
+On each shared val feature set (CUHK03-labeled through two backbones, Market-1501 through OSNet, under
+``--shared``), every query's gallery is ranked by:
 
 - the public codes, as transcribed in numpy float32 in ``kreciprocal_public.py`` (the one reference, which
   the tests use too), on L2-normalised features:
@@ -13,7 +13,8 @@ query's gallery is ranked by:
 - our sparse :func:`reidgraph.rerank.k_reciprocal` (float32) in each of its variants: ``"torchreid"``
   (the default, ``((2 - 2 cos) / row max)^2``), ``"zhong"`` (``(2 - 2 cos) / row max``), ``"fastreid"`` and
   ``"unscaled"`` (``2 - 2 cos``);
-- no re-ranking, ``2 - 2 cos``, for reference.
+- no re-ranking, ``2 - 2 cos``, and, for reference, the two camera-aware re-rankers people compare with,
+  GCRV and CA-Jaccard (:func:`reidgraph.rerank.rerank`, their papers' defaults).
 
 Every ranking is a stable argsort of its ``[Q, G]`` distances. Printed: the top-10 positional agreement
 of each with each public code,
@@ -34,17 +35,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from kreciprocal_public import fastreid_rerank, re_ranking, squared_euclidean
-from results_io import save
+from kreciprocal_public import INPUTS, fastreid_rerank, re_ranking
+from results_io import cpu, save
 from shared_paths import EPILOG, shared
 
 from reidgraph.evaluation import evaluate_order
 from reidgraph.features import FeatureSet
-from reidgraph.rerank import k_reciprocal
+from reidgraph.rerank import k_reciprocal, rerank
 from reidgraph.rerank.kreciprocal import VARIANTS
 
 FEATURE_SETS = {"osnet_x0_25_msmt17": "features/osnet_x0_25_msmt17/cuhk03_labeled_val.npz",
-                "omz_0277": "features/omz_0277/cuhk03_labeled_val.npz"}
+                "omz_0277": "features/omz_0277/cuhk03_labeled_val.npz",
+                "market1501_osnet_x0_25_msmt17": "features/osnet_x0_25_msmt17/market1501_val.npz"}
+# Camera-aware re-rankers printed beside, for reference: row name -> registry method.
+REFERENCES = {"GCRV": "gcrv", "CA-Jaccard": "ca-jaccard"}
 CONVENTIONS = {"a": "re_ranking, Euclidean distance input (Zhong et al.'s feature script)",
                "b": "re_ranking, squared Euclidean distance input (torchreid's engine, normalize_feature=True)",
                "c": "re_ranking, cosine distance input (torchreid's engine, dist_metric='cosine')",
@@ -59,8 +63,7 @@ def public_order(q: np.ndarray, g: np.ndarray, convention: str, params: dict) ->
     if convention == "d":
         final = fastreid_rerank(q, g, k1, k2, lam)
     else:
-        distance = {"a": lambda a, b: np.sqrt(np.maximum(squared_euclidean(a, b), 0)), "b": squared_euclidean,
-                    "c": lambda a, b: 1 - a @ b.T}[convention]
+        distance = INPUTS[{"a": "euclidean", "b": "squared_euclidean", "c": "cosine"}[convention]]
         final = re_ranking(distance(q, g), distance(q, q), distance(g, g), k1, k2, lam)
     return np.argsort(final, axis=1, kind="stable")
 
@@ -84,6 +87,9 @@ def measure(path: Path, params: dict) -> dict:
     orders = {f"ours, sparse, variant={v!r}": our_order(qf, gf, v, params) for v in VARIANTS}
     orders |= {f"public, ({c}) {what}": public_order(q, g, c, params) for c, what in CONVENTIONS.items()}
     orders["no re-ranking, 2 - 2 cos"] = np.argsort(2 - 2 * q @ g.T, axis=1, kind="stable")
+    for name, method in REFERENCES.items():
+        ranking = rerank(method, qf, gf, query_camids=query.camids, gallery_camids=gallery.camids)
+        orders[name] = torch.cat(list(ranking.order_chunks())).numpy()
     references = {c: orders[f"public, ({c}) {what}"] for c, what in CONVENTIONS.items()}
     labels = (query.pids, gallery.pids, query.camids, gallery.camids)
     rankings = {}
@@ -97,7 +103,7 @@ def measure(path: Path, params: dict) -> dict:
 def print_table(results: dict) -> None:
     params = results["params"]
     print(f"k-reciprocal re-ranking vs the public codes (k1={params['k1']}, k2={params['k2']}, "
-          f"lambda={params['lam']}), CUHK03-labeled val features, L2-normalised")
+          f"lambda={params['lam']}), shared val features, L2-normalised; {results['cpu']}")
     print(f"top-10 agreement: fraction of (query, rank < {TOP}) positions with the same gallery index as the "
           "public code")
     for c, what in CONVENTIONS.items():
@@ -127,7 +133,7 @@ def main() -> None:
     if args.shared is None:
         parser.error("--shared: give the shared folder holding features/, or set REIDGRAPH_SHARED")
     params = {"k1": args.k1, "k2": args.k2, "lam": args.lam}
-    results = {"params": params, "top": TOP, "conventions": CONVENTIONS,
+    results = {"cpu": cpu(), "params": params, "top": TOP, "conventions": CONVENTIONS,
                "feature_sets": {name: measure(args.shared / rel, params) for name, rel in FEATURE_SETS.items()}}
     print_table(results)
     save(args.out, results)

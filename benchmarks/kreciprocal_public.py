@@ -102,6 +102,14 @@ def squared_euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T
 
 
+# The distances each caller of ``re_ranking`` feeds it, of L2-normalised features ``[n, D]``, ``[m, D]``:
+# Zhong et al.'s feature script (Euclidean), torchreid's engine with normalize_feature=True (squared
+# Euclidean) and with dist_metric="cosine" (1 - cos).
+INPUTS = {"euclidean": lambda a, b: np.sqrt(np.maximum(squared_euclidean(a, b), 0)),
+          "squared_euclidean": squared_euclidean,
+          "cosine": lambda a, b: 1 - a @ b.T}
+
+
 def compute_jaccard_distance(features: np.ndarray, k1: int = 20, k2: int = 6) -> np.ndarray:
     r"""fast-reid's ``compute_jaccard_distance`` (``fastreid/utils/compute_dist.py``): ``[N, N]`` ``d_J``.
 

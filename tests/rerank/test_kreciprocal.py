@@ -38,10 +38,9 @@ def re_ranking_of(distance):
 
 
 # Each variant and the public code it claims to match (see the kreciprocal module docstring).
-PUBLIC = {"torchreid's engine, squared Euclidean": ("torchreid", re_ranking_of(public.squared_euclidean)),
-          "torchreid's engine, cosine": ("torchreid", re_ranking_of(lambda a, b: 1 - a @ b.T)),
-          "Zhong et al.'s feature script": ("zhong", re_ranking_of(
-              lambda a, b: np.sqrt(np.maximum(public.squared_euclidean(a, b), 0)))),
+PUBLIC = {"torchreid's engine, squared Euclidean": ("torchreid", re_ranking_of(public.INPUTS["squared_euclidean"])),
+          "torchreid's engine, cosine": ("torchreid", re_ranking_of(public.INPUTS["cosine"])),
+          "Zhong et al.'s feature script": ("zhong", re_ranking_of(public.INPUTS["euclidean"])),
           "fast-reid's evaluator": ("fastreid", public.fastreid_rerank)}
 
 
